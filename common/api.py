@@ -1,0 +1,98 @@
+"""The one place where errors become HTTP responses.
+
+Every API error has the same JSON shape: {"code", "message", "details"}. Views never build error
+JSON by hand; they raise a DomainError (or let DRF raise its own exceptions), and this maps it.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from common.exceptions import DomainError
+
+logger = logging.getLogger(__name__)
+
+# DRF exception class -> stable code (the DRF default codes are not all stable or explicit).
+_DRF_CODES: dict[type, str] = {
+    drf_exceptions.ParseError: "malformed_request",
+    drf_exceptions.AuthenticationFailed: "not_authenticated",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.Throttled: "throttled",
+    drf_exceptions.ValidationError: "invalid",
+}
+
+
+def _validation_details(detail) -> dict:
+    if isinstance(detail, dict):
+        return {
+            field: (_validation_details(value) if isinstance(value, dict) else
+                    [str(item) for item in value] if isinstance(value, list) else [str(value)])
+            for field, value in detail.items()
+        }
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(item) for item in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def error_payload(code: str, message: str, details: dict | None = None) -> dict:
+    return {"code": code, "message": message, "details": details or {}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(exc.as_dict(), status=exc.http_status)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        set_rollback()
+        return Response(
+            error_payload("request_too_large", "The request body is larger than this API accepts."),
+            status=413,
+        )
+    if not isinstance(exc, drf_exceptions.APIException):
+        return None  # a real bug: let Django log it and answer 500 (JSON via handler500)
+
+    set_rollback()
+    code = _DRF_CODES.get(type(exc), getattr(exc, "default_code", "error"))
+    if isinstance(exc, drf_exceptions.ValidationError):
+        payload = error_payload(code, "Some fields are invalid.", _validation_details(exc.detail))
+    elif isinstance(exc, drf_exceptions.ParseError):
+        payload = error_payload(code, f"The request body could not be parsed: {exc.detail}")
+    else:
+        payload = error_payload(code, str(exc.detail))
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    response = Response(payload, status=exc.status_code, headers=headers)
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        response.status_code = 401
+    return response
+
+
+def json_404(request, exception=None):
+    return JsonResponse(error_payload("not_found", "No such URL."), status=404)
+
+
+def json_500(request):
+    return JsonResponse(
+        error_payload("server_error", "Unexpected server error; it has been logged."), status=500
+    )
+
+
+def json_400(request, exception=None):
+    return JsonResponse(error_payload("bad_request", "Bad request."), status=400)

@@ -1,0 +1,75 @@
+"""Idempotent API writes: the same Idempotency-Key replays the first response.
+
+The record is claimed, the write performed and the response stored in ONE transaction, so a crash
+half-way leaves nothing behind and a retry simply runs again. A concurrent duplicate blocks on the
+unique key until the first commits, then receives the stored response. A write that fails with a
+domain error stores nothing (it had no effect), so the client may correct the cause and retry.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from common.auth import caller_owner
+from common.exceptions import (
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    InvalidInput,
+    RequestInProgress,
+)
+from common.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+def request_fingerprint(endpoint: str, payload) -> str:
+    canonical = json.dumps([endpoint, payload], sort_keys=True, cls=JSONEncoder, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_key_from(request) -> str:
+    key = (request.headers.get(HEADER) or "").strip()
+    if not key:
+        raise IdempotencyKeyMissing()
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"{HEADER} is longer than {MAX_KEY_LENGTH} characters.",
+                           details={HEADER: ["too long"]})
+    return key
+
+
+def idempotent(request, *, endpoint: str, perform: Callable[[], Response]) -> Response:
+    """Run `perform` at most once per (caller, Idempotency-Key)."""
+    key = idempotency_key_from(request)
+    owner = caller_owner(request)
+    fingerprint = request_fingerprint(endpoint, request.data)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    owner=owner, key=key, endpoint=endpoint, request_hash=fingerprint
+                )
+        except IntegrityError:
+            return _replay(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
+        response = perform()
+        body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+        record.response_status = response.status_code
+        record.response_body = body
+        record.completed_at = timezone.now()
+        record.save(update_fields=["response_status", "response_body", "completed_at"])
+    return response
+
+
+def _replay(*, owner: str, key: str, endpoint: str, fingerprint: str) -> Response:
+    record = IdempotencyRecord.objects.get(owner=owner, key=key)
+    if record.endpoint != endpoint or record.request_hash != fingerprint:
+        raise IdempotencyKeyReused()
+    if record.response_status is None:  # pragma: no cover - only reachable without a transaction
+        raise RequestInProgress()
+    return Response(record.response_body, status=record.response_status,
+                    headers={"Idempotent-Replayed": "true"})

@@ -1,0 +1,87 @@
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from common.channels import SalesChannel
+
+
+class Scope(models.TextChoices):
+    """What an API key may do. A key holds a list of these."""
+
+    STOCK_READ = "stock:read", "Read stock and availability"
+    STOCK_WRITE = "stock:write", "Move stock (receipts, adjustments, reservations, transfers)"
+    ORDERS_READ = "orders:read", "Read orders"
+    ORDERS_WRITE = "orders:write", "Place and manage orders"
+    CUSTOMERS_RESOLVE = "customers:resolve", "Resolve and identify customers"
+    CUSTOMERS_READ = "customers:read", "Read customer profiles and history"
+    CUSTOMERS_WRITE = "customers:write", "Update customer profiles, identifiers and consents"
+    CUSTOMERS_PRIVACY = "customers:privacy", "Export and erase customer data (GDPR)"
+    PAYMENTS_WRITE = "payments:write", "Add tenders, request refunds"
+    LOYALTY_WRITE = "loyalty:write", "Spend points, redeem coupons"
+    POS_EVENTS = "pos:events", "Post POS events"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys are 32 random bytes: a fast hash is enough (no dictionary to guess from) and keeps
+    # authentication to one indexed lookup per request.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """One key per integration (web storefront, mobile app, marketplace, a POS...).
+
+    Only the SHA-256 of the key is stored; the key itself is shown once, when it is created.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    channel = models.CharField(max_length=20, choices=SalesChannel.choices)
+    scopes = models.JSONField(default=list, help_text="List of scopes, e.g. [\"stock:read\"].")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def generate_raw_key() -> str:
+        return "osk_" + secrets.token_urlsafe(32)
+
+    def set_key(self, raw_key: str) -> None:
+        self.prefix = raw_key[:12]
+        self.key_hash = hash_api_key(raw_key)
+
+    def has_scopes(self, scopes) -> bool:
+        return set(scopes).issubset(set(self.scopes or []))
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a write, kept so that a retry with the same key gets it again."""
+
+    owner = models.CharField(max_length=64, help_text="API key id or user id the key belongs to.")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="uniq_idempotency_owner_key")
+        ]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.owner}:{self.key}"

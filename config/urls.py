@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common.views import healthz
+
+admin.site.site_header = "Omnistock back office"
+admin.site.site_title = "Omnistock"
+
+api_v1 = [
+    path("", include("stores.api.urls")),
+    path("", include("inventory.api.urls")),
+    path("", include("customers.api.urls")),
+    path("", include("orders.api.urls")),
+    path("", include("integrations.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "common.api.json_400"
+handler404 = "common.api.json_404"
+handler500 = "common.api.json_500"

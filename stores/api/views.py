@@ -1,0 +1,67 @@
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.models import Scope
+from stores.models import Closure, Location, OpeningHours
+from stores.selectors import location_get, location_ready_by, locations_with_calendar
+
+
+class OpeningHoursSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OpeningHours
+        fields = ["weekday", "opens_at", "closes_at"]
+
+
+class ClosureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Closure
+        fields = ["date", "reason"]
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    opening_hours = OpeningHoursSerializer(many=True, read_only=True)
+    closures = ClosureSerializer(many=True, read_only=True)
+    ready_by_if_ordered_now = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Location
+        fields = ["code", "name", "kind", "address_line", "postcode", "city", "country",
+                  "latitude", "longitude", "timezone", "is_active", "allows_pickup",
+                  "ships_from_location", "receives_transfers", "preparation_minutes",
+                  "pickup_hold_days", "opening_hours", "closures", "ready_by_if_ordered_now"]
+
+    def get_ready_by_if_ordered_now(self, location) -> str | None:
+        ready_by = location_ready_by(location)
+        return ready_by.isoformat() if ready_by else None
+
+
+class LocationFilter(django_filters.FilterSet):
+    city = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Location
+        fields = ["kind", "allows_pickup", "ships_from_location", "is_active", "city"]
+
+
+class LocationListApi(generics.ListAPIView):
+    """Warehouses and stores, with opening hours and the pickup promise of an order placed now."""
+
+    required_scopes = [Scope.STOCK_READ]
+    serializer_class = LocationSerializer
+    filterset_class = LocationFilter
+
+    def get_queryset(self):
+        return locations_with_calendar().order_by("code")
+
+
+class LocationDetailApi(APIView):
+    required_scopes = [Scope.STOCK_READ]
+
+    @extend_schema(responses=LocationSerializer)
+    def get(self, request, code: str):
+        location = location_get(code=code)
+        location = locations_with_calendar().get(pk=location.pk)
+        return Response(LocationSerializer(location).data)
