@@ -166,13 +166,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
-                           "description": "`Api-Key <key>`"},
-        }
-    },
-    "SECURITY": [{"ApiKeyAuth": []}],
 }
 
 # Largest request body accepted by the API (webhooks included): larger ones get 413.

@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand
+
+from common import demo
+
+
+class Command(BaseCommand):
+    help = "Print where the API docs, the admin and the demo credentials are."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, host: str, port: str, **options):
+        base = f"http://{host}:{port}"
+        username, password = demo.DEMO_STAFF
+        web_key = demo.DEMO_KEYS["demo-web-storefront"][0]
+        pos_key = demo.DEMO_KEYS["demo-pos"][0]
+        self.stdout.write(f"""
+==============================================================================
+ Omnistock is starting on {base}
+   API docs (Swagger UI) : {base}/api/docs/
+   OpenAPI schema        : {base}/api/schema/
+   Admin (back office)   : {base}/admin/   login: {username} / {password}
+   Health                : {base}/healthz
+   Demo API keys         : web storefront  Authorization: Api-Key {web_key}
+                           store till      Authorization: Api-Key {pos_key}
+ Try:  curl -H "Authorization: Api-Key {web_key}" \\
+         "{base}/api/v1/availability/near/?sku=TEE-NVY-M&lat=48.8566&lon=2.3522"
+==============================================================================
+""")
