@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -190,9 +192,36 @@ def _compile(mapping: dict[str, list[str]], into: dict[str, list[re.Pattern]]) -
         into.setdefault(kind or "*", []).extend(re.compile(p, re.IGNORECASE) for p in patterns)
 
 
+_junk_cache: tuple[float, JunkRules] | None = None
+_junk_lock = threading.Lock()
+
+
+def junk_rules_clear() -> None:
+    """Forget the cached rules (on a change of a junk pattern or a location, or of settings)."""
+    global _junk_cache
+    _junk_cache = None
+
+
 def junk_rules() -> JunkRules:
     """The placeholder values in force: settings (or defaults), extra settings, admin patterns,
-    and every location's own phone number (a till clerk types the store's number)."""
+    and every location's own phone number (a till clerk types the store's number).
+
+    Cached in the process for settings.CUSTOMERS_JUNK_CACHE_SECONDS (default 60) so that a resolve
+    is one query; a change saved in this process clears the cache at once, other processes see it
+    within that delay."""
+    global _junk_cache
+    ttl = getattr(settings, "CUSTOMERS_JUNK_CACHE_SECONDS", 60)
+    cached = _junk_cache
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    with _junk_lock:
+        rules = _junk_rules_load()
+        if ttl > 0:
+            _junk_cache = (time.monotonic() + ttl, rules)
+    return rules
+
+
+def _junk_rules_load() -> JunkRules:
     from stores.models import Location
 
     patterns: dict[str, list[re.Pattern]] = {}

@@ -194,7 +194,8 @@ class IdentifierInputSerializer(serializers.Serializer):
 class ConsentChangeSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
     channel = serializers.CharField(
-        max_length=10, help_text="One of: " + ", ".join(ConsentChannel.values) + ".")
+        max_length=10, help_text="One of: " + ", ".join(ConsentChannel.values) + "."
+    )
     granted = serializers.BooleanField()
     wording_version = serializers.CharField(max_length=40)
 

@@ -200,10 +200,20 @@ def test_resolve_by_each_kind_and_by_reference_or_number():
 
 def test_resolving_one_email_is_one_query(django_assert_num_queries):
     identify(email="fast@mail.fr")
+    selectors.customer_resolve_one(kind="email", value="other@mail.fr")  # placeholder rules cached
 
-    # the junk rules read two small tables (extra patterns, store phones), then one lookup
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(1):
         assert selectors.customer_resolve_one(kind="email", value="fast@mail.fr") is not None
+
+
+def test_a_junk_pattern_or_store_phone_saved_now_applies_at_once_despite_the_cache():
+    identify(email="warm@mail.fr")  # the placeholder rules are now cached
+
+    JunkIdentifierPattern.objects.create(kind="email", pattern=r"magasin@.*")
+    LocationFactory(code="LYON01", phone="04 72 00 00 01")
+    result = identify(email="magasin@boutique.fr", phone="0472000001", card="REAL-CARD")
+
+    assert sorted(i.kind for i in result.ignored) == ["email", "phone"]
 
 
 def test_luhn_check_digit_catches_a_mistyped_digit():
