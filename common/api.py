@@ -35,8 +35,13 @@ _DRF_CODES: dict[type, str] = {
 def _validation_details(detail) -> dict:
     if isinstance(detail, dict):
         return {
-            field: (_validation_details(value) if isinstance(value, dict) else
-                    [str(item) for item in value] if isinstance(value, list) else [str(value)])
+            field: (
+                _validation_details(value)
+                if isinstance(value, dict)
+                else [str(item) for item in value]
+                if isinstance(value, list)
+                else [str(value)]
+            )
             for field, value in detail.items()
         }
     if isinstance(detail, list):

@@ -2,7 +2,10 @@ from django.db import models
 
 
 class SalesChannel(models.TextChoices):
-    """Where a request comes from. Online channels respect the safety stock; the store till does not."""
+    """Where a request comes from.
+
+    Online channels respect the safety stock; the store till does not.
+    """
 
     WEB = "web", "Web shop"
     APP = "app", "Mobile app"

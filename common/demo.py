@@ -20,41 +20,174 @@ from stores.models import Closure, Location, LocationKind, OpeningHours
 DEMO_STAFF = ("admin", "admin")
 DEMO_KEYS = {
     # name: (raw key, channel, scopes)
-    "demo-web-storefront": ("osk_demo_web_storefront_key", "web",
-                            [Scope.STOCK_READ, Scope.ORDERS_READ, Scope.ORDERS_WRITE,
-                             Scope.CUSTOMERS_RESOLVE, Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE,
-                             Scope.PAYMENTS_WRITE, Scope.LOYALTY_WRITE]),
-    "demo-pos": ("osk_demo_pos_key", "store",
-                 [Scope.STOCK_READ, Scope.STOCK_WRITE, Scope.CUSTOMERS_RESOLVE, Scope.POS_EVENTS,
-                  Scope.LOYALTY_WRITE, Scope.PAYMENTS_WRITE]),
+    "demo-web-storefront": (
+        "osk_demo_web_storefront_key",
+        "web",
+        [
+            Scope.STOCK_READ,
+            Scope.ORDERS_READ,
+            Scope.ORDERS_WRITE,
+            Scope.CUSTOMERS_RESOLVE,
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+            Scope.PAYMENTS_WRITE,
+            Scope.LOYALTY_WRITE,
+        ],
+    ),
+    "demo-pos": (
+        "osk_demo_pos_key",
+        "store",
+        [
+            Scope.STOCK_READ,
+            Scope.STOCK_WRITE,
+            Scope.CUSTOMERS_RESOLVE,
+            Scope.POS_EVENTS,
+            Scope.LOYALTY_WRITE,
+            Scope.PAYMENTS_WRITE,
+        ],
+    ),
     "demo-back-office": ("osk_demo_back_office_key", "backoffice", [s.value for s in Scope]),
 }
 
-WAREHOUSE = ("WH-IDF", "Entrepôt Île-de-France", "Bussy-Saint-Georges", "77600",
-             "2 avenue de l'Europe", "48.840600", "2.701000")
+WAREHOUSE = (
+    "WH-IDF",
+    "Entrepôt Île-de-France",
+    "Bussy-Saint-Georges",
+    "77600",
+    "2 avenue de l'Europe",
+    "48.840600",
+    "2.701000",
+)
 # code, name, city, postcode, street, latitude, longitude, Sunday opening?
 STORES = [
-    ("PARIS-RIVOLI", "Paris Rivoli", "Paris", "75001", "112 rue de Rivoli", "48.860600", "2.340500", True),
-    ("PARIS-MARAIS", "Paris Marais", "Paris", "75004", "24 rue des Francs-Bourgeois", "48.857500", "2.359200", True),
-    ("LYON-REPUBLIQUE", "Lyon République", "Lyon", "69002", "45 rue de la République", "45.763300", "4.835700", False),
-    ("MARSEILLE-CANEB", "Marseille Canebière", "Marseille", "13001", "60 La Canebière", "43.297600", "5.378600", False),
-    ("BORDEAUX-STECATH", "Bordeaux Sainte-Catherine", "Bordeaux", "33000", "80 rue Sainte-Catherine", "44.840000", "-0.573500", False),
-    ("LILLE-GRANDPLACE", "Lille Grand Place", "Lille", "59000", "10 place du Général de Gaulle", "50.636800", "3.063500", False),
-    ("TOULOUSE-CAPITOLE", "Toulouse Capitole", "Toulouse", "31000", "5 rue du Taur", "43.604500", "1.444000", False),
-    ("NANTES-COMMERCE", "Nantes Commerce", "Nantes", "44000", "2 place du Commerce", "47.213000", "-1.559600", False),
-    ("STRASBOURG-KLEBER", "Strasbourg Kléber", "Strasbourg", "67000", "1 place Kléber", "48.583300", "7.745800", False),
-    ("NICE-MASSENA", "Nice Masséna", "Nice", "06000", "12 avenue Jean Médecin", "43.700600", "7.267900", True),
-    ("RENNES-REPUBLIQUE", "Rennes République", "Rennes", "35000", "3 quai Lamartine", "48.110800", "-1.679700", False),
+    (
+        "PARIS-RIVOLI",
+        "Paris Rivoli",
+        "Paris",
+        "75001",
+        "112 rue de Rivoli",
+        "48.860600",
+        "2.340500",
+        True,
+    ),
+    (
+        "PARIS-MARAIS",
+        "Paris Marais",
+        "Paris",
+        "75004",
+        "24 rue des Francs-Bourgeois",
+        "48.857500",
+        "2.359200",
+        True,
+    ),
+    (
+        "LYON-REPUBLIQUE",
+        "Lyon République",
+        "Lyon",
+        "69002",
+        "45 rue de la République",
+        "45.763300",
+        "4.835700",
+        False,
+    ),
+    (
+        "MARSEILLE-CANEB",
+        "Marseille Canebière",
+        "Marseille",
+        "13001",
+        "60 La Canebière",
+        "43.297600",
+        "5.378600",
+        False,
+    ),
+    (
+        "BORDEAUX-STECATH",
+        "Bordeaux Sainte-Catherine",
+        "Bordeaux",
+        "33000",
+        "80 rue Sainte-Catherine",
+        "44.840000",
+        "-0.573500",
+        False,
+    ),
+    (
+        "LILLE-GRANDPLACE",
+        "Lille Grand Place",
+        "Lille",
+        "59000",
+        "10 place du Général de Gaulle",
+        "50.636800",
+        "3.063500",
+        False,
+    ),
+    (
+        "TOULOUSE-CAPITOLE",
+        "Toulouse Capitole",
+        "Toulouse",
+        "31000",
+        "5 rue du Taur",
+        "43.604500",
+        "1.444000",
+        False,
+    ),
+    (
+        "NANTES-COMMERCE",
+        "Nantes Commerce",
+        "Nantes",
+        "44000",
+        "2 place du Commerce",
+        "47.213000",
+        "-1.559600",
+        False,
+    ),
+    (
+        "STRASBOURG-KLEBER",
+        "Strasbourg Kléber",
+        "Strasbourg",
+        "67000",
+        "1 place Kléber",
+        "48.583300",
+        "7.745800",
+        False,
+    ),
+    (
+        "NICE-MASSENA",
+        "Nice Masséna",
+        "Nice",
+        "06000",
+        "12 avenue Jean Médecin",
+        "43.700600",
+        "7.267900",
+        True,
+    ),
+    (
+        "RENNES-REPUBLIQUE",
+        "Rennes République",
+        "Rennes",
+        "35000",
+        "3 quai Lamartine",
+        "48.110800",
+        "-1.679700",
+        False,
+    ),
 ]
 PRODUCTS = [
-    ("TEE", "Organic cotton T-shirt", "tops"), ("POLO", "Piqué polo", "tops"),
-    ("SHIRT", "Oxford shirt", "shirts"), ("LINEN", "Linen shirt", "shirts"),
-    ("KNIT", "Merino crew-neck", "knitwear"), ("CARDI", "Cardigan", "knitwear"),
-    ("CHINO", "Slim chino", "trousers"), ("JEAN", "Straight jeans", "denim"),
-    ("DRESS", "Wrap dress", "dresses"), ("SKIRT", "Pleated skirt", "skirts"),
-    ("JACKET", "Denim jacket", "outerwear"), ("COAT", "Wool coat", "outerwear"),
-    ("TRENCH", "Trench coat", "outerwear"), ("HOOD", "Hoodie", "sweatshirts"),
-    ("SWEAT", "Crew sweatshirt", "sweatshirts"), ("SHORT", "Bermuda shorts", "trousers"),
+    ("TEE", "Organic cotton T-shirt", "tops"),
+    ("POLO", "Piqué polo", "tops"),
+    ("SHIRT", "Oxford shirt", "shirts"),
+    ("LINEN", "Linen shirt", "shirts"),
+    ("KNIT", "Merino crew-neck", "knitwear"),
+    ("CARDI", "Cardigan", "knitwear"),
+    ("CHINO", "Slim chino", "trousers"),
+    ("JEAN", "Straight jeans", "denim"),
+    ("DRESS", "Wrap dress", "dresses"),
+    ("SKIRT", "Pleated skirt", "skirts"),
+    ("JACKET", "Denim jacket", "outerwear"),
+    ("COAT", "Wool coat", "outerwear"),
+    ("TRENCH", "Trench coat", "outerwear"),
+    ("HOOD", "Hoodie", "sweatshirts"),
+    ("SWEAT", "Crew sweatshirt", "sweatshirts"),
+    ("SHORT", "Bermuda shorts", "trousers"),
 ]
 SIZES = ["XS", "S", "M", "L", "XL"]
 COLOURS = [("NVY", "navy"), ("BLK", "black"), ("WHT", "white"), ("OLV", "olive"), ("ECR", "ecru")]
@@ -73,14 +206,22 @@ def load(*, seed: int = 7) -> bool:
         _api_keys()
         _staff()
     stock.stock_receive(
-        location_id=warehouse.pk, idempotency_key="demo:receipt:warehouse", reference="DEMO-INIT",
+        location_id=warehouse.pk,
+        idempotency_key="demo:receipt:warehouse",
+        reference="DEMO-INIT",
         lines=[(sku.pk, rng.randint(20, 300)) for sku in skus if rng.random() > 0.03],
     )
     for store in stores:
         # Stores stock a part of the range, often one or two units: some are out of some SKUs.
-        lines = [(sku.pk, rng.choice([1, 1, 2, 2, 3, 4, 6, 10])) for sku in skus if rng.random() < 0.55]
-        stock.stock_receive(location_id=store.pk, idempotency_key=f"demo:receipt:{store.code}",
-                            reference="DEMO-INIT", lines=lines)
+        lines = [
+            (sku.pk, rng.choice([1, 1, 2, 2, 3, 4, 6, 10])) for sku in skus if rng.random() < 0.55
+        ]
+        stock.stock_receive(
+            location_id=store.pk,
+            idempotency_key=f"demo:receipt:{store.code}",
+            reference="DEMO-INIT",
+            lines=lines,
+        )
     stock.safety_stock_set(location_id=warehouse.pk, quantity=5)
     for store in stores:
         stock.safety_stock_set(location_id=store.pk, quantity=1)
@@ -91,12 +232,23 @@ def _location(row, *, kind=LocationKind.STORE, sunday=False) -> Location:
     code, name, city, postcode, street, latitude, longitude = row
     is_store = kind == LocationKind.STORE
     location = Location.objects.create(
-        code=code, name=name, kind=kind, city=city, postcode=postcode, address_line=street,
-        latitude=Decimal(latitude), longitude=Decimal(longitude), timezone="Europe/Paris",
-        allows_pickup=is_store, ships_from_location=not is_store or code in {"PARIS-RIVOLI", "LYON-REPUBLIQUE"},
-        preparation_minutes=120 if is_store else 240, pickup_hold_days=7,
-        routing_priority=10 if not is_store else 50, low_stock_threshold=1 if is_store else 10,
-        daily_order_capacity=60 if is_store else None, phone="0140000000" if code.startswith("PARIS") else "",
+        code=code,
+        name=name,
+        kind=kind,
+        city=city,
+        postcode=postcode,
+        address_line=street,
+        latitude=Decimal(latitude),
+        longitude=Decimal(longitude),
+        timezone="Europe/Paris",
+        allows_pickup=is_store,
+        ships_from_location=not is_store or code in {"PARIS-RIVOLI", "LYON-REPUBLIQUE"},
+        preparation_minutes=120 if is_store else 240,
+        pickup_hold_days=7,
+        routing_priority=10 if not is_store else 50,
+        low_stock_threshold=1 if is_store else 10,
+        daily_order_capacity=60 if is_store else None,
+        phone="0140000000" if code.startswith("PARIS") else "",
     )
     if is_store:
         hours = [(day, time(10), time(19, 30)) for day in range(5)] + [(5, time(10), time(20))]
@@ -104,10 +256,15 @@ def _location(row, *, kind=LocationKind.STORE, sunday=False) -> Location:
             hours.append((6, time(11), time(19)))
     else:  # the warehouse works in two shifts on weekdays
         hours = [(day, time(6), time(22)) for day in range(5)]
-    OpeningHours.objects.bulk_create([OpeningHours(location=location, weekday=d, opens_at=o, closes_at=c)
-                                      for d, o, c in hours])
-    Closure.objects.bulk_create([Closure(location=location, date=day, reason="Public holiday")
-                                 for day in FRENCH_HOLIDAYS_2026_27])
+    OpeningHours.objects.bulk_create(
+        [OpeningHours(location=location, weekday=d, opens_at=o, closes_at=c) for d, o, c in hours]
+    )
+    Closure.objects.bulk_create(
+        [
+            Closure(location=location, date=day, reason="Public holiday")
+            for day in FRENCH_HOLIDAYS_2026_27
+        ]
+    )
     return location
 
 
@@ -117,11 +274,15 @@ def _skus() -> list[Sku]:
         for colour_code, colour in COLOURS:
             for size in SIZES:
                 number += 1
-                skus.append(Sku(
-                    code=f"{product_code}-{colour_code}-{size}", name=f"{product_name}, {colour}, {size}",
-                    barcode=gtin_with_check_digit(f"376012345{number:03d}"), category=category,
-                    attributes={"size": size, "colour": colour, "model": product_code},
-                ))
+                skus.append(
+                    Sku(
+                        code=f"{product_code}-{colour_code}-{size}",
+                        name=f"{product_name}, {colour}, {size}",
+                        barcode=gtin_with_check_digit(f"376012345{number:03d}"),
+                        category=category,
+                        attributes={"size": size, "colour": colour, "model": product_code},
+                    )
+                )
     return Sku.objects.bulk_create(skus)
 
 
@@ -134,5 +295,6 @@ def _api_keys() -> None:
 
 def _staff() -> None:
     username, password = DEMO_STAFF
-    get_user_model().objects.create_superuser(username=username, email="admin@example.com",
-                                              password=password)
+    get_user_model().objects.create_superuser(
+        username=username, email="admin@example.com", password=password
+    )

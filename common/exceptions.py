@@ -1,7 +1,7 @@
 """Domain errors. Services raise them; `common.api.exception_handler` turns them into JSON.
 
-Each error has a stable machine-readable `code` (clients switch on it, never on the message), an HTTP
-status, a human message and optional per-field `details`.
+Each error has a stable machine-readable `code` (clients switch on it, never on the message),
+an HTTP status, a human message and optional per-field `details`.
 """
 
 from typing import Any

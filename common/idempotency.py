@@ -29,7 +29,9 @@ MAX_KEY_LENGTH = 255
 
 
 def request_fingerprint(endpoint: str, payload) -> str:
-    canonical = json.dumps([endpoint, payload], sort_keys=True, cls=JSONEncoder, separators=(",", ":"))
+    canonical = json.dumps(
+        [endpoint, payload], sort_keys=True, cls=JSONEncoder, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -38,8 +40,9 @@ def idempotency_key_from(request) -> str:
     if not key:
         raise IdempotencyKeyMissing()
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"{HEADER} is longer than {MAX_KEY_LENGTH} characters.",
-                           details={HEADER: ["too long"]})
+        raise InvalidInput(
+            f"{HEADER} is longer than {MAX_KEY_LENGTH} characters.", details={HEADER: ["too long"]}
+        )
     return key
 
 
@@ -71,5 +74,6 @@ def _replay(*, owner: str, key: str, endpoint: str, fingerprint: str) -> Respons
         raise IdempotencyKeyReused()
     if record.response_status is None:  # pragma: no cover - only reachable without a transaction
         raise RequestInProgress()
-    return Response(record.response_body, status=record.response_status,
-                    headers={"Idempotent-Replayed": "true"})
+    return Response(
+        record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+    )

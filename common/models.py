@@ -39,7 +39,7 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=12, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     channel = models.CharField(max_length=20, choices=SalesChannel.choices)
-    scopes = models.JSONField(default=list, help_text="List of scopes, e.g. [\"stock:read\"].")
+    scopes = models.JSONField(default=list, help_text='List of scopes, e.g. ["stock:read"].')
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -18,24 +18,32 @@ def currency_exponent(currency: str) -> int:
     try:
         return CURRENCY_DECIMALS[currency]
     except KeyError:
-        raise InvalidInput(f"Unsupported currency {currency!r}.",
-                           details={"currency": [f"one of {sorted(CURRENCY_DECIMALS)}"]}) from None
+        raise InvalidInput(
+            f"Unsupported currency {currency!r}.",
+            details={"currency": [f"one of {sorted(CURRENCY_DECIMALS)}"]},
+        ) from None
 
 
 def parse_amount(value, currency: str, *, field: str = "amount") -> Decimal:
     """Parse a client amount strictly: no floats, no more decimals than the currency has."""
     if isinstance(value, float):
-        raise InvalidInput("Send amounts as strings or integers, not floats.", details={field: ["float"]})
+        raise InvalidInput(
+            "Send amounts as strings or integers, not floats.", details={field: ["float"]}
+        )
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"{value!r} is not an amount.", details={field: ["not a number"]}) from None
+        raise InvalidInput(
+            f"{value!r} is not an amount.", details={field: ["not a number"]}
+        ) from None
     if not amount.is_finite():
         raise InvalidInput("Amount must be finite.", details={field: ["not finite"]})
     exponent = currency_exponent(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-exponent)):
-        raise InvalidInput(f"{currency} amounts have at most {exponent} decimals.",
-                           details={field: ["too many decimals"]})
+        raise InvalidInput(
+            f"{currency} amounts have at most {exponent} decimals.",
+            details={field: ["too many decimals"]},
+        )
     return amount
 
 

@@ -8,6 +8,10 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     name = "ApiKeyAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Api-Key <key>` — one key per integration, bound to a sales "
-                               "channel and to scopes."}
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>` — one key per integration, bound to a sales "
+            "channel and to scopes.",
+        }

@@ -30,7 +30,11 @@ def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> 
 
 
 def verify_signature(
-    *, header: str | None, body: bytes, secrets: Iterable[str], tolerance_seconds: int,
+    *,
+    header: str | None,
+    body: bytes,
+    secrets: Iterable[str],
+    tolerance_seconds: int,
     now: float | None = None,
 ) -> int:
     """Return the signed timestamp, or raise SignatureInvalid. Any of `secrets` may match."""

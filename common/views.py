@@ -27,5 +27,7 @@ def healthz(request):
             checks["broker"] = {"ok": False, "error": type(exc).__name__}
     else:
         checks["broker"] = {"ok": True, "mode": "in-process (no REDIS_URL)"}
-    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
-                        status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )

@@ -31,7 +31,9 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
 if not DEBUG and SECRET_KEY.startswith("dev-only"):
     raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
+]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -82,7 +84,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     # SQLite serialises writers; wait for the lock instead of failing, and take it at BEGIN so a
@@ -94,9 +98,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and Celery -----------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# In-process cache for values that are safe to keep per process: versioned entries (never
+# stale) and short-lived flags.
+CACHES["local"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "omnistock-local",
+    "OPTIONS": {"MAX_ENTRIES": env_int("LOCAL_CACHE_MAX_ENTRIES", 5000)},
+}
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
@@ -154,14 +167,16 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 if DEBUG:
-    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
+        "rest_framework.renderers.BrowsableAPIRenderer"
+    )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Omnistock API",
     "DESCRIPTION": (
         "One stock, one customer, every channel. Authenticate with `Authorization: Api-Key <key>`; "
         "every write takes an `Idempotency-Key` header. Errors are JSON: "
-        "`{\"code\": ..., \"message\": ..., \"details\": {...}}`."
+        '`{"code": ..., "message": ..., "details": {...}}`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -177,9 +192,10 @@ OMNISTOCK = {
     "RESERVATION_DEFAULT_TTL_SECONDS": env_int("RESERVATION_DEFAULT_TTL_SECONDS", 30 * 60),
     # Upper bound on one stock quantity in one request: guards against absurd input.
     "MAX_QUANTITY_PER_LINE": env_int("MAX_QUANTITY_PER_LINE", 100_000),
-    # Availability answers are cached this many seconds at most (invalidated on every change of
-    # the SKU, so this only bounds staleness across processes without a shared cache).
-    "AVAILABILITY_CACHE_SECONDS": env_int("AVAILABILITY_CACHE_SECONDS", 2),
+    # Availability answers are cached per SKU under a version bumped by every committed change
+    # of that SKU. With Redis (shared) they are as fresh as the database and may live long; with
+    # the embedded per-process cache, this bounds how long another process's change can be unseen.
+    "AVAILABILITY_CACHE_SECONDS": env_int("AVAILABILITY_CACHE_SECONDS", 300 if REDIS_URL else 2),
     # Outbound webhooks: signature tolerance and retry policy.
     "WEBHOOK_TIMEOUT_SECONDS": env_int("WEBHOOK_TIMEOUT_SECONDS", 5),
     "WEBHOOK_MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 8),

@@ -42,8 +42,16 @@ def retry_deliveries(modeladmin, request, queryset):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "endpoint", "event", "status", "attempts", "last_response_status",
-                    "next_attempt_at", "delivered_at"]
+    list_display = [
+        "id",
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "last_response_status",
+        "next_attempt_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "endpoint"]
     list_select_related = ["endpoint", "event"]
     inlines = [AttemptInline]

@@ -20,8 +20,11 @@ class OutboxEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            models.Index(fields=["id"], condition=models.Q(dispatched_at__isnull=True),
-                         name="outbox_undispatched"),
+            models.Index(
+                fields=["id"],
+                condition=models.Q(dispatched_at__isnull=True),
+                name="outbox_undispatched",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -35,11 +38,16 @@ def generate_webhook_secret() -> str:
 class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100, unique=True)
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=100, default=generate_webhook_secret,
-                              help_text="Shared secret the receiver uses to check our signature.")
+    secret = models.CharField(
+        max_length=100,
+        default=generate_webhook_secret,
+        help_text="Shared secret the receiver uses to check our signature.",
+    )
     topics = models.JSONField(
-        default=list, blank=True,
-        help_text='Topics to receive, e.g. ["stock.available_changed", "stock.low"]; empty: all.')
+        default=list,
+        blank=True,
+        help_text='Topics to receive, e.g. ["stock.available_changed", "stock.low"]; empty: all.',
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -58,9 +66,13 @@ class DeliveryStatus(models.TextChoices):
 
 
 class WebhookDelivery(models.Model):
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
     event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -71,7 +83,9 @@ class WebhookDelivery(models.Model):
     class Meta:
         verbose_name_plural = "webhook deliveries"
         constraints = [
-            models.UniqueConstraint(fields=["endpoint", "event"], name="uniq_delivery_endpoint_event"),
+            models.UniqueConstraint(
+                fields=["endpoint", "event"], name="uniq_delivery_endpoint_event"
+            ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
@@ -80,7 +94,9 @@ class WebhookDelivery(models.Model):
 
 
 class DeliveryAttempt(models.Model):
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
     attempted_at = models.DateTimeField()
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)

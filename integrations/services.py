@@ -8,7 +8,7 @@ import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
@@ -26,18 +26,21 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Omnistock-Signature"
 _ENDPOINTS_CACHE_KEY = "webhooks:active-endpoint-count"
+local_cache = caches["local"]
 
 
 def _active_endpoint_count() -> int:
-    count = cache.get(_ENDPOINTS_CACHE_KEY)
+    # Per process, 30 s: a new endpoint may wait that long for its first after-commit dispatch
+    # (the beat task drains the outbox meanwhile); the stock hot path saves a round trip.
+    count = local_cache.get(_ENDPOINTS_CACHE_KEY)
     if count is None:
         count = WebhookEndpoint.objects.filter(is_active=True).count()
-        cache.set(_ENDPOINTS_CACHE_KEY, count, 30)
+        local_cache.set(_ENDPOINTS_CACHE_KEY, count, 30)
     return count
 
 
 def endpoints_changed() -> None:
-    cache.delete(_ENDPOINTS_CACHE_KEY)
+    local_cache.delete(_ENDPOINTS_CACHE_KEY)
 
 
 def events_record(events: list[tuple[str, dict]], *, occurred_at: datetime | None = None) -> None:
@@ -50,8 +53,20 @@ def events_record(events: list[tuple[str, dict]], *, occurred_at: datetime | Non
         return
     occurred_at = occurred_at or timezone.now()
     OutboxEvent.objects.bulk_create(
-        [OutboxEvent(topic=topic, payload=payload, occurred_at=occurred_at) for topic, payload in events]
+        [
+            OutboxEvent(topic=topic, payload=payload, occurred_at=occurred_at)
+            for topic, payload in events
+        ]
     )
+    outbox_notify()
+
+
+def outbox_notify() -> None:
+    """After the current transaction commits, dispatch the outbox (when anyone subscribes).
+
+    For writers that insert OutboxEvent rows themselves (the stock ledger does, in the same SQL
+    statement as the position update); the beat task drains the outbox too, as a safety net.
+    """
     if _active_endpoint_count():
         from integrations.tasks import outbox_dispatch_task
 
@@ -76,7 +91,9 @@ def outbox_dispatch(*, batch_size: int = 500) -> int:
         now = timezone.now()
         deliveries = [
             WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now)
-            for event in events for endpoint in endpoints if endpoint.wants(event.topic)
+            for event in events
+            for endpoint in endpoints
+            if endpoint.wants(event.topic)
         ]
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=now)
@@ -90,7 +107,9 @@ def deliveries_attempt_due(*, limit: int = 200) -> int:
         WebhookDelivery.objects.filter(
             status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
             next_attempt_at__lte=timezone.now(),
-        ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
     for delivery_id in due_ids:
         delivery_attempt(delivery_id=delivery_id)
@@ -103,8 +122,12 @@ def backoff_delay(attempts: int) -> timedelta:
 
 
 def event_body(event: OutboxEvent) -> bytes:
-    body = {"id": event.pk, "topic": event.topic, "occurred_at": event.occurred_at,
-            "data": event.payload}
+    body = {
+        "id": event.pk,
+        "topic": event.topic,
+        "occurred_at": event.occurred_at,
+        "data": event.payload,
+    }
     return json.dumps(body, cls=JSONEncoder, separators=(",", ":")).encode()
 
 
@@ -113,7 +136,8 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
     # while this one is on the network.
     now = timezone.now()
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
+        pk=delivery_id,
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
         next_attempt_at__lte=now,
     ).update(next_attempt_at=now + timedelta(minutes=5))
     delivery = WebhookDelivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
@@ -122,7 +146,9 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
 
     body = event_body(delivery.event)
     request = urllib.request.Request(  # noqa: S310 - URL set by staff in the admin, http(s) only
-        delivery.endpoint.url, data=body, method="POST",
+        delivery.endpoint.url,
+        data=body,
+        method="POST",
         headers={
             "Content-Type": "application/json",
             "User-Agent": "omnistock-webhooks/1",
@@ -161,16 +187,29 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = attempted_at + backoff_delay(delivery.attempts)
     with transaction.atomic():
-        delivery.save(update_fields=["attempts", "last_response_status", "last_error", "status",
-                                     "delivered_at", "next_attempt_at"])
-        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=attempted_at,
-                                       response_status=status_code, error=error,
-                                       duration_ms=duration_ms)
+        delivery.save(
+            update_fields=[
+                "attempts",
+                "last_response_status",
+                "last_error",
+                "status",
+                "delivered_at",
+                "next_attempt_at",
+            ]
+        )
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            attempted_at=attempted_at,
+            response_status=status_code,
+            error=error,
+            duration_ms=duration_ms,
+        )
     return delivery
 
 
 def delivery_retry_now(*, delivery_id: int) -> None:
     """Staff action: try a failed or dead delivery again at once."""
     WebhookDelivery.objects.filter(pk=delivery_id).exclude(status=DeliveryStatus.SUCCEEDED).update(
-        status=DeliveryStatus.FAILED, next_attempt_at=timezone.now())
+        status=DeliveryStatus.FAILED, next_attempt_at=timezone.now()
+    )
     delivery_attempt(delivery_id=delivery_id)

@@ -7,7 +7,6 @@ from django.template.response import TemplateResponse
 
 from common.admin_utils import ReadOnlyAdminMixin, admin_actor, admin_key, run_admin_service
 from inventory import services
-from stores.models import Location
 from inventory.models import (
     AdjustmentReason,
     Reservation,
@@ -23,6 +22,7 @@ from inventory.models import (
     TransferLine,
     TransferStatus,
 )
+from stores.models import Location
 
 
 @admin.register(Sku)
@@ -40,8 +40,9 @@ class ReceiveForm(forms.Form):
 
 class AdjustForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
-    delta = forms.IntegerField(min_value=-100_000, max_value=100_000,
-                               help_text="Signed: +2 found, −1 lost.")
+    delta = forms.IntegerField(
+        min_value=-100_000, max_value=100_000, help_text="Signed: +2 found, −1 lost."
+    )
     reason = forms.ChoiceField(choices=AdjustmentReason.choices)
     note = forms.CharField(max_length=255, required=False)
 
@@ -58,8 +59,9 @@ class CountForm(forms.Form):
 
 class TransferRequestForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
-    destination = forms.ModelChoiceField(queryset=Location.objects.filter(is_active=True,
-                                                                          receives_transfers=True))
+    destination = forms.ModelChoiceField(
+        queryset=Location.objects.filter(is_active=True, receives_transfers=True)
+    )
     quantity = forms.IntegerField(min_value=1, max_value=100_000)
     reference = forms.CharField(max_length=120, required=False)
 
@@ -67,9 +69,13 @@ class TransferRequestForm(forms.Form):
 class SetAsideForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
     quantity = forms.IntegerField(min_value=1, max_value=100_000)
-    action = forms.ChoiceField(choices=[("set_aside", "Set aside as unsellable"),
-                                        ("restore", "Back to sellable"),
-                                        ("write_off", "Write off unsellable units")])
+    action = forms.ChoiceField(
+        choices=[
+            ("set_aside", "Set aside as unsellable"),
+            ("restore", "Back to sellable"),
+            ("write_off", "Write off unsellable units"),
+        ]
+    )
     reason = forms.ChoiceField(choices=AdjustmentReason.choices, initial=AdjustmentReason.DAMAGE)
 
 
@@ -84,51 +90,84 @@ def _position_form_action(title: str, form_class, apply):
                 for index, position in enumerate(positions):
                     data = dict(form.cleaned_data)
                     data["idempotency_key"] = f"{data['idempotency_key']}:{position.pk}:{index}"
-                    run_admin_service(request, lambda p=position, d=data: apply(request, p, d),
-                                      f"{title}: {position.sku.code} at {position.location.code} done.")
+                    run_admin_service(
+                        request,
+                        lambda p=position, d=data: apply(request, p, d),
+                        f"{title}: {position.sku.code} at {position.location.code} done.",
+                    )
                 return None
         else:
             form = form_class(initial={"idempotency_key": admin_key(action.__name__)})
-        return TemplateResponse(request, "admin/inventory/stock_form.html", {
-            **modeladmin.admin_site.each_context(request), "title": title, "form": form,
-            "positions": positions, "selected": [p.pk for p in positions],
-            "action": action.__name__,
-        })
+        return TemplateResponse(
+            request,
+            "admin/inventory/stock_form.html",
+            {
+                **modeladmin.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "positions": positions,
+                "selected": [p.pk for p in positions],
+                "action": action.__name__,
+            },
+        )
 
     action.short_description = title
     return action
 
 
 def _receive(request, position, data):
-    services.stock_receive(location_id=position.location_id, lines=[(position.sku_id, data["quantity"])],
-                           reference=data["reference"], idempotency_key=data["idempotency_key"],
-                           actor=admin_actor(request))
+    services.stock_receive(
+        location_id=position.location_id,
+        lines=[(position.sku_id, data["quantity"])],
+        reference=data["reference"],
+        idempotency_key=data["idempotency_key"],
+        actor=admin_actor(request),
+    )
 
 
 def _adjust(request, position, data):
-    services.stock_adjust(location_id=position.location_id, sku_id=position.sku_id,
-                          delta=data["delta"], reason=data["reason"], note=data["note"],
-                          idempotency_key=data["idempotency_key"], actor=admin_actor(request))
+    services.stock_adjust(
+        location_id=position.location_id,
+        sku_id=position.sku_id,
+        delta=data["delta"],
+        reason=data["reason"],
+        note=data["note"],
+        idempotency_key=data["idempotency_key"],
+        actor=admin_actor(request),
+    )
 
 
 def _count(request, position, data):
-    services.stock_count_apply(location_id=position.location_id,
-                               counts=[(position.sku_id, data["counted"])],
-                               idempotency_key=data["idempotency_key"], actor=admin_actor(request))
+    services.stock_count_apply(
+        location_id=position.location_id,
+        counts=[(position.sku_id, data["counted"])],
+        idempotency_key=data["idempotency_key"],
+        actor=admin_actor(request),
+    )
 
 
 def _set_aside(request, position, data):
-    services.stock_set_aside(location_id=position.location_id, sku_id=position.sku_id,
-                             quantity=data["quantity"], reason=data["reason"],
-                             restore=data["action"] == "restore",
-                             write_off=data["action"] == "write_off",
-                             idempotency_key=data["idempotency_key"], actor=admin_actor(request))
+    services.stock_set_aside(
+        location_id=position.location_id,
+        sku_id=position.sku_id,
+        quantity=data["quantity"],
+        reason=data["reason"],
+        restore=data["action"] == "restore",
+        write_off=data["action"] == "write_off",
+        idempotency_key=data["idempotency_key"],
+        actor=admin_actor(request),
+    )
 
 
 def _request_transfer(request, position, data):
-    services.transfer_request(source_id=position.location_id, destination_id=data["destination"].pk,
-                              lines=[(position.sku_id, data["quantity"])], reference=data["reference"],
-                              idempotency_key=data["idempotency_key"], actor=admin_actor(request))
+    services.transfer_request(
+        source_id=position.location_id,
+        destination_id=data["destination"].pk,
+        lines=[(position.sku_id, data["quantity"])],
+        reference=data["reference"],
+        idempotency_key=data["idempotency_key"],
+        actor=admin_actor(request),
+    )
 
 
 receive_stock = _position_form_action("Receive stock", ReceiveForm, _receive)
@@ -139,20 +178,41 @@ count_stock = _position_form_action("Record a count", CountForm, _count)
 count_stock.__name__ = "count_stock"
 set_aside_stock = _position_form_action("Unsellable units", SetAsideForm, _set_aside)
 set_aside_stock.__name__ = "set_aside_stock"
-request_transfer = _position_form_action("Request a transfer to another location",
-                                         TransferRequestForm, _request_transfer)
+request_transfer = _position_form_action(
+    "Request a transfer to another location", TransferRequestForm, _request_transfer
+)
 request_transfer.__name__ = "request_transfer"
 
 
 @admin.register(StockPosition)
 class StockPositionAdmin(admin.ModelAdmin):
-    list_display = ["sku", "location", "on_hand", "reserved", "unsellable", "incoming",
-                    "safety_stock", "available", "available_at_till", "updated_at"]
+    list_display = [
+        "sku",
+        "location",
+        "on_hand",
+        "reserved",
+        "unsellable",
+        "incoming",
+        "safety_stock",
+        "available",
+        "available_at_till",
+        "updated_at",
+    ]
     list_filter = ["location"]
     search_fields = ["sku__code", "sku__name", "location__code"]
     list_select_related = ["sku", "location"]
-    readonly_fields = ["sku", "location", "on_hand", "reserved", "unsellable", "incoming",
-                       "safety_stock", "available", "available_at_till", "updated_at"]
+    readonly_fields = [
+        "sku",
+        "location",
+        "on_hand",
+        "reserved",
+        "unsellable",
+        "incoming",
+        "safety_stock",
+        "available",
+        "available_at_till",
+        "updated_at",
+    ]
     fields = readonly_fields + ["safety_stock_override"]
     actions = [receive_stock, adjust_stock, count_stock, set_aside_stock, request_transfer]
 
@@ -167,17 +227,31 @@ class StockPositionAdmin(admin.ModelAdmin):
         if "safety_stock_override" in form.changed_data:
             run_admin_service(
                 request,
-                lambda: services.safety_stock_set(location_id=obj.location_id, sku_id=obj.sku_id,
-                                                  quantity=obj.safety_stock_override),
+                lambda: services.safety_stock_set(
+                    location_id=obj.location_id,
+                    sku_id=obj.sku_id,
+                    quantity=obj.safety_stock_override,
+                ),
                 "Safety stock override saved.",
             )
 
 
 @admin.register(StockMovement)
 class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "occurred_at", "kind", "reason", "sku", "location", "quantity",
-                    "on_hand_delta", "reserved_delta", "unsellable_delta", "incoming_delta",
-                    "operation_reference"]
+    list_display = [
+        "id",
+        "occurred_at",
+        "kind",
+        "reason",
+        "sku",
+        "location",
+        "quantity",
+        "on_hand_delta",
+        "reserved_delta",
+        "unsellable_delta",
+        "incoming_delta",
+        "operation_reference",
+    ]
     list_filter = ["kind", "reason", "location"]
     search_fields = ["sku__code", "operation__reference", "operation__idempotency_key"]
     list_select_related = ["sku", "location", "operation"]
@@ -190,8 +264,17 @@ class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class MovementInline(admin.TabularInline):
     model = StockMovement
-    fields = ["kind", "sku", "location", "quantity", "on_hand_delta", "reserved_delta",
-              "unsellable_delta", "incoming_delta", "occurred_at"]
+    fields = [
+        "kind",
+        "sku",
+        "location",
+        "quantity",
+        "on_hand_delta",
+        "reserved_delta",
+        "unsellable_delta",
+        "incoming_delta",
+        "occurred_at",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -214,16 +297,30 @@ def release_reservations(modeladmin, request, queryset):
         run_admin_service(
             request,
             lambda r=reservation: services.reservation_release(
-                reservation_id=r.pk, idempotency_key=admin_key(f"release-{r.pk}"),
-                actor=admin_actor(request), reason="released by staff"),
+                reservation_id=r.pk,
+                idempotency_key=admin_key(f"release-{r.pk}"),
+                actor=admin_actor(request),
+                reason="released by staff",
+            ),
             f"Reservation {reservation.pk} released.",
         )
 
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "sku", "location", "quantity", "committed_quantity", "released_quantity",
-                    "status", "channel", "reference", "expires_at", "created_at"]
+    list_display = [
+        "id",
+        "sku",
+        "location",
+        "quantity",
+        "committed_quantity",
+        "released_quantity",
+        "status",
+        "channel",
+        "reference",
+        "expires_at",
+        "created_at",
+    ]
     list_filter = ["status", "channel", "location"]
     search_fields = ["reference", "sku__code"]
     list_select_related = ["sku", "location"]
@@ -236,8 +333,13 @@ class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class TransferLineInline(admin.TabularInline):
     model = TransferLine
     extra = 0
-    readonly_fields = ["sku", "quantity_requested", "quantity_shipped", "quantity_received",
-                       "discrepancy"]
+    readonly_fields = [
+        "sku",
+        "quantity_requested",
+        "quantity_shipped",
+        "quantity_received",
+        "discrepancy",
+    ]
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
@@ -247,20 +349,35 @@ class TransferLineInline(admin.TabularInline):
 @admin.action(description="Ship as requested")
 def ship_transfers(modeladmin, request, queryset):
     for transfer in queryset.filter(status=TransferStatus.REQUESTED):
-        run_admin_service(request, lambda t=transfer: services.transfer_ship(
-            transfer_id=t.pk, idempotency_key=f"admin:ship:{t.pk}", actor=admin_actor(request)),
-            f"Transfer {transfer.pk} shipped.")
+        run_admin_service(
+            request,
+            lambda t=transfer: services.transfer_ship(
+                transfer_id=t.pk, idempotency_key=f"admin:ship:{t.pk}", actor=admin_actor(request)
+            ),
+            f"Transfer {transfer.pk} shipped.",
+        )
 
 
 @admin.action(description="Receive everything shipped and close")
 def receive_transfers(modeladmin, request, queryset):
-    for transfer in queryset.filter(status__in=[TransferStatus.SHIPPED,
-                                                TransferStatus.PARTIALLY_RECEIVED]):
-        received = {line.sku_id: max(line.quantity_shipped - line.quantity_received, 0)
-                    for line in transfer.lines.all()}
-        run_admin_service(request, lambda t=transfer, r=received: services.transfer_receive(
-            transfer_id=t.pk, received=r, close=True, idempotency_key=f"admin:receive-all:{t.pk}",
-            actor=admin_actor(request)), f"Transfer {transfer.pk} received.")
+    for transfer in queryset.filter(
+        status__in=[TransferStatus.SHIPPED, TransferStatus.PARTIALLY_RECEIVED]
+    ):
+        received = {
+            line.sku_id: max(line.quantity_shipped - line.quantity_received, 0)
+            for line in transfer.lines.all()
+        }
+        run_admin_service(
+            request,
+            lambda t=transfer, r=received: services.transfer_receive(
+                transfer_id=t.pk,
+                received=r,
+                close=True,
+                idempotency_key=f"admin:receive-all:{t.pk}",
+                actor=admin_actor(request),
+            ),
+            f"Transfer {transfer.pk} received.",
+        )
 
 
 @admin.register(Transfer)
@@ -268,8 +385,16 @@ class TransferAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Transfers are requested from the stock positions list (action "Request a transfer") or
     the API; shipping and receiving are actions that move the ledger."""
 
-    list_display = ["id", "source", "destination", "status", "reference", "created_at",
-                    "shipped_at", "received_at"]
+    list_display = [
+        "id",
+        "source",
+        "destination",
+        "status",
+        "reference",
+        "created_at",
+        "shipped_at",
+        "received_at",
+    ]
     list_filter = ["status", "source", "destination"]
     search_fields = ["reference"]
     inlines = [TransferLineInline]
@@ -304,4 +429,3 @@ class TillDiscrepancyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-

@@ -36,6 +36,12 @@ class TransferStateError(IllegalTransition):
 
 
 __all__ = [
-    "DomainError", "InsufficientStock", "InvalidQuantity", "UnknownSku", "UnknownLocation",
-    "LocationInactive", "ReservationNotOpen", "TransferStateError",
+    "DomainError",
+    "InsufficientStock",
+    "InvalidQuantity",
+    "UnknownSku",
+    "UnknownLocation",
+    "LocationInactive",
+    "ReservationNotOpen",
+    "TransferStateError",
 ]

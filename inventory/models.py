@@ -17,10 +17,18 @@ from stores.models import Location
 class Sku(models.Model):
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    barcode = models.CharField(max_length=14, unique=True, null=True, blank=True,
-                               validators=[validate_gtin], help_text="EAN-13 / GTIN, check digit verified.")
+    barcode = models.CharField(
+        max_length=14,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[validate_gtin],
+        help_text="EAN-13 / GTIN, check digit verified.",
+    )
     category = models.CharField(max_length=80, blank=True, db_index=True)
-    attributes = models.JSONField(default=dict, blank=True, help_text='e.g. {"size": "M", "colour": "navy"}')
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"size": "M", "colour": "navy"}'
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -51,15 +59,18 @@ class StockPosition(models.Model):
     unsellable = models.IntegerField(default=0)
     incoming = models.IntegerField(default=0)
     safety_stock_override = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Overrides the location's safety stock for this SKU.")
+        null=True, blank=True, help_text="Overrides the location's safety stock for this SKU."
+    )
     safety_stock = models.PositiveIntegerField(default=0, editable=False)
     available = models.GeneratedField(
         expression=Greatest(F("on_hand") - F("reserved") - F("unsellable") - F("safety_stock"), 0),
-        output_field=models.IntegerField(), db_persist=True,
+        output_field=models.IntegerField(),
+        db_persist=True,
     )
     available_at_till = models.GeneratedField(
         expression=Greatest(F("on_hand") - F("reserved") - F("unsellable"), 0),
-        output_field=models.IntegerField(), db_persist=True,
+        output_field=models.IntegerField(),
+        db_persist=True,
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -67,7 +78,9 @@ class StockPosition(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["sku", "location"], name="uniq_position_sku_location"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="position_reserved_gte_0"),
-            models.CheckConstraint(condition=Q(unsellable__gte=0), name="position_unsellable_gte_0"),
+            models.CheckConstraint(
+                condition=Q(unsellable__gte=0), name="position_unsellable_gte_0"
+            ),
             models.CheckConstraint(condition=Q(incoming__gte=0), name="position_incoming_gte_0"),
         ]
         indexes = [models.Index(fields=["location", "sku"])]
@@ -108,9 +121,15 @@ class StockOperation(models.Model):
     idempotency_key = models.CharField(max_length=255, unique=True)
     kind = models.CharField(max_length=40)
     request_hash = models.CharField(max_length=64)
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices, default=SalesChannel.BACKOFFICE)
-    actor = models.CharField(max_length=150, blank=True, help_text="Who asked: api:<key> or staff:<user>.")
-    reference = models.CharField(max_length=120, blank=True, help_text="Order, receipt or document number.")
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, default=SalesChannel.BACKOFFICE
+    )
+    actor = models.CharField(
+        max_length=150, blank=True, help_text="Who asked: api:<key> or staff:<user>."
+    )
+    reference = models.CharField(
+        max_length=120, blank=True, help_text="Order, receipt or document number."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,7 +142,9 @@ class StockOperation(models.Model):
 class StockMovement(models.Model):
     """One append-only change of one position's quantities. Never updated, never deleted."""
 
-    operation = models.ForeignKey(StockOperation, on_delete=models.PROTECT, related_name="movements")
+    operation = models.ForeignKey(
+        StockOperation, on_delete=models.PROTECT, related_name="movements"
+    )
     position = models.ForeignKey(StockPosition, on_delete=models.PROTECT, related_name="movements")
     # Denormalised for filtering the ledger without joins.
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
@@ -135,12 +156,16 @@ class StockMovement(models.Model):
     reserved_delta = models.IntegerField(default=0)
     unsellable_delta = models.IntegerField(default=0)
     incoming_delta = models.IntegerField(default=0)
-    reservation = models.ForeignKey("Reservation", null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="movements")
-    transfer = models.ForeignKey("Transfer", null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="movements")
+    reservation = models.ForeignKey(
+        "Reservation", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    transfer = models.ForeignKey(
+        "Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
     note = models.CharField(max_length=255, blank=True)
-    occurred_at = models.DateTimeField(help_text="When it happened (a till's own clock for POS events).")
+    occurred_at = models.DateTimeField(
+        help_text="When it happened (a till's own clock for POS events)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -166,17 +191,22 @@ class ReservationStatus(models.TextChoices):
 class Reservation(models.Model):
     """Units of a SKU held at a location for an order or a cart, until committed or released."""
 
-    position = models.ForeignKey(StockPosition, on_delete=models.PROTECT, related_name="reservations")
+    position = models.ForeignKey(
+        StockPosition, on_delete=models.PROTECT, related_name="reservations"
+    )
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()
     committed_quantity = models.PositiveIntegerField(default=0)
     released_quantity = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=ReservationStatus.choices,
-                              default=ReservationStatus.ACTIVE)
+    status = models.CharField(
+        max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.ACTIVE
+    )
     channel = models.CharField(max_length=20, choices=SalesChannel.choices)
     reference = models.CharField(max_length=120, blank=True, help_text="Order or cart reference.")
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: held until released.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: held until released."
+    )
     created_by_key = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -213,8 +243,9 @@ class TransferStatus(models.TextChoices):
 class Transfer(models.Model):
     source = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_out")
     destination = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_in")
-    status = models.CharField(max_length=20, choices=TransferStatus.choices,
-                              default=TransferStatus.REQUESTED)
+    status = models.CharField(
+        max_length=20, choices=TransferStatus.choices, default=TransferStatus.REQUESTED
+    )
     reference = models.CharField(max_length=120, blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
     created_by_key = models.CharField(max_length=255, unique=True)
@@ -225,7 +256,9 @@ class Transfer(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(condition=~Q(source=F("destination")), name="transfer_distinct_ends"),
+            models.CheckConstraint(
+                condition=~Q(source=F("destination")), name="transfer_distinct_ends"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -239,21 +272,32 @@ class TransferLine(models.Model):
     quantity_shipped = models.PositiveIntegerField(default=0)
     quantity_received = models.PositiveIntegerField(default=0)
     discrepancy = models.IntegerField(
-        default=0, help_text="received − shipped once the transfer is closed (negative: missing units).")
+        default=0,
+        help_text="received − shipped once the transfer is closed (negative: missing units).",
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["transfer", "sku"], name="uniq_transfer_line_sku")]
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "sku"], name="uniq_transfer_line_sku")
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku_id} × {self.quantity_requested}"
 
 
 class TillDiscrepancy(models.Model):
-    """A till sold units the ledger did not think were sellable: recorded, flagged, never refused."""
+    """A till sold units the ledger did not think were sellable.
 
-    movement = models.OneToOneField(StockMovement, on_delete=models.PROTECT, related_name="discrepancy")
+    Recorded and flagged, never refused: the goods already left the shop.
+    """
+
+    movement = models.OneToOneField(
+        StockMovement, on_delete=models.PROTECT, related_name="discrepancy"
+    )
     on_hand_after = models.IntegerField()
-    sellable_after = models.IntegerField(help_text="on_hand − reserved − unsellable after the sale.")
+    sellable_after = models.IntegerField(
+        help_text="on_hand − reserved − unsellable after the sale."
+    )
     resolved = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -268,7 +312,9 @@ class StockCount(models.Model):
     """A physical count of some SKUs at a location; each difference became an adjustment."""
 
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stock_counts")
-    operation = models.OneToOneField(StockOperation, on_delete=models.PROTECT, related_name="stock_count")
+    operation = models.OneToOneField(
+        StockOperation, on_delete=models.PROTECT, related_name="stock_count"
+    )
     counted_at = models.DateTimeField(help_text="When the shelf was counted.")
     created_at = models.DateTimeField(auto_now_add=True)
 

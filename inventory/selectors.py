@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet, Sum
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from common.channels import is_online
@@ -23,7 +26,9 @@ def sku_ids_by_code(codes: list[str]) -> dict[str, int]:
     found = dict(Sku.objects.filter(code__in=codes).values_list("code", "pk"))
     missing = [code for code in codes if code not in found]
     if missing:
-        raise UnknownSku(f"Unknown SKU code(s): {', '.join(missing[:20])}.", details={"sku": missing})
+        raise UnknownSku(
+            f"Unknown SKU code(s): {', '.join(missing[:20])}.", details={"sku": missing}
+        )
     return found
 
 
@@ -38,8 +43,9 @@ def location_ids_by_code(codes: list[str]) -> dict[str, int]:
     found = dict(Location.objects.filter(code__in=codes).values_list("code", "pk"))
     missing = [code for code in codes if code not in found]
     if missing:
-        raise UnknownLocation(f"Unknown location code(s): {', '.join(missing)}.",
-                              details={"location": missing})
+        raise UnknownLocation(
+            f"Unknown location code(s): {', '.join(missing)}.", details={"location": missing}
+        )
     return found
 
 
@@ -52,50 +58,163 @@ def location_for_stock(*, code: str) -> Location:
 
 def _serves_online(location: Location | dict) -> bool:
     if isinstance(location, dict):
-        return location["kind"] == LocationKind.WAREHOUSE or location["allows_pickup"] or \
-            location["ships_from_location"]
-    return location.kind == LocationKind.WAREHOUSE or location.allows_pickup or location.ships_from_location
+        return (
+            location["kind"] == LocationKind.WAREHOUSE
+            or location["allows_pickup"]
+            or location["ships_from_location"]
+        )
+    return (
+        location.kind == LocationKind.WAREHOUSE
+        or location.allows_pickup
+        or location.ships_from_location
+    )
+
+
+@dataclass(frozen=True)
+class SkuAvailability:
+    sku: str
+    available: int
+    locations_json: str  # '[{"location":"PARIS-RIVOLI","available":3},...]', by location code
+
+    def as_dict(self) -> dict:
+        return {
+            "sku": self.sku,
+            "available": self.available,
+            "locations": json.loads(self.locations_json),
+        }
+
+
+# Availability cache. Each SKU has a version number, bumped after every commit that changes its
+# stock (`availability_changed`); cached answers are stored under the version they were computed
+# at, so an answer computed from an older snapshot is never read again once the version moved.
+# With a shared cache (Redis) answers are therefore as fresh as the database; with the embedded
+# per-process cache, another process's change is seen after AVAILABILITY_CACHE_SECONDS at most.
+_VERSION_KEY = "avail:v:{}"
+local_cache = caches["local"]
+_LOCATIONS_VERSION_KEY = "avail:locations:v"
+
+
+def availability_changed(sku_ids) -> None:
+    for sku_id in set(sku_ids):
+        _bump(_VERSION_KEY.format(sku_id))
+
+
+def availability_locations_changed() -> None:
+    _bump(_LOCATIONS_VERSION_KEY)
+
+
+def _bump(key: str) -> None:
+    try:
+        cache.incr(key)
+    except ValueError:  # never bumped yet (or evicted): any new value differs from "absent"
+        cache.set(key, int(time.time() * 1000), None)
+
+
+def _serving_locations(online: bool, locations_version) -> dict[int, str]:
+    key = f"avail:locations:{'online' if online else 'till'}:{locations_version}"
+    serving = cache.get(key)
+    if serving is None:
+        serving = {
+            row["pk"]: row["code"]
+            for row in Location.objects.filter(is_active=True).values(
+                "pk", "code", "kind", "allows_pickup", "ships_from_location"
+            )
+            if not online or _serves_online(row)
+        }
+        cache.set(key, serving, settings.OMNISTOCK["AVAILABILITY_CACHE_SECONDS"])
+    return serving
 
 
 def availability_for_skus(
-    *, sku_codes: list[str], channel: str, location_codes: list[str] | None = None,
+    *,
+    sku_codes: list[str],
+    channel: str,
+    location_codes: list[str] | None = None,
     include_empty: bool = False,
-) -> list[dict]:
+) -> list[SkuAvailability]:
     """Available units per location and across the network, for the caller's channel.
 
     Online channels see `available` (safety stock kept back) at active locations that serve
     online orders (the warehouse, stores with pickup or ship-from-store); the till channel sees
-    `available_at_till` at every active location. One query for all SKUs and locations.
+    `available_at_till` at every active location. Per-SKU answers come from the versioned cache
+    above; misses are computed in one query and cached.
     """
     sku_ids = sku_ids_by_code(sku_codes)
-    code_by_sku_id = {pk: code for code, pk in sku_ids.items()}
     online = is_online(channel)
-    locations = Location.objects.filter(is_active=True)
+    column = "available" if online else "available_at_till"
+    versions = cache.get_many(
+        [_VERSION_KEY.format(pk) for pk in sku_ids.values()] + [_LOCATIONS_VERSION_KEY]
+    )
+    locations_version = versions.get(_LOCATIONS_VERSION_KEY, 0)
+    serving = _serving_locations(online, locations_version)
     if location_codes:
-        location_ids_by_code(location_codes)
-        locations = locations.filter(code__in=location_codes)
-    location_rows = {
-        row["pk"]: row for row in locations.values("pk", "code", "kind", "allows_pickup",
-                                                    "ships_from_location")
-        if not online or _serves_online(row)
-    }
-    quantity_column = "available" if online else "available_at_till"
-    filters = Q(sku_id__in=sku_ids.values(), location_id__in=location_rows.keys())
-    if not include_empty:
-        filters &= Q(**{f"{quantity_column}__gt": 0})
-    per_sku: dict[int, list[dict]] = defaultdict(list)
-    totals: dict[int, int] = defaultdict(int)
-    rows = StockPosition.objects.filter(filters).values_list("sku_id", "location_id", quantity_column)
-    for sku_id, location_id, quantity in rows:
-        per_sku[sku_id].append({"location": location_rows[location_id]["code"], "available": quantity})
-        totals[sku_id] += quantity
+        wanted = set(location_ids_by_code(location_codes).values())
+        serving = {pk: code for pk, code in serving.items() if pk in wanted}
+        entries = _availability_entries(list(sku_ids.values()), serving, column)
+    else:
+        data_keys = {
+            pk: f"avail:{column}:{pk}:{versions.get(_VERSION_KEY.format(pk), 0)}:"
+            f"{locations_version}"
+            for pk in sku_ids.values()
+        }
+        entries = _cached_entries(data_keys)
+        missing = [pk for pk in sku_ids.values() if pk not in entries]
+        if missing:
+            computed = _availability_entries(missing, serving, column)
+            fresh = {data_keys[pk]: computed[pk] for pk in missing}
+            timeout = settings.OMNISTOCK["AVAILABILITY_CACHE_SECONDS"]
+            local_cache.set_many(fresh, timeout)
+            if cache is not local_cache:
+                cache.set_many(fresh, timeout)
+            entries.update(computed)
     result = []
     for code in sku_codes:
-        sku_id = sku_ids[code]
-        locations_for_sku = sorted(per_sku.get(sku_id, []), key=lambda entry: entry["location"])
-        result.append({"sku": code_by_sku_id[sku_id], "available": totals.get(sku_id, 0),
-                       "locations": locations_for_sku})
+        total, with_zeros, without_zeros = entries[sku_ids[code]]
+        result.append(
+            SkuAvailability(
+                sku=code,
+                available=total,
+                locations_json=with_zeros if include_empty else without_zeros,
+            )
+        )
     return result
+
+
+def _cached_entries(data_keys: dict[int, str]) -> dict[int, tuple]:
+    """Versioned entries: first from this process's memory, then from the shared cache."""
+    found = local_cache.get_many(list(data_keys.values()))
+    remaining = [key for key in data_keys.values() if key not in found]
+    if remaining and cache is not local_cache:
+        shared = cache.get_many(remaining)
+        if shared:
+            local_cache.set_many(shared, settings.OMNISTOCK["AVAILABILITY_CACHE_SECONDS"])
+            found.update(shared)
+    return {pk: found[key] for pk, key in data_keys.items() if key in found}
+
+
+def _availability_entries(
+    sku_ids: list[int], serving: dict[int, str], column: str
+) -> dict[int, tuple[int, str, str]]:
+    """(total, locations JSON with zeros, locations JSON without) per SKU, in one query."""
+    per_sku: dict[int, list[tuple[str, int]]] = {pk: [] for pk in sku_ids}
+    rows = StockPosition.objects.filter(
+        sku_id__in=sku_ids, location_id__in=serving.keys()
+    ).values_list("sku_id", "location_id", column)
+    for sku_id, location_id, quantity in rows:
+        per_sku[sku_id].append((serving[location_id], quantity))
+    entries = {}
+    for sku_id, pairs in per_sku.items():
+        pairs.sort()
+        rendered = [
+            (f'{{"location":{json.dumps(code)},"available":{quantity}}}', quantity)
+            for code, quantity in pairs
+        ]
+        entries[sku_id] = (
+            sum(quantity for _, quantity in pairs),
+            "[" + ",".join(text for text, _ in rendered) + "]",
+            "[" + ",".join(text for text, quantity in rendered if quantity > 0) + "]",
+        )
+    return entries
 
 
 @dataclass(frozen=True)
@@ -107,8 +226,15 @@ class NearbyOffer:
 
 
 def availability_near(
-    *, sku_code: str, latitude: float, longitude: float, channel: str, quantity: int = 1,
-    radius_km: float | None = None, limit: int = 10, pickup_only: bool = True,
+    *,
+    sku_code: str,
+    latitude: float,
+    longitude: float,
+    channel: str,
+    quantity: int = 1,
+    radius_km: float | None = None,
+    limit: int = 10,
+    pickup_only: bool = True,
     at: datetime | None = None,
 ) -> list[NearbyOffer]:
     """The nearest locations that have `quantity` units of the SKU, with their pickup promise.
@@ -121,35 +247,46 @@ def availability_near(
     online = is_online(channel)
     column = "available" if online else "available_at_till"
     stocked = dict(
-        StockPosition.objects.filter(sku=sku, location__is_active=True, **{f"{column}__gte": quantity})
-        .values_list("location_id", column)
+        StockPosition.objects.filter(
+            sku=sku, location__is_active=True, **{f"{column}__gte": quantity}
+        ).values_list("location_id", column)
     )
     candidates = Location.objects.filter(pk__in=stocked.keys())
     if pickup_only:
         candidates = candidates.filter(allows_pickup=True)
     ranked = locations_by_distance(
-        locations_with_calendar(candidates), latitude=latitude, longitude=longitude,
+        locations_with_calendar(candidates),
+        latitude=latitude,
+        longitude=longitude,
         radius_km=radius_km,
     )
     if online and not pickup_only:
         ranked = [(loc, km) for loc, km in ranked if _serves_online(loc)]
     at = at or timezone.now()
     return [
-        NearbyOffer(location=location, distance_km=round(km, 2), available=stocked[location.pk],
-                    ready_by=location_ready_by(location, at=at))
+        NearbyOffer(
+            location=location,
+            distance_km=round(km, 2),
+            available=stocked[location.pk],
+            ready_by=location_ready_by(location, at=at),
+        )
         for location, km in ranked[:limit]
     ]
 
 
 def movements_list(*, filters: dict | None = None) -> QuerySet[StockMovement]:
-    return StockMovement.objects.select_related("sku", "location", "operation").filter(**(filters or {}))
+    return StockMovement.objects.select_related("sku", "location", "operation").filter(
+        **(filters or {})
+    )
 
 
 def ledger_mismatches(*, position_ids: list[int] | None = None) -> list[dict]:
     """Positions whose quantities differ from the sum of their movements (should be none)."""
     sums = StockMovement.objects.values("position_id").annotate(
-        on_hand=Sum("on_hand_delta"), reserved=Sum("reserved_delta"),
-        unsellable=Sum("unsellable_delta"), incoming=Sum("incoming_delta"),
+        on_hand=Sum("on_hand_delta"),
+        reserved=Sum("reserved_delta"),
+        unsellable=Sum("unsellable_delta"),
+        incoming=Sum("incoming_delta"),
     )
     positions = StockPosition.objects.all()
     if position_ids is not None:
@@ -161,6 +298,12 @@ def ledger_mismatches(*, position_ids: list[int] | None = None) -> list[dict]:
         row = expected.get(position["pk"], {})
         for bucket in ("on_hand", "reserved", "unsellable", "incoming"):
             if position[bucket] != (row.get(bucket) or 0):
-                mismatches.append({"position": position["pk"], "bucket": bucket,
-                                   "projection": position[bucket], "ledger": row.get(bucket) or 0})
+                mismatches.append(
+                    {
+                        "position": position["pk"],
+                        "bucket": bucket,
+                        "projection": position[bucket],
+                        "ledger": row.get(bucket) or 0,
+                    }
+                )
     return mismatches

@@ -30,7 +30,8 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from common.channels import SalesChannel, is_online
 from common.exceptions import IdempotencyKeyReused, InvalidInput
-from integrations.services import events_record
+from integrations.models import OutboxEvent
+from integrations.services import events_record, outbox_notify
 from inventory.exceptions import (
     InsufficientStock,
     InvalidQuantity,
@@ -53,6 +54,7 @@ from inventory.models import (
     TransferLine,
     TransferStatus,
 )
+from inventory.selectors import availability_changed
 from stores.models import Location
 
 
@@ -112,16 +114,29 @@ class StockChange:
 
 
 def change(
-    kind: str, *, sku_id: int, location_id: int, quantity: int, guard: Guard | None = None,
-    sign: int = 1, effects: tuple[int, int, int, int] | None = None, **extra,
+    kind: str,
+    *,
+    sku_id: int,
+    location_id: int,
+    quantity: int,
+    guard: Guard | None = None,
+    sign: int = 1,
+    effects: tuple[int, int, int, int] | None = None,
+    **extra,
 ) -> StockChange:
     """Build a StockChange from a kind's per-unit effects (or explicit `effects` per unit)."""
     on_hand, reserved, unsellable, incoming = effects or KIND_EFFECTS.get(kind, (sign, 0, 0, 0))
     return StockChange(
-        sku_id=sku_id, location_id=location_id, kind=kind, quantity=quantity,
-        on_hand=on_hand * quantity, reserved=reserved * quantity,
-        unsellable=unsellable * quantity, incoming=incoming * quantity,
-        guard=DEFAULT_GUARDS.get(kind, Guard.ON_HAND) if guard is None else guard, **extra,
+        sku_id=sku_id,
+        location_id=location_id,
+        kind=kind,
+        quantity=quantity,
+        on_hand=on_hand * quantity,
+        reserved=reserved * quantity,
+        unsellable=unsellable * quantity,
+        incoming=incoming * quantity,
+        guard=DEFAULT_GUARDS.get(kind, Guard.ON_HAND) if guard is None else guard,
+        **extra,
     )
 
 
@@ -164,28 +179,38 @@ class ApplyResult:
 # Validation helpers (shared by services, API and admin)
 # --------------------------------------------------------------------------------------------
 
+
 def validate_quantity(value, *, field_name: str = "quantity", allow_zero: bool = False) -> int:
     """A whole number of units, > 0 (or ≥ 0), below the configured absurdity bound."""
     maximum = settings.OMNISTOCK["MAX_QUANTITY_PER_LINE"]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidQuantity(f"{field_name} must be a whole number of units.",
-                              details={field_name: ["not an integer"]})
+        raise InvalidQuantity(
+            f"{field_name} must be a whole number of units.",
+            details={field_name: ["not an integer"]},
+        )
     if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidQuantity(f"{field_name} must be greater than zero.",
-                              details={field_name: ["must be > 0"]})
+        raise InvalidQuantity(
+            f"{field_name} must be greater than zero.", details={field_name: ["must be > 0"]}
+        )
     if value > maximum:
-        raise InvalidQuantity(f"{field_name} {value} is above the limit of {maximum} units.",
-                              details={field_name: [f"must be ≤ {maximum}"]})
+        raise InvalidQuantity(
+            f"{field_name} {value} is above the limit of {maximum} units.",
+            details={field_name: [f"must be ≤ {maximum}"]},
+        )
     return value
 
 
 def _check_idempotency_key(key: str) -> str:
     if not isinstance(key, str) or not key.strip():
-        raise InvalidInput("Every stock change needs an idempotency key.",
-                           details={"idempotency_key": ["required"]})
+        raise InvalidInput(
+            "Every stock change needs an idempotency key.",
+            details={"idempotency_key": ["required"]},
+        )
     if len(key) > 255:
-        raise InvalidInput("The idempotency key is longer than 255 characters.",
-                           details={"idempotency_key": ["too long"]})
+        raise InvalidInput(
+            "The idempotency key is longer than 255 characters.",
+            details={"idempotency_key": ["too long"]},
+        )
     return key
 
 
@@ -198,8 +223,15 @@ def _fingerprint(kind: str, params: dict) -> str:
 # The one entry point
 # --------------------------------------------------------------------------------------------
 
+
 def _run_operation(
-    *, kind: str, idempotency_key: str, params: dict, channel: str, actor: str, reference: str,
+    *,
+    kind: str,
+    idempotency_key: str,
+    params: dict,
+    channel: str,
+    actor: str,
+    reference: str,
     body: Callable[[StockOperation], None],
 ) -> tuple[StockOperation, bool]:
     """Run `body` once per idempotency key, in one transaction. Returns (operation, replayed)."""
@@ -210,8 +242,12 @@ def _run_operation(
             # The unique key is inserted first: a concurrent duplicate waits here for the first
             # to commit, then lands in the IntegrityError branch and replays its result.
             operation = StockOperation.objects.create(
-                idempotency_key=idempotency_key, kind=kind, request_hash=fingerprint,
-                channel=channel, actor=actor[:150], reference=reference[:120],
+                idempotency_key=idempotency_key,
+                kind=kind,
+                request_hash=fingerprint,
+                channel=channel,
+                actor=actor[:150],
+                reference=reference[:120],
             )
             body(operation)
     except IntegrityError:
@@ -220,35 +256,54 @@ def _run_operation(
             raise
         if operation.kind != kind or operation.request_hash != fingerprint:
             raise IdempotencyKeyReused(
-                "This idempotency key was already used for a different stock change.") from None
+                "This idempotency key was already used for a different stock change."
+            ) from None
         return operation, True
     return operation, False
 
 
-def stock_apply(*, operation: StockOperation, changes: Sequence[StockChange],
-                occurred_at: datetime | None = None) -> ApplyResult:
+def stock_apply(
+    *,
+    operation: StockOperation,
+    changes: Sequence[StockChange],
+    occurred_at: datetime | None = None,
+    positions: dict[tuple[int, int], dict] | None = None,
+) -> ApplyResult:
     """Apply changes to positions and append their movements. The only writer of stock.
 
     Must run inside the operation's transaction (services call it from `_run_operation`). Either
     every change applies or, when one position lacks stock, InsufficientStock is raised and the
-    caller's transaction rolls everything back.
+    caller's transaction rolls everything back. `positions` may be passed when the caller already
+    looked them up with `_positions_for`.
     """
     if not changes:
         return ApplyResult()
     occurred_at = occurred_at or timezone.now()
-    positions = _positions_for(changes)
+    positions = positions or _positions_for(changes)
 
-    movements = StockMovement.objects.bulk_create([
-        StockMovement(
-            operation=operation, position_id=positions[(c.sku_id, c.location_id)]["id"],
-            sku_id=c.sku_id, location_id=c.location_id, kind=c.kind, reason=c.reason,
-            quantity=c.quantity, on_hand_delta=c.on_hand, reserved_delta=c.reserved,
-            unsellable_delta=c.unsellable, incoming_delta=c.incoming,
-            reservation_id=c.reservation_id, transfer_id=c.transfer_id, note=c.note[:255],
-            occurred_at=occurred_at,
-        )
-        for c in changes
-    ])
+    # Movements first: inserting them takes no lock on the hot position row.
+    movements = StockMovement.objects.bulk_create(
+        [
+            StockMovement(
+                operation=operation,
+                position_id=positions[(c.sku_id, c.location_id)]["id"],
+                sku_id=c.sku_id,
+                location_id=c.location_id,
+                kind=c.kind,
+                reason=c.reason,
+                quantity=c.quantity,
+                on_hand_delta=c.on_hand,
+                reserved_delta=c.reserved,
+                unsellable_delta=c.unsellable,
+                incoming_delta=c.incoming,
+                reservation_id=c.reservation_id,
+                transfer_id=c.transfer_id,
+                note=c.note[:255],
+                occurred_at=occurred_at,
+            )
+            for c in changes
+        ]
+    )
 
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # 4 deltas + guard
     for c in changes:
@@ -261,26 +316,41 @@ def stock_apply(*, operation: StockOperation, changes: Sequence[StockChange],
 
     by_id = {info["id"]: info for info in positions.values()}
     result = ApplyResult(movements=movements)
-    now_db = connection.ops.adapt_datetimefield_value(timezone.now())
+    events_written = 0
     for position_id in sorted(totals):  # primary-key order: no deadlock between operations
         deltas = totals[position_id]
-        row = _update_position(position_id, deltas[:4], Guard(deltas[4]), now_db)
         info = by_id[position_id]
+        row = _update_position(info, deltas[:4], Guard(deltas[4]))
         if row is None:
             _raise_insufficient(info, deltas)
         after = tuple(row[:4])
-        before = tuple(a - d for a, d in zip(after, deltas[:4], strict=True))
+        events_written += row[5]
         result.outcomes[position_id] = PositionOutcome(
-            position_id=position_id, sku_id=info["sku_id"], location_id=info["location_id"],
-            sku_code=info["sku__code"], location_code=info["location__code"],
-            before=before, after=after, safety_stock=row[4],
+            position_id=position_id,
+            sku_id=info["sku_id"],
+            location_id=info["location_id"],
+            sku_code=info["sku__code"],
+            location_code=info["location__code"],
+            before=tuple(a - d for a, d in zip(after, deltas[:4], strict=True)),
+            after=after,
+            safety_stock=row[4],
         )
+    if events_written:
+        outbox_notify()
+    # Any change of on hand, reserved or unsellable changes what some channel may sell.
+    changed_skus = {
+        outcome.sku_id
+        for outcome in result.outcomes.values()
+        if outcome.before[:3] != outcome.after[:3]
+    }
+    if changed_skus:
+        transaction.on_commit(lambda: availability_changed(changed_skus))
     _flag_till_discrepancies(changes, movements, result, positions)
-    _record_stock_events(result, positions)
     return result
 
 
 def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict]:
+    """Position ids (created when missing) with what events and checks need, in one query."""
     pairs = {(c.sku_id, c.location_id) for c in changes}
     wanted_skus = {sku for sku, _ in pairs}
     wanted_locations = {loc for _, loc in pairs}
@@ -288,18 +358,34 @@ def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict
     def fetch() -> dict[tuple[int, int], dict]:
         rows = StockPosition.objects.filter(
             sku_id__in=wanted_skus, location_id__in=wanted_locations
-        ).values("id", "sku_id", "location_id", "sku__code", "location__code",
-                 "location__low_stock_threshold")
-        return {(r["sku_id"], r["location_id"]): r for r in rows if (r["sku_id"], r["location_id"]) in pairs}
+        ).values(
+            "id",
+            "sku_id",
+            "location_id",
+            "sku__code",
+            "location__code",
+            "location__low_stock_threshold",
+            "location__is_active",
+        )
+        return {
+            (r["sku_id"], r["location_id"]): r
+            for r in rows
+            if (r["sku_id"], r["location_id"]) in pairs
+        }
 
     found = fetch()
     missing = pairs - found.keys()
     if missing:
-        safety = dict(Location.objects.filter(pk__in={loc for _, loc in missing})
-                      .values_list("pk", "safety_stock"))
+        safety = dict(
+            Location.objects.filter(pk__in={loc for _, loc in missing}).values_list(
+                "pk", "safety_stock"
+            )
+        )
         StockPosition.objects.bulk_create(
-            [StockPosition(sku_id=sku, location_id=loc, safety_stock=safety.get(loc, 0))
-             for sku, loc in sorted(missing)],
+            [
+                StockPosition(sku_id=sku, location_id=loc, safety_stock=safety.get(loc, 0))
+                for sku, loc in sorted(missing)
+            ],
             ignore_conflicts=True,  # a concurrent operation may create the same position
         )
         found = fetch()
@@ -307,35 +393,111 @@ def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict
 
 
 _POSITION_TABLE = StockPosition._meta.db_table
+_OUTBOX_TABLE = OutboxEvent._meta.db_table
+
+# The stock event rules, in SQL so that on PostgreSQL the position UPDATE and its outbox INSERT
+# are ONE statement: the hot row's lock is then held for that statement and the COMMIT only.
+# `calc` exposes the position after the change and `available_before`.
+_EVENT_TOPICS_SQL = (
+    "(SELECT 'stock.available_changed' AS topic UNION ALL SELECT 'stock.low' "
+    "UNION ALL SELECT 'stock.back_in_stock')"
+)
+_EVENT_CONDITION_SQL = (
+    "CASE topics.topic "
+    "WHEN 'stock.available_changed' THEN calc.available_before <> calc.available "
+    "WHEN 'stock.low' THEN calc.available_before > CAST(%(threshold)s AS INTEGER) "
+    "AND calc.available <= CAST(%(threshold)s AS INTEGER) "
+    "ELSE calc.available_before = 0 AND calc.available > 0 END"
+)
 
 
-def _update_position(position_id: int, deltas: Sequence[int], guard: Guard, now_db) -> tuple | None:
+def _event_insert_sql(json_object: str) -> str:
+    payload = (
+        f"{json_object}('sku', CAST(%(sku)s AS TEXT), 'location', CAST(%(location)s AS TEXT), "
+        "'available', calc.available, "
+        "'available_before', calc.available_before, 'available_at_till', calc.available_at_till, "
+        "'on_hand', calc.on_hand, 'reserved', calc.reserved, 'unsellable', calc.unsellable, "
+        "'incoming', calc.incoming, 'low_stock_threshold', CAST(%(threshold)s AS INTEGER))"
+    )
+    return (
+        f"INSERT INTO {_OUTBOX_TABLE} (topic, payload, occurred_at) "  # noqa: S608
+        f"SELECT topics.topic, {payload}, %(now)s FROM calc CROSS JOIN {_EVENT_TOPICS_SQL} topics "
+        f"WHERE {_EVENT_CONDITION_SQL}"
+    )
+
+
+def _calc_sql(source: str, greatest: str) -> str:
+    return (
+        f"SELECT on_hand, reserved, unsellable, incoming, safety_stock, "  # noqa: S608
+        f"{greatest}(on_hand - reserved - unsellable - safety_stock, 0) AS available, "
+        f"{greatest}(on_hand - reserved - unsellable, 0) AS available_at_till, "
+        f"{greatest}((on_hand - %(d_on_hand)s) - (reserved - %(d_reserved)s) "
+        f"- (unsellable - %(d_unsellable)s) - safety_stock, 0) AS available_before FROM {source}"
+    )
+
+
+def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple | None:
+    """Conditionally apply deltas to one position and record its stock events.
+
+    Returns (on_hand, reserved, unsellable, incoming, safety_stock, events_written), or None when
+    the guard refused (not enough stock): then nothing was written.
+    """
     d_on_hand, d_reserved, d_unsellable, d_incoming = deltas
-    conditions = ["id = %s"]
-    params: list = [d_on_hand, d_reserved, d_unsellable, d_incoming, now_db, position_id]
+    params = {
+        "id": info["id"],
+        "d_on_hand": d_on_hand,
+        "d_reserved": d_reserved,
+        "d_unsellable": d_unsellable,
+        "d_incoming": d_incoming,
+        "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "sku": info["sku__code"],
+        "location": info["location__code"],
+        "threshold": info["location__low_stock_threshold"],
+    }
+    conditions = ["id = %(id)s"]
     # Buckets never go negative (the table's CHECKs would fail too, with a worse message).
-    for column, delta in (("reserved", d_reserved), ("unsellable", d_unsellable),
-                          ("incoming", d_incoming)):
+    for column, delta in (
+        ("reserved", d_reserved),
+        ("unsellable", d_unsellable),
+        ("incoming", d_incoming),
+    ):
         if delta < 0:
-            conditions.append(f"{column} + %s >= 0")
-            params.append(delta)
+            conditions.append(f"{column} + %(d_{column})s >= 0")
     sellable_delta = d_on_hand - d_reserved - d_unsellable
     if guard >= Guard.ON_HAND and d_on_hand < 0:
-        conditions.append("on_hand + %s >= 0")
-        params.append(d_on_hand)
+        conditions.append("on_hand + %(d_on_hand)s >= 0")
     if guard >= Guard.TILL and sellable_delta < 0:
+        params["d_sellable"] = sellable_delta
         safety = " - safety_stock" if guard == Guard.ONLINE else ""
-        conditions.append(f"on_hand - reserved - unsellable{safety} + %s >= 0")
-        params.append(sellable_delta)
-    sql = (
-        f"UPDATE {_POSITION_TABLE} SET on_hand = on_hand + %s, reserved = reserved + %s, "  # noqa: S608
-        f"unsellable = unsellable + %s, incoming = incoming + %s, updated_at = %s "
+        conditions.append(f"on_hand - reserved - unsellable{safety} + %(d_sellable)s >= 0")
+    update = (
+        f"UPDATE {_POSITION_TABLE} SET on_hand = on_hand + %(d_on_hand)s, "  # noqa: S608
+        "reserved = reserved + %(d_reserved)s, unsellable = unsellable + %(d_unsellable)s, "
+        "incoming = incoming + %(d_incoming)s, updated_at = %(now)s "
         f"WHERE {' AND '.join(conditions)} "
-        f"RETURNING on_hand, reserved, unsellable, incoming, safety_stock"
+        "RETURNING on_hand, reserved, unsellable, incoming, safety_stock"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH updated AS ({update}), calc AS ({_calc_sql('updated', 'GREATEST')}), "  # noqa: S608
+                f"events AS ({_event_insert_sql('jsonb_build_object')} RETURNING 1) "
+                "SELECT on_hand, reserved, unsellable, incoming, safety_stock, "
+                "(SELECT count(*) FROM events) FROM calc",
+                params,
+            )
+            return cursor.fetchone()
+        # SQLite has no data-modifying CTEs; writers are serialised anyway, so two statements.
+        cursor.execute(update, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(
+            f"WITH calc AS ({_calc_sql(_POSITION_TABLE + ' WHERE id = %(id)s', 'MAX')}) "
+            + _event_insert_sql("json_object"),
+            params,
+        )
+        return (*row, cursor.rowcount)
 
 
 def _raise_insufficient(info: dict, deltas: Sequence[int]) -> None:
@@ -345,11 +507,19 @@ def _raise_insufficient(info: dict, deltas: Sequence[int]) -> None:
         f"Not enough stock of {info['sku__code']} at {info['location__code']}: "
         f"{wanted} wanted, {position.available} available online, "
         f"{position.available_at_till} at the till.",
-        details={"lines": [{
-            "sku": info["sku__code"], "location": info["location__code"], "requested": wanted,
-            "available": position.available, "available_at_till": position.available_at_till,
-            "on_hand": position.on_hand, "reserved": position.reserved,
-        }]},
+        details={
+            "lines": [
+                {
+                    "sku": info["sku__code"],
+                    "location": info["location__code"],
+                    "requested": wanted,
+                    "available": position.available,
+                    "available_at_till": position.available_at_till,
+                    "on_hand": position.on_hand,
+                    "reserved": position.reserved,
+                }
+            ]
+        },
     )
 
 
@@ -362,42 +532,37 @@ def _flag_till_discrepancies(changes, movements, result: ApplyResult, positions)
         on_hand, reserved, unsellable, _ = outcome.after
         sellable = on_hand - reserved - unsellable
         if on_hand < 0 or sellable < 0:
-            flagged.append(TillDiscrepancy(movement=movement, on_hand_after=on_hand,
-                                           sellable_after=sellable))
+            flagged.append(
+                (
+                    outcome,
+                    TillDiscrepancy(
+                        movement=movement, on_hand_after=on_hand, sellable_after=sellable
+                    ),
+                )
+            )
     if flagged:
-        TillDiscrepancy.objects.bulk_create(flagged)
-        events_record([("stock.till_discrepancy", {
-            "sku": movement_info.movement.sku_id, "location": movement_info.movement.location_id,
-            "movement": movement_info.movement.pk, "on_hand": movement_info.on_hand_after,
-            "sellable": movement_info.sellable_after,
-        }) for movement_info in flagged])
-
-
-def _record_stock_events(result: ApplyResult, positions) -> None:
-    thresholds = {info["id"]: info["location__low_stock_threshold"] for info in positions.values()}
-    events = []
-    for outcome in result.outcomes.values():
-        before, after = outcome.available_before, outcome.available_after
-        on_hand, reserved, unsellable, incoming = outcome.after
-        payload = {
-            "sku": outcome.sku_code, "location": outcome.location_code,
-            "available": after, "available_before": before,
-            "available_at_till": outcome.available_at_till_after,
-            "on_hand": on_hand, "reserved": reserved, "unsellable": unsellable, "incoming": incoming,
-        }
-        if before != after:
-            events.append(("stock.available_changed", payload))
-        threshold = thresholds[outcome.position_id]
-        if before > threshold >= after:
-            events.append(("stock.low", {**payload, "threshold": threshold}))
-        if before == 0 < after:
-            events.append(("stock.back_in_stock", payload))
-    events_record(events)
+        TillDiscrepancy.objects.bulk_create([discrepancy for _, discrepancy in flagged])
+        events_record(
+            [
+                (
+                    "stock.till_discrepancy",
+                    {
+                        "sku": outcome.sku_code,
+                        "location": outcome.location_code,
+                        "movement": discrepancy.movement.pk,
+                        "on_hand": discrepancy.on_hand_after,
+                        "sellable": discrepancy.sellable_after,
+                    },
+                )
+                for outcome, discrepancy in flagged
+            ]
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Receipts, adjustments, unsellable, sales and returns
 # --------------------------------------------------------------------------------------------
+
 
 def _lines(lines: Iterable[tuple[int, int]], *, allow_zero: bool = False) -> list[tuple[int, int]]:
     merged: dict[int, int] = defaultdict(int)
@@ -409,111 +574,214 @@ def _lines(lines: Iterable[tuple[int, int]], *, allow_zero: bool = False) -> lis
 
 
 def stock_receive(
-    *, location_id: int, lines: Sequence[tuple[int, int]], idempotency_key: str,
-    reference: str = "", actor: str = "", channel: str = SalesChannel.BACKOFFICE,
+    *,
+    location_id: int,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    reference: str = "",
+    actor: str = "",
+    channel: str = SalesChannel.BACKOFFICE,
 ) -> StockOperation:
     """Goods arrive from a supplier (on hand increases)."""
     merged = _lines(lines)
     operation, replayed = _run_operation(
-        kind="receipt", idempotency_key=idempotency_key, channel=channel, actor=actor,
-        reference=reference, params={"location": location_id, "lines": sorted(merged)},
-        body=lambda op: stock_apply(operation=op, changes=[
-            change(MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id, quantity=quantity)
-            for sku_id, quantity in merged
-        ]),
+        kind="receipt",
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        reference=reference,
+        params={"location": location_id, "lines": sorted(merged)},
+        body=lambda op: stock_apply(
+            operation=op,
+            changes=[
+                change(
+                    MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id, quantity=quantity
+                )
+                for sku_id, quantity in merged
+            ],
+        ),
     )
     operation.replayed = replayed
     return operation
 
 
 def stock_adjust(
-    *, location_id: int, sku_id: int, delta: int, reason: str, idempotency_key: str,
-    note: str = "", actor: str = "", channel: str = SalesChannel.BACKOFFICE,
+    *,
+    location_id: int,
+    sku_id: int,
+    delta: int,
+    reason: str,
+    idempotency_key: str,
+    note: str = "",
+    actor: str = "",
+    channel: str = SalesChannel.BACKOFFICE,
 ) -> StockOperation:
     """Correct on hand by `delta` units (signed), with a reason. On hand never goes below 0."""
     if reason not in AdjustmentReason.values:
-        raise InvalidInput(f"Unknown adjustment reason {reason!r}.",
-                           details={"reason": [f"one of {AdjustmentReason.values}"]})
+        raise InvalidInput(
+            f"Unknown adjustment reason {reason!r}.",
+            details={"reason": [f"one of {AdjustmentReason.values}"]},
+        )
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
-        raise InvalidQuantity("delta must be a non-zero whole number.", details={"delta": ["invalid"]})
+        raise InvalidQuantity(
+            "delta must be a non-zero whole number.", details={"delta": ["invalid"]}
+        )
     quantity = validate_quantity(abs(delta), field_name="delta")
     operation, replayed = _run_operation(
-        kind="adjustment", idempotency_key=idempotency_key, channel=channel, actor=actor,
-        reference="", params={"location": location_id, "sku": sku_id, "delta": delta, "reason": reason},
-        body=lambda op: stock_apply(operation=op, changes=[change(
-            MovementKind.ADJUSTMENT, sku_id=sku_id, location_id=location_id, quantity=quantity,
-            sign=1 if delta > 0 else -1, reason=reason, note=note,
-        )]),
+        kind="adjustment",
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        reference="",
+        params={"location": location_id, "sku": sku_id, "delta": delta, "reason": reason},
+        body=lambda op: stock_apply(
+            operation=op,
+            changes=[
+                change(
+                    MovementKind.ADJUSTMENT,
+                    sku_id=sku_id,
+                    location_id=location_id,
+                    quantity=quantity,
+                    sign=1 if delta > 0 else -1,
+                    reason=reason,
+                    note=note,
+                )
+            ],
+        ),
     )
     operation.replayed = replayed
     return operation
 
 
 def stock_set_aside(
-    *, location_id: int, sku_id: int, quantity: int, reason: str, idempotency_key: str,
-    restore: bool = False, write_off: bool = False, note: str = "", actor: str = "",
+    *,
+    location_id: int,
+    sku_id: int,
+    quantity: int,
+    reason: str,
+    idempotency_key: str,
+    restore: bool = False,
+    write_off: bool = False,
+    note: str = "",
+    actor: str = "",
 ) -> StockOperation:
     """Move sellable units to unsellable (damage, quality control), back (`restore`), or destroy
     unsellable units (`write_off`)."""
     quantity = validate_quantity(quantity)
-    kind = (MovementKind.WRITE_OFF if write_off else
-            MovementKind.UNSELLABLE_OUT if restore else MovementKind.UNSELLABLE_IN)
+    kind = (
+        MovementKind.WRITE_OFF
+        if write_off
+        else MovementKind.UNSELLABLE_OUT
+        if restore
+        else MovementKind.UNSELLABLE_IN
+    )
     operation, replayed = _run_operation(
-        kind=str(kind), idempotency_key=idempotency_key, channel=SalesChannel.BACKOFFICE,
-        actor=actor, reference="",
+        kind=str(kind),
+        idempotency_key=idempotency_key,
+        channel=SalesChannel.BACKOFFICE,
+        actor=actor,
+        reference="",
         params={"location": location_id, "sku": sku_id, "quantity": quantity, "reason": reason},
-        body=lambda op: stock_apply(operation=op, changes=[change(
-            kind, sku_id=sku_id, location_id=location_id, quantity=quantity, reason=reason, note=note,
-        )]),
+        body=lambda op: stock_apply(
+            operation=op,
+            changes=[
+                change(
+                    kind,
+                    sku_id=sku_id,
+                    location_id=location_id,
+                    quantity=quantity,
+                    reason=reason,
+                    note=note,
+                )
+            ],
+        ),
     )
     operation.replayed = replayed
     return operation
 
 
 def stock_sell_at_till(
-    *, location_id: int, lines: Sequence[tuple[int, int]], idempotency_key: str,
-    occurred_at: datetime | None = None, reference: str = "", actor: str = "",
+    *,
+    location_id: int,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    occurred_at: datetime | None = None,
+    reference: str = "",
+    actor: str = "",
 ) -> StockOperation:
     """Units sold at a store till. Never refused: the goods already left the shop. A sale the
     ledger thinks impossible is recorded and flagged (TillDiscrepancy + stock.till_discrepancy)."""
     merged = _lines(lines)
     operation, replayed = _run_operation(
-        kind="sale", idempotency_key=idempotency_key, channel=SalesChannel.STORE, actor=actor,
-        reference=reference, params={"location": location_id, "lines": sorted(merged)},
-        body=lambda op: stock_apply(operation=op, occurred_at=occurred_at, changes=[
-            change(MovementKind.SALE, sku_id=sku_id, location_id=location_id, quantity=quantity)
-            for sku_id, quantity in merged
-        ]),
+        kind="sale",
+        idempotency_key=idempotency_key,
+        channel=SalesChannel.STORE,
+        actor=actor,
+        reference=reference,
+        params={"location": location_id, "lines": sorted(merged)},
+        body=lambda op: stock_apply(
+            operation=op,
+            occurred_at=occurred_at,
+            changes=[
+                change(MovementKind.SALE, sku_id=sku_id, location_id=location_id, quantity=quantity)
+                for sku_id, quantity in merged
+            ],
+        ),
     )
     operation.replayed = replayed
     return operation
 
 
 def stock_return(
-    *, location_id: int, lines: Sequence[tuple[int, int]], idempotency_key: str,
-    unsellable: bool = False, reason: str = "", occurred_at: datetime | None = None,
-    reference: str = "", actor: str = "", channel: str = SalesChannel.STORE,
+    *,
+    location_id: int,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    unsellable: bool = False,
+    reason: str = "",
+    occurred_at: datetime | None = None,
+    reference: str = "",
+    actor: str = "",
+    channel: str = SalesChannel.STORE,
 ) -> StockOperation:
     """Units come back into a location's stock, sellable or (damaged) unsellable."""
     merged = _lines(lines)
     effects = (1, 0, 1, 0) if unsellable else (1, 0, 0, 0)
     operation, replayed = _run_operation(
-        kind="return", idempotency_key=idempotency_key, channel=channel, actor=actor,
+        kind="return",
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
         reference=reference,
         params={"location": location_id, "lines": sorted(merged), "unsellable": unsellable},
-        body=lambda op: stock_apply(operation=op, occurred_at=occurred_at, changes=[
-            change(MovementKind.RETURN, sku_id=sku_id, location_id=location_id, quantity=quantity,
-                   effects=effects, reason=reason)
-            for sku_id, quantity in merged
-        ]),
+        body=lambda op: stock_apply(
+            operation=op,
+            occurred_at=occurred_at,
+            changes=[
+                change(
+                    MovementKind.RETURN,
+                    sku_id=sku_id,
+                    location_id=location_id,
+                    quantity=quantity,
+                    effects=effects,
+                    reason=reason,
+                )
+                for sku_id, quantity in merged
+            ],
+        ),
     )
     operation.replayed = replayed
     return operation
 
 
 def stock_count_apply(
-    *, location_id: int, counts: Sequence[tuple[int, int]], idempotency_key: str,
-    counted_at: datetime | None = None, actor: str = "", channel: str = SalesChannel.BACKOFFICE,
+    *,
+    location_id: int,
+    counts: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    counted_at: datetime | None = None,
+    actor: str = "",
+    channel: str = SalesChannel.BACKOFFICE,
 ) -> StockCount:
     """A counted quantity becomes an adjustment for the difference.
 
@@ -524,47 +792,77 @@ def stock_count_apply(
     merged: dict[int, int] = {}
     for sku_id, counted in counts:
         if sku_id in merged:
-            raise InvalidInput("A SKU appears twice in the count.", details={"counts": ["duplicate sku"]})
+            raise InvalidInput(
+                "A SKU appears twice in the count.", details={"counts": ["duplicate sku"]}
+            )
         merged[sku_id] = validate_quantity(counted, field_name="counted", allow_zero=True)
     if not merged:
         raise InvalidInput("At least one counted SKU is needed.", details={"counts": ["empty"]})
     now = timezone.now()
     counted_at = counted_at or now
     if counted_at > now + timedelta(minutes=5):
-        raise InvalidInput("A count cannot be dated in the future.", details={"counted_at": ["future"]})
+        raise InvalidInput(
+            "A count cannot be dated in the future.", details={"counted_at": ["future"]}
+        )
 
     def body(op: StockOperation) -> None:
         location = Location.objects.get(pk=location_id)
-        positions = _positions_for([change(MovementKind.RECEIPT, sku_id=s, location_id=location_id,
-                                           quantity=1) for s in merged])
+        positions = _positions_for(
+            [
+                change(MovementKind.RECEIPT, sku_id=s, location_id=location_id, quantity=1)
+                for s in merged
+            ]
+        )
         ids = [positions[(sku_id, location_id)]["id"] for sku_id in merged]
         # Lock the counted positions before reading what the ledger expects of them.
-        list(StockPosition.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
-             .values_list("pk", flat=True))
+        list(
+            StockPosition.objects.select_for_update(no_key=True)
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         expected = dict(
             StockMovement.objects.filter(position_id__in=ids, occurred_at__lte=counted_at)
-            .values("sku_id").annotate(total=Sum("on_hand_delta")).values_list("sku_id", "total")
+            .values("sku_id")
+            .annotate(total=Sum("on_hand_delta"))
+            .values_list("sku_id", "total")
         )
         count = StockCount.objects.create(location=location, operation=op, counted_at=counted_at)
         lines, changes = [], []
         for sku_id, counted in merged.items():
             was = expected.get(sku_id) or 0
             difference = counted - was
-            lines.append(StockCountLine(count=count, sku_id=sku_id, expected=was, counted=counted,
-                                        difference=difference))
+            lines.append(
+                StockCountLine(
+                    count=count, sku_id=sku_id, expected=was, counted=counted, difference=difference
+                )
+            )
             if difference:
-                changes.append(change(
-                    MovementKind.ADJUSTMENT, sku_id=sku_id, location_id=location_id,
-                    quantity=abs(difference), sign=1 if difference > 0 else -1,
-                    reason=AdjustmentReason.COUNT, guard=Guard.NONE,
-                ))
+                changes.append(
+                    change(
+                        MovementKind.ADJUSTMENT,
+                        sku_id=sku_id,
+                        location_id=location_id,
+                        quantity=abs(difference),
+                        sign=1 if difference > 0 else -1,
+                        reason=AdjustmentReason.COUNT,
+                        guard=Guard.NONE,
+                    )
+                )
         StockCountLine.objects.bulk_create(lines)
         stock_apply(operation=op, changes=changes)
 
     operation, _ = _run_operation(
-        kind="count", idempotency_key=idempotency_key, channel=channel, actor=actor, reference="",
-        params={"location": location_id, "counts": sorted(merged.items()), "counted_at": counted_at
-                if counted_at != now else None},
+        kind="count",
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        reference="",
+        params={
+            "location": location_id,
+            "counts": sorted(merged.items()),
+            "counted_at": counted_at if counted_at != now else None,
+        },
         body=body,
     )
     return StockCount.objects.get(operation=operation)
@@ -574,6 +872,7 @@ def stock_count_apply(
 # Reservations
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ReservationRequest:
     sku_id: int
@@ -582,8 +881,13 @@ class ReservationRequest:
 
 
 def reservations_create(
-    *, requests: Sequence[ReservationRequest], idempotency_key: str, channel: str,
-    reference: str = "", expires_at: datetime | None = None, ttl_seconds: int | None = None,
+    *,
+    requests: Sequence[ReservationRequest],
+    idempotency_key: str,
+    channel: str,
+    reference: str = "",
+    expires_at: datetime | None = None,
+    ttl_seconds: int | None = None,
     actor: str = "",
 ) -> list[Reservation]:
     """Hold stock for an order or a cart: every line or none (InsufficientStock names the lines).
@@ -597,63 +901,114 @@ def reservations_create(
     for request in requests:
         validate_quantity(request.quantity)
     if expires_at is None:
-        ttl = settings.OMNISTOCK["RESERVATION_DEFAULT_TTL_SECONDS"] if ttl_seconds is None else ttl_seconds
+        ttl = (
+            settings.OMNISTOCK["RESERVATION_DEFAULT_TTL_SECONDS"]
+            if ttl_seconds is None
+            else ttl_seconds
+        )
         if ttl < 0 or ttl > 90 * 24 * 3600:
-            raise InvalidInput("ttl_seconds must be between 0 and 90 days.", details={"ttl_seconds": ["range"]})
+            raise InvalidInput(
+                "ttl_seconds must be between 0 and 90 days.", details={"ttl_seconds": ["range"]}
+            )
         expires_at = timezone.now() + timedelta(seconds=ttl) if ttl else None
     elif expires_at <= timezone.now():
         raise InvalidInput("expires_at is in the past.", details={"expires_at": ["past"]})
     guard = Guard.ONLINE if is_online(channel) else Guard.TILL
-    location_ids = {r.location_id for r in requests}
-    inactive = Location.objects.filter(pk__in=location_ids, is_active=False).values_list("code", flat=True)
-    if inactive:
-        raise LocationInactive(f"Location {', '.join(inactive)} is inactive.",
-                               details={"location": list(inactive)})
+    created: list[Reservation] = []
 
     def body(op: StockOperation) -> None:
-        positions = _positions_for([change(MovementKind.RESERVE, sku_id=r.sku_id,
-                                           location_id=r.location_id, quantity=r.quantity)
-                                    for r in requests])
-        reservations = Reservation.objects.bulk_create([
-            Reservation(
-                position_id=positions[(r.sku_id, r.location_id)]["id"], sku_id=r.sku_id,
-                location_id=r.location_id, quantity=r.quantity, channel=channel,
-                reference=reference[:120], expires_at=expires_at,
-                created_by_key=f"{idempotency_key}#{index}",
+        changes = [
+            change(
+                MovementKind.RESERVE,
+                sku_id=r.sku_id,
+                location_id=r.location_id,
+                quantity=r.quantity,
+                guard=guard,
             )
-            for index, r in enumerate(requests)
-        ])
-        stock_apply(operation=op, changes=[
-            change(MovementKind.RESERVE, sku_id=r.sku_id, location_id=r.location_id,
-                   quantity=r.quantity, guard=guard, reservation_id=reservation.pk)
-            for r, reservation in zip(requests, reservations, strict=True)
-        ])
+            for r in requests
+        ]
+        positions = _positions_for(changes)
+        inactive = sorted(
+            {
+                info["location__code"]
+                for info in positions.values()
+                if not info["location__is_active"]
+            }
+        )
+        if inactive:
+            raise LocationInactive(
+                f"Location {', '.join(inactive)} is inactive.", details={"location": inactive}
+            )
+        created.extend(
+            Reservation.objects.bulk_create(
+                [
+                    Reservation(
+                        position_id=positions[(r.sku_id, r.location_id)]["id"],
+                        sku_id=r.sku_id,
+                        location_id=r.location_id,
+                        quantity=r.quantity,
+                        channel=channel,
+                        reference=reference[:120],
+                        expires_at=expires_at,
+                        created_by_key=f"{idempotency_key}#{index}",
+                    )
+                    for index, r in enumerate(requests)
+                ]
+            )
+        )
+        stock_apply(
+            operation=op,
+            positions=positions,
+            changes=[
+                dataclasses.replace(c, reservation_id=reservation.pk)
+                for c, reservation in zip(changes, created, strict=True)
+            ],
+        )
 
-    operation, replayed = _run_operation(
-        kind="reserve", idempotency_key=idempotency_key, channel=channel, actor=actor,
+    _, replayed = _run_operation(
+        kind="reserve",
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
         reference=reference,
-        params={"lines": [(r.sku_id, r.location_id, r.quantity) for r in requests],
-                "reference": reference},
+        params={
+            "lines": [(r.sku_id, r.location_id, r.quantity) for r in requests],
+            "reference": reference,
+        },
         body=body,
     )
-    reservations = list(Reservation.objects.filter(
-        created_by_key__in=[f"{idempotency_key}#{i}" for i in range(len(requests))]).order_by("pk"))
-    for reservation in reservations:
+    if replayed:
+        created = list(
+            Reservation.objects.filter(
+                created_by_key__in=[f"{idempotency_key}#{i}" for i in range(len(requests))]
+            ).order_by("pk")
+        )
+    for reservation in created:
         reservation.replayed = replayed
-    return reservations
+    return created
 
 
-def reservation_create(*, sku_id: int, location_id: int, quantity: int, idempotency_key: str,
-                       channel: str, **options) -> Reservation:
+def reservation_create(
+    *, sku_id: int, location_id: int, quantity: int, idempotency_key: str, channel: str, **options
+) -> Reservation:
     return reservations_create(
         requests=[ReservationRequest(sku_id=sku_id, location_id=location_id, quantity=quantity)],
-        idempotency_key=idempotency_key, channel=channel, **options,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        **options,
     )[0]
 
 
 def _settle_reservation(
-    *, reservation_id: int, quantity: int | None, idempotency_key: str, actor: str,
-    commit: bool, release_rest: bool = False, expired: bool = False, reason: str = "",
+    *,
+    reservation_id: int,
+    quantity: int | None,
+    idempotency_key: str,
+    actor: str,
+    commit: bool,
+    release_rest: bool = False,
+    expired: bool = False,
+    reason: str = "",
 ) -> Reservation:
     if quantity is not None:
         validate_quantity(quantity)
@@ -663,14 +1018,22 @@ def _settle_reservation(
         reservation = Reservation.objects.select_for_update(no_key=True).get(pk=reservation_id)
         open_quantity = reservation.open_quantity
         if open_quantity == 0:
-            raise ReservationNotOpen(f"Reservation {reservation_id} is already {reservation.status}.")
+            raise ReservationNotOpen(
+                f"Reservation {reservation_id} is already {reservation.status}."
+            )
         amount = open_quantity if quantity is None else quantity
         if amount > open_quantity:
-            raise InvalidQuantity(f"Only {open_quantity} units of this reservation are open.",
-                                  details={"quantity": [f"must be ≤ {open_quantity}"]})
+            raise InvalidQuantity(
+                f"Only {open_quantity} units of this reservation are open.",
+                details={"quantity": [f"must be ≤ {open_quantity}"]},
+            )
         changes = []
-        common = {"sku_id": reservation.sku_id, "location_id": reservation.location_id,
-                  "reservation_id": reservation.pk, "reason": reason}
+        common = {
+            "sku_id": reservation.sku_id,
+            "location_id": reservation.location_id,
+            "reservation_id": reservation.pk,
+            "reason": reason,
+        }
         if commit:
             reservation.committed_quantity += amount
             changes.append(change(MovementKind.COMMIT, quantity=amount, **common))
@@ -683,15 +1046,22 @@ def _settle_reservation(
             changes.append(change(MovementKind.RELEASE, quantity=amount, **common))
         if reservation.open_quantity == 0:
             reservation.status = (
-                ReservationStatus.COMMITTED if reservation.committed_quantity else
-                ReservationStatus.EXPIRED if expired else ReservationStatus.RELEASED
+                ReservationStatus.COMMITTED
+                if reservation.committed_quantity
+                else ReservationStatus.EXPIRED
+                if expired
+                else ReservationStatus.RELEASED
             )
-        reservation.save(update_fields=["committed_quantity", "released_quantity", "status",
-                                        "updated_at"])
+        reservation.save(
+            update_fields=["committed_quantity", "released_quantity", "status", "updated_at"]
+        )
         stock_apply(operation=op, changes=changes)
 
     _run_operation(
-        kind=kind, idempotency_key=idempotency_key, channel=SalesChannel.BACKOFFICE, actor=actor,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        channel=SalesChannel.BACKOFFICE,
+        actor=actor,
         reference=str(reservation_id),
         params={"reservation": reservation_id, "quantity": quantity, "release_rest": release_rest},
         body=body,
@@ -699,20 +1069,42 @@ def _settle_reservation(
     return Reservation.objects.get(pk=reservation_id)
 
 
-def reservation_release(*, reservation_id: int, idempotency_key: str, quantity: int | None = None,
-                        actor: str = "", reason: str = "") -> Reservation:
+def reservation_release(
+    *,
+    reservation_id: int,
+    idempotency_key: str,
+    quantity: int | None = None,
+    actor: str = "",
+    reason: str = "",
+) -> Reservation:
     """Give held units back to sale (all open units, or `quantity` of them)."""
-    return _settle_reservation(reservation_id=reservation_id, quantity=quantity,
-                               idempotency_key=idempotency_key, actor=actor, commit=False,
-                               reason=reason)
+    return _settle_reservation(
+        reservation_id=reservation_id,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        commit=False,
+        reason=reason,
+    )
 
 
-def reservation_commit(*, reservation_id: int, idempotency_key: str, quantity: int | None = None,
-                       release_rest: bool = False, actor: str = "") -> Reservation:
+def reservation_commit(
+    *,
+    reservation_id: int,
+    idempotency_key: str,
+    quantity: int | None = None,
+    release_rest: bool = False,
+    actor: str = "",
+) -> Reservation:
     """The held units leave (collected, shipped): on hand and reserved both decrease."""
-    return _settle_reservation(reservation_id=reservation_id, quantity=quantity,
-                               idempotency_key=idempotency_key, actor=actor, commit=True,
-                               release_rest=release_rest)
+    return _settle_reservation(
+        reservation_id=reservation_id,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        commit=True,
+        release_rest=release_rest,
+    )
 
 
 def reservations_release_expired(*, now: datetime | None = None, limit: int = 1000) -> int:
@@ -720,14 +1112,20 @@ def reservations_release_expired(*, now: datetime | None = None, limit: int = 10
     now = now or timezone.now()
     expired_ids = list(
         Reservation.objects.filter(status=ReservationStatus.ACTIVE, expires_at__lte=now)
-        .order_by("expires_at").values_list("pk", flat=True)[:limit]
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
     )
     released = 0
     for reservation_id in expired_ids:
         try:
-            _settle_reservation(reservation_id=reservation_id, quantity=None,
-                                idempotency_key=f"reservation:{reservation_id}:expire",
-                                actor="system:expiry", commit=False, expired=True)
+            _settle_reservation(
+                reservation_id=reservation_id,
+                quantity=None,
+                idempotency_key=f"reservation:{reservation_id}:expire",
+                actor="system:expiry",
+                commit=False,
+                expired=True,
+            )
             released += 1
         except ReservationNotOpen:
             continue  # settled meanwhile by its order
@@ -738,9 +1136,15 @@ def reservations_release_expired(*, now: datetime | None = None, limit: int = 10
 # Transfers
 # --------------------------------------------------------------------------------------------
 
+
 def transfer_request(
-    *, source_id: int, destination_id: int, lines: Sequence[tuple[int, int]], idempotency_key: str,
-    reference: str = "", actor: str = "",
+    *,
+    source_id: int,
+    destination_id: int,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    reference: str = "",
+    actor: str = "",
 ) -> Transfer:
     """Ask for units to move from one location to another. No stock moves until it ships."""
     _check_idempotency_key(idempotency_key)
@@ -750,24 +1154,36 @@ def transfer_request(
         existing.replayed = True
         return existing
     if source_id == destination_id:
-        raise InvalidInput("A transfer needs two different locations.", details={"destination": ["same as source"]})
+        raise InvalidInput(
+            "A transfer needs two different locations.", details={"destination": ["same as source"]}
+        )
     ends = {loc.pk: loc for loc in Location.objects.filter(pk__in=[source_id, destination_id])}
     source, destination = ends[source_id], ends[destination_id]
     for end in (source, destination):
         if not end.is_active:
-            raise LocationInactive(f"Location {end.code} is inactive.", details={"location": [end.code]})
+            raise LocationInactive(
+                f"Location {end.code} is inactive.", details={"location": [end.code]}
+            )
     if not destination.receives_transfers:
-        raise InvalidInput(f"{destination.code} does not receive transfers.",
-                           details={"destination": ["does not receive transfers"]})
+        raise InvalidInput(
+            f"{destination.code} does not receive transfers.",
+            details={"destination": ["does not receive transfers"]},
+        )
     try:
         with transaction.atomic():
-            transfer = Transfer.objects.create(source=source, destination=destination,
-                                               reference=reference[:120], requested_by=actor[:150],
-                                               created_by_key=idempotency_key)
-            TransferLine.objects.bulk_create([
-                TransferLine(transfer=transfer, sku_id=sku_id, quantity_requested=quantity)
-                for sku_id, quantity in merged
-            ])
+            transfer = Transfer.objects.create(
+                source=source,
+                destination=destination,
+                reference=reference[:120],
+                requested_by=actor[:150],
+                created_by_key=idempotency_key,
+            )
+            TransferLine.objects.bulk_create(
+                [
+                    TransferLine(transfer=transfer, sku_id=sku_id, quantity_requested=quantity)
+                    for sku_id, quantity in merged
+                ]
+            )
     except IntegrityError:
         transfer = Transfer.objects.get(created_by_key=idempotency_key)
         transfer.replayed = True
@@ -776,8 +1192,13 @@ def transfer_request(
     return transfer
 
 
-def transfer_ship(*, transfer_id: int, idempotency_key: str, shipped: dict[int, int] | None = None,
-                  actor: str = "") -> Transfer:
+def transfer_ship(
+    *,
+    transfer_id: int,
+    idempotency_key: str,
+    shipped: dict[int, int] | None = None,
+    actor: str = "",
+) -> Transfer:
     """Units leave the source (on hand −) and show as incoming at the destination.
 
     `shipped` maps SKU id → units actually shipped (default: as requested); never more than
@@ -790,26 +1211,43 @@ def transfer_ship(*, transfer_id: int, idempotency_key: str, shipped: dict[int, 
     def body(op: StockOperation) -> None:
         transfer = Transfer.objects.select_for_update(no_key=True).get(pk=transfer_id)
         if transfer.status != TransferStatus.REQUESTED:
-            raise TransferStateError(f"Transfer {transfer_id} is {transfer.status}; only a requested "
-                                     "transfer can ship.")
+            raise TransferStateError(
+                f"Transfer {transfer_id} is {transfer.status}; only a requested transfer can ship."
+            )
         lines = list(transfer.lines.all())
         unknown = set(shipped or {}) - {line.sku_id for line in lines}
         if unknown:
-            raise InvalidInput("Shipped SKUs must be lines of the transfer.", details={"shipped": ["unknown sku"]})
+            raise InvalidInput(
+                "Shipped SKUs must be lines of the transfer.", details={"shipped": ["unknown sku"]}
+            )
         changes = []
         for line in lines:
             quantity = line.quantity_requested if shipped is None else shipped.get(line.sku_id, 0)
             if quantity > line.quantity_requested:
-                raise InvalidQuantity("Cannot ship more than requested.",
-                                      details={"shipped": [f"sku {line.sku_id}: ≤ {line.quantity_requested}"]})
+                raise InvalidQuantity(
+                    "Cannot ship more than requested.",
+                    details={"shipped": [f"sku {line.sku_id}: ≤ {line.quantity_requested}"]},
+                )
             line.quantity_shipped = quantity
             if quantity:
-                changes.append(change(MovementKind.TRANSFER_OUT, sku_id=line.sku_id,
-                                      location_id=transfer.source_id, quantity=quantity,
-                                      transfer_id=transfer.pk))
-                changes.append(change(MovementKind.TRANSFER_INCOMING, sku_id=line.sku_id,
-                                      location_id=transfer.destination_id, quantity=quantity,
-                                      transfer_id=transfer.pk))
+                changes.append(
+                    change(
+                        MovementKind.TRANSFER_OUT,
+                        sku_id=line.sku_id,
+                        location_id=transfer.source_id,
+                        quantity=quantity,
+                        transfer_id=transfer.pk,
+                    )
+                )
+                changes.append(
+                    change(
+                        MovementKind.TRANSFER_INCOMING,
+                        sku_id=line.sku_id,
+                        location_id=transfer.destination_id,
+                        quantity=quantity,
+                        transfer_id=transfer.pk,
+                    )
+                )
         if not changes:
             raise InvalidQuantity("Nothing to ship.", details={"shipped": ["all zero"]})
         TransferLine.objects.bulk_update(lines, ["quantity_shipped"])
@@ -818,15 +1256,26 @@ def transfer_ship(*, transfer_id: int, idempotency_key: str, shipped: dict[int, 
         transfer.save(update_fields=["status", "shipped_at"])
         stock_apply(operation=op, changes=changes)
 
-    _run_operation(kind="transfer_ship", idempotency_key=idempotency_key,
-                   channel=SalesChannel.BACKOFFICE, actor=actor, reference=f"transfer:{transfer_id}",
-                   params={"transfer": transfer_id, "shipped": sorted((shipped or {}).items())},
-                   body=body)
+    _run_operation(
+        kind="transfer_ship",
+        idempotency_key=idempotency_key,
+        channel=SalesChannel.BACKOFFICE,
+        actor=actor,
+        reference=f"transfer:{transfer_id}",
+        params={"transfer": transfer_id, "shipped": sorted((shipped or {}).items())},
+        body=body,
+    )
     return Transfer.objects.get(pk=transfer_id)
 
 
-def transfer_receive(*, transfer_id: int, received: dict[int, int], idempotency_key: str,
-                     close: bool = False, actor: str = "") -> Transfer:
+def transfer_receive(
+    *,
+    transfer_id: int,
+    received: dict[int, int],
+    idempotency_key: str,
+    close: bool = False,
+    actor: str = "",
+) -> Transfer:
     """Units arrive at the destination (on hand +, incoming −), possibly in several receipts.
 
     The transfer closes when every shipped unit arrived, or when `close` is set: then what is
@@ -839,11 +1288,15 @@ def transfer_receive(*, transfer_id: int, received: dict[int, int], idempotency_
     def body(op: StockOperation) -> None:
         transfer = Transfer.objects.select_for_update(no_key=True).get(pk=transfer_id)
         if transfer.status not in (TransferStatus.SHIPPED, TransferStatus.PARTIALLY_RECEIVED):
-            raise TransferStateError(f"Transfer {transfer_id} is {transfer.status}; it cannot be received.")
+            raise TransferStateError(
+                f"Transfer {transfer_id} is {transfer.status}; it cannot be received."
+            )
         lines = {line.sku_id: line for line in transfer.lines.all()}
         if set(received) - set(lines):
-            raise InvalidInput("Received SKUs must be lines of the transfer.",
-                               details={"received": ["unknown sku"]})
+            raise InvalidInput(
+                "Received SKUs must be lines of the transfer.",
+                details={"received": ["unknown sku"]},
+            )
         changes = []
         destination = transfer.destination_id
         for sku_id, line in lines.items():
@@ -852,21 +1305,36 @@ def transfer_receive(*, transfer_id: int, received: dict[int, int], idempotency_
             if quantity:
                 into_incoming = min(quantity, max(outstanding, 0))
                 # Over-receipts (more than shipped) add to on hand but not below 0 incoming.
-                changes.append(dataclasses.replace(
-                    change(MovementKind.TRANSFER_IN, sku_id=sku_id, location_id=destination,
-                           quantity=quantity, transfer_id=transfer.pk, guard=Guard.NONE),
-                    incoming=-into_incoming,
-                ))
+                changes.append(
+                    dataclasses.replace(
+                        change(
+                            MovementKind.TRANSFER_IN,
+                            sku_id=sku_id,
+                            location_id=destination,
+                            quantity=quantity,
+                            transfer_id=transfer.pk,
+                            guard=Guard.NONE,
+                        ),
+                        incoming=-into_incoming,
+                    )
+                )
                 line.quantity_received += quantity
         complete = all(line.quantity_received >= line.quantity_shipped for line in lines.values())
         if close or complete:
             for sku_id, line in lines.items():
                 missing = line.quantity_shipped - line.quantity_received
                 if missing > 0:
-                    changes.append(change(MovementKind.TRANSFER_DISCREPANCY, sku_id=sku_id,
-                                          location_id=destination, quantity=missing,
-                                          transfer_id=transfer.pk, guard=Guard.NONE,
-                                          note="shipped but never received"))
+                    changes.append(
+                        change(
+                            MovementKind.TRANSFER_DISCREPANCY,
+                            sku_id=sku_id,
+                            location_id=destination,
+                            quantity=missing,
+                            transfer_id=transfer.pk,
+                            guard=Guard.NONE,
+                            note="shipped but never received",
+                        )
+                    )
                 line.discrepancy = line.quantity_received - line.quantity_shipped
             transfer.status = TransferStatus.RECEIVED
             transfer.received_at = timezone.now()
@@ -878,10 +1346,15 @@ def transfer_receive(*, transfer_id: int, received: dict[int, int], idempotency_
         transfer.save(update_fields=["status", "received_at"])
         stock_apply(operation=op, changes=changes)
 
-    _run_operation(kind="transfer_receive", idempotency_key=idempotency_key,
-                   channel=SalesChannel.BACKOFFICE, actor=actor, reference=f"transfer:{transfer_id}",
-                   params={"transfer": transfer_id, "received": sorted(received.items()), "close": close},
-                   body=body)
+    _run_operation(
+        kind="transfer_receive",
+        idempotency_key=idempotency_key,
+        channel=SalesChannel.BACKOFFICE,
+        actor=actor,
+        reference=f"transfer:{transfer_id}",
+        params={"transfer": transfer_id, "received": sorted(received.items()), "close": close},
+        body=body,
+    )
     return Transfer.objects.get(pk=transfer_id)
 
 
@@ -901,6 +1374,7 @@ def transfer_cancel(*, transfer_id: int, actor: str = "") -> Transfer:
 # Safety stock (configuration, not a movement; it changes what online channels see)
 # --------------------------------------------------------------------------------------------
 
+
 def safety_stock_set(*, location_id: int, quantity: int, sku_id: int | None = None) -> int:
     """Set a location's safety stock (for SKUs without an override) or one SKU's override
     (`quantity` None with a sku_id removes the override). Returns the positions changed."""
@@ -910,31 +1384,47 @@ def safety_stock_set(*, location_id: int, quantity: int, sku_id: int | None = No
             validate_quantity(quantity, field_name="safety_stock", allow_zero=True)
             location.safety_stock = quantity
             location.save(update_fields=["safety_stock", "updated_at"])
-            positions = StockPosition.objects.filter(location_id=location_id,
-                                                     safety_stock_override__isnull=True)
+            positions = StockPosition.objects.filter(
+                location_id=location_id, safety_stock_override__isnull=True
+            )
             new_value = quantity
         else:
             if quantity is not None:
                 validate_quantity(quantity, field_name="safety_stock", allow_zero=True)
-            _positions_for([change(MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id,
-                                   quantity=1)])
+            _positions_for(
+                [change(MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id, quantity=1)]
+            )
             positions = StockPosition.objects.filter(location_id=location_id, sku_id=sku_id)
             positions.update(safety_stock_override=quantity)
             new_value = location.safety_stock if quantity is None else quantity
-        changed = list(positions.select_for_update(no_key=True).exclude(safety_stock=new_value)
-                       .select_related("sku", "location"))
+        changed = list(
+            positions.select_for_update(no_key=True)
+            .exclude(safety_stock=new_value)
+            .select_related("sku", "location")
+        )
         positions.filter(pk__in=[p.pk for p in changed]).update(safety_stock=new_value)
         events = []
         for position in changed:
             before = position.available
             after = max(position.on_hand - position.reserved - position.unsellable - new_value, 0)
             if before != after:
-                events.append(("stock.available_changed", {
-                    "sku": position.sku.code, "location": position.location.code,
-                    "available": after, "available_before": before,
-                    "available_at_till": position.available_at_till, "on_hand": position.on_hand,
-                    "reserved": position.reserved, "unsellable": position.unsellable,
-                    "incoming": position.incoming,
-                }))
+                events.append(
+                    (
+                        "stock.available_changed",
+                        {
+                            "sku": position.sku.code,
+                            "location": position.location.code,
+                            "available": after,
+                            "available_before": before,
+                            "available_at_till": position.available_at_till,
+                            "on_hand": position.on_hand,
+                            "reserved": position.reserved,
+                            "unsellable": position.unsellable,
+                            "incoming": position.incoming,
+                            "low_stock_threshold": position.location.low_stock_threshold,
+                        },
+                    )
+                )
         events_record(events)
+        transaction.on_commit(lambda: availability_changed({p.sku_id for p in changed}))
     return len(changed)

@@ -19,8 +19,11 @@ class Location(models.Model):
     """A place that holds stock: the warehouse or a store."""
 
     code = models.CharField(
-        max_length=20, unique=True,
-        validators=[RegexValidator(r"^[A-Z0-9][A-Z0-9_-]*$", "Upper-case letters, digits, - and _.")],
+        max_length=20,
+        unique=True,
+        validators=[
+            RegexValidator(r"^[A-Z0-9][A-Z0-9_-]*$", "Upper-case letters, digits, - and _.")
+        ],
     )
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=10, choices=LocationKind.choices, default=LocationKind.STORE)
@@ -28,36 +31,53 @@ class Location(models.Model):
     postcode = models.CharField(max_length=12, blank=True)
     city = models.CharField(max_length=80, blank=True)
     country = models.CharField(max_length=2, default="FR")
-    phone = models.CharField(max_length=20, blank=True,
-                             help_text="The store's own number (never taken as a customer's).")
-    latitude = models.DecimalField(max_digits=9, decimal_places=6,
-                                   validators=[MinValueValidator(-90), MaxValueValidator(90)])
-    longitude = models.DecimalField(max_digits=9, decimal_places=6,
-                                    validators=[MinValueValidator(-180), MaxValueValidator(180)])
-    timezone = models.CharField(max_length=64, default="Europe/Paris", validators=[validate_timezone])
+    phone = models.CharField(
+        max_length=20, blank=True, help_text="The store's own number (never taken as a customer's)."
+    )
+    latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, validators=[MinValueValidator(-90), MaxValueValidator(90)]
+    )
+    longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, validators=[MinValueValidator(-180), MaxValueValidator(180)]
+    )
+    timezone = models.CharField(
+        max_length=64, default="Europe/Paris", validators=[validate_timezone]
+    )
 
     is_active = models.BooleanField(default=True)
     allows_pickup = models.BooleanField("click & collect pickup", default=False)
     ships_from_location = models.BooleanField(
-        "ships to customers", default=False,
-        help_text="Warehouses ship by nature; a store ships only when this is on (ship-from-store).",
+        "ships to customers",
+        default=False,
+        help_text="Warehouses ship by nature; a store ships only when this is on "
+        "(ship-from-store).",
     )
     receives_transfers = models.BooleanField(default=True)
 
     preparation_minutes = models.PositiveIntegerField(
-        default=120, help_text="Opening-hours minutes needed to prepare an order.")
+        default=120, help_text="Opening-hours minutes needed to prepare an order."
+    )
     pickup_hold_days = models.PositiveIntegerField(
-        default=7, help_text="Days a ready order is held for pickup before the stock goes back on sale.")
+        default=7,
+        help_text="Days a ready order is held for pickup before the stock goes back on sale.",
+    )
     routing_priority = models.PositiveSmallIntegerField(
-        default=100, help_text="Lower is preferred when the router ranks by priority.")
+        default=100, help_text="Lower is preferred when the router ranks by priority."
+    )
     safety_stock = models.PositiveIntegerField(
-        default=0, help_text="Units kept back from online channels (per SKU, unless the SKU overrides).")
+        default=0,
+        help_text="Units kept back from online channels (per SKU, unless the SKU overrides).",
+    )
     low_stock_threshold = models.PositiveIntegerField(
-        default=2, help_text="An event is sent when a SKU's online availability falls to this level.")
+        default=2,
+        help_text="An event is sent when a SKU's online availability falls to this level.",
+    )
     daily_order_capacity = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Most online orders prepared per day (empty: no cap).")
+        null=True, blank=True, help_text="Most online orders prepared per day (empty: no cap)."
+    )
     transfer_days_to_stores = models.PositiveSmallIntegerField(
-        default=2, help_text="Days for a transfer from here to reach a store.")
+        default=2, help_text="Days for a transfer from here to reach a store."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -100,10 +120,13 @@ class OpeningHours(models.Model):
         ordering = ["location", "weekday", "opens_at"]
         verbose_name_plural = "opening hours"
         constraints = [
-            models.CheckConstraint(condition=models.Q(opens_at__lt=models.F("closes_at")),
-                                   name="opening_hours_opens_before_closes"),
-            models.UniqueConstraint(fields=["location", "weekday", "opens_at"],
-                                    name="uniq_opening_interval"),
+            models.CheckConstraint(
+                condition=models.Q(opens_at__lt=models.F("closes_at")),
+                name="opening_hours_opens_before_closes",
+            ),
+            models.UniqueConstraint(
+                fields=["location", "weekday", "opens_at"], name="uniq_opening_interval"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -119,7 +142,9 @@ class Closure(models.Model):
 
     class Meta:
         ordering = ["location", "date"]
-        constraints = [models.UniqueConstraint(fields=["location", "date"], name="uniq_closure_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["location", "date"], name="uniq_closure_day")
+        ]
 
     def __str__(self) -> str:
         return f"{self.location.code} closed {self.date}"

@@ -55,15 +55,20 @@ def _intervals_on(location: Location, day: date, closed_days: set[date]) -> list
     intervals = []
     for hours in location.opening_hours.all():
         if hours.weekday == day.weekday():
-            intervals.append(_Interval(
-                opens=datetime.combine(day, hours.opens_at, tzinfo=tz),
-                closes=datetime.combine(day, hours.closes_at, tzinfo=tz),
-            ))
+            intervals.append(
+                _Interval(
+                    opens=datetime.combine(day, hours.opens_at, tzinfo=tz),
+                    closes=datetime.combine(day, hours.closes_at, tzinfo=tz),
+                )
+            )
     return sorted(intervals, key=lambda interval: interval.opens)
 
 
 def location_ready_by(
-    location: Location, *, at: datetime | None = None, work_minutes: int | None = None,
+    location: Location,
+    *,
+    at: datetime | None = None,
+    work_minutes: int | None = None,
     not_before: datetime | None = None,
 ) -> datetime | None:
     """When an order placed `at` is ready at `location`, in the location's time zone.
@@ -76,7 +81,9 @@ def location_ready_by(
     """
     at = at or timezone.now()
     start = max(at, not_before) if not_before else at
-    remaining = timedelta(minutes=location.preparation_minutes if work_minutes is None else work_minutes)
+    remaining = timedelta(
+        minutes=location.preparation_minutes if work_minutes is None else work_minutes
+    )
     tz = location.tz
     cursor = start.astimezone(tz)
     closed_days = {closure.date for closure in location.closures.all()}
@@ -103,7 +110,10 @@ def location_is_open(location: Location, *, at: datetime | None = None) -> bool:
 
 
 def locations_by_distance(
-    locations: Iterable[Location], *, latitude: float, longitude: float,
+    locations: Iterable[Location],
+    *,
+    latitude: float,
+    longitude: float,
     radius_km: float | None = None,
 ) -> list[tuple[Location, float]]:
     ranked = []

@@ -15,9 +15,10 @@ _keys = itertools.count(1)
 def _fast_and_isolated(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    caches["default"].clear()
+    caches["local"].clear()
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +26,15 @@ def _require_real_servers(request):
     """Tests marked postgres/redis FAIL (never skip) when the server is not there: `make test`
     starts both, and CI must not pass by silently skipping the concurrency guarantees."""
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        pytest.fail("This test needs PostgreSQL: run `make test` (it starts a throwaway cluster) "
-                    "or deselect with -m 'not postgres'.")
+        pytest.fail(
+            "This test needs PostgreSQL: run `make test` (it starts a throwaway cluster) "
+            "or deselect with -m 'not postgres'."
+        )
     if request.node.get_closest_marker("redis") and not os.environ.get("TEST_REDIS_URL"):
-        pytest.fail("This test needs Redis: run `make test` (it starts a throwaway server) "
-                    "or deselect with -m 'not redis'.")
+        pytest.fail(
+            "This test needs Redis: run `make test` (it starts a throwaway server) "
+            "or deselect with -m 'not redis'."
+        )
 
 
 @pytest.fixture
@@ -37,8 +42,11 @@ def api_client_factory(db):
     """api_client_factory(scopes=[...], channel="web") -> APIClient authenticated by an API key."""
 
     def build(*, scopes=None, channel: str = "web") -> APIClient:
-        _, raw = make_api_key(name=f"test-{next(_keys)}", channel=channel,
-                              scopes=ALL_SCOPES if scopes is None else scopes)
+        _, raw = make_api_key(
+            name=f"test-{next(_keys)}",
+            channel=channel,
+            scopes=ALL_SCOPES if scopes is None else scopes,
+        )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
         return client

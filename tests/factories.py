@@ -33,16 +33,19 @@ class LocationFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def hours(self, create, extracted, **kwargs):
-        """Open Monday–Saturday 10:00–20:00 unless `hours=[]` or a list of (weekday, open, close)."""
+        """Open Monday–Saturday 10:00–20:00, unless `hours=` gives [] or a list of
+        (weekday, opens, closes)."""
         if not create:
             return
-        intervals = extracted if extracted is not None else [
-            (day, time(10), time(20)) for day in range(6)
-        ]
-        OpeningHours.objects.bulk_create([
-            OpeningHours(location=self, weekday=day, opens_at=opens, closes_at=closes)
-            for day, opens, closes in intervals
-        ])
+        intervals = (
+            extracted if extracted is not None else [(day, time(10), time(20)) for day in range(6)]
+        )
+        OpeningHours.objects.bulk_create(
+            [
+                OpeningHours(location=self, weekday=day, opens_at=opens, closes_at=closes)
+                for day, opens, closes in intervals
+            ]
+        )
 
 
 class WarehouseFactory(LocationFactory):
@@ -72,7 +75,9 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw")
 
 
-def make_api_key(*, name: str | None = None, channel: str = "web", scopes=None) -> tuple[ApiKey, str]:
+def make_api_key(
+    *, name: str | None = None, channel: str = "web", scopes=None
+) -> tuple[ApiKey, str]:
     raw = ApiKey.generate_raw_key()
     key = ApiKey(name=name or f"key-{raw[-8:]}", channel=channel, scopes=list(scopes or []))
     key.set_key(raw)

@@ -28,8 +28,18 @@ class PositionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StockPosition
-        fields = ["sku", "location", "on_hand", "reserved", "unsellable", "incoming",
-                  "safety_stock", "available", "available_at_till", "updated_at"]
+        fields = [
+            "sku",
+            "location",
+            "on_hand",
+            "reserved",
+            "unsellable",
+            "incoming",
+            "safety_stock",
+            "available",
+            "available_at_till",
+            "updated_at",
+        ]
 
 
 class MovementSerializer(serializers.ModelSerializer):
@@ -42,10 +52,27 @@ class MovementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StockMovement
-        fields = ["id", "sku", "location", "kind", "reason", "quantity", "on_hand_delta",
-                  "reserved_delta", "unsellable_delta", "incoming_delta", "reservation",
-                  "transfer", "note", "occurred_at", "created_at", "operation", "reference",
-                  "channel", "actor"]
+        fields = [
+            "id",
+            "sku",
+            "location",
+            "kind",
+            "reason",
+            "quantity",
+            "on_hand_delta",
+            "reserved_delta",
+            "unsellable_delta",
+            "incoming_delta",
+            "reservation",
+            "transfer",
+            "note",
+            "occurred_at",
+            "created_at",
+            "operation",
+            "reference",
+            "channel",
+            "actor",
+        ]
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -53,11 +80,21 @@ class OperationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StockOperation
-        fields = ["id", "idempotency_key", "kind", "channel", "actor", "reference", "created_at",
-                  "movements"]
+        fields = [
+            "id",
+            "idempotency_key",
+            "kind",
+            "channel",
+            "actor",
+            "reference",
+            "created_at",
+            "movements",
+        ]
 
     def get_movements(self, operation) -> list[dict]:
-        movements = operation.movements.select_related("sku", "location", "operation").order_by("pk")
+        movements = operation.movements.select_related("sku", "location", "operation").order_by(
+            "pk"
+        )
         return MovementSerializer(movements, many=True).data
 
 
@@ -68,8 +105,20 @@ class ReservationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Reservation
-        fields = ["id", "sku", "location", "quantity", "committed_quantity", "released_quantity",
-                  "open_quantity", "status", "channel", "reference", "expires_at", "created_at"]
+        fields = [
+            "id",
+            "sku",
+            "location",
+            "quantity",
+            "committed_quantity",
+            "released_quantity",
+            "open_quantity",
+            "status",
+            "channel",
+            "reference",
+            "expires_at",
+            "created_at",
+        ]
 
 
 class TransferLineSerializer(serializers.ModelSerializer):
@@ -77,7 +126,13 @@ class TransferLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TransferLine
-        fields = ["sku", "quantity_requested", "quantity_shipped", "quantity_received", "discrepancy"]
+        fields = [
+            "sku",
+            "quantity_requested",
+            "quantity_shipped",
+            "quantity_received",
+            "discrepancy",
+        ]
 
 
 class TransferSerializer(serializers.ModelSerializer):
@@ -87,8 +142,18 @@ class TransferSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Transfer
-        fields = ["id", "source", "destination", "status", "reference", "requested_by",
-                  "created_at", "shipped_at", "received_at", "lines"]
+        fields = [
+            "id",
+            "source",
+            "destination",
+            "status",
+            "reference",
+            "requested_by",
+            "created_at",
+            "shipped_at",
+            "received_at",
+            "lines",
+        ]
 
 
 class StockCountSerializer(serializers.ModelSerializer):
@@ -100,9 +165,15 @@ class StockCountSerializer(serializers.ModelSerializer):
         fields = ["id", "location", "counted_at", "created_at", "lines"]
 
     def get_lines(self, count) -> list[dict]:
-        return [{"sku": line.sku.code, "expected": line.expected, "counted": line.counted,
-                 "difference": line.difference}
-                for line in count.lines.select_related("sku").order_by("pk")]
+        return [
+            {
+                "sku": line.sku.code,
+                "expected": line.expected,
+                "counted": line.counted,
+                "difference": line.difference,
+            }
+            for line in count.lines.select_related("sku").order_by("pk")
+        ]
 
 
 class LocationAvailabilitySerializer(serializers.Serializer):
@@ -122,8 +193,9 @@ class NearbyOfferSerializer(serializers.Serializer):
     city = serializers.CharField(source="location.city")
     distance_km = serializers.FloatField()
     available = serializers.IntegerField()
-    ready_by = serializers.DateTimeField(allow_null=True, default_timezone=None,
-                                         help_text="In the store's own time zone.")
+    ready_by = serializers.DateTimeField(
+        allow_null=True, default_timezone=None, help_text="In the store's own time zone."
+    )
     timezone = serializers.CharField(source="location.timezone")
 
     def to_representation(self, instance):
@@ -165,7 +237,9 @@ class SetAsideInput(serializers.Serializer):
     sku = CodeField()
     quantity = QuantityField()
     action = serializers.ChoiceField(choices=["set_aside", "restore", "write_off"])
-    reason = serializers.ChoiceField(choices=AdjustmentReason.choices, default=AdjustmentReason.DAMAGE)
+    reason = serializers.ChoiceField(
+        choices=AdjustmentReason.choices, default=AdjustmentReason.DAMAGE
+    )
     note = serializers.CharField(max_length=255, required=False, default="")
 
 
@@ -216,7 +290,9 @@ class ZeroableLineInput(serializers.Serializer):
 
 
 class TransferReceiveInput(serializers.Serializer):
-    lines = ZeroableLineInput(many=True, allow_empty=True, max_length=1000, required=False, default=list)
+    lines = ZeroableLineInput(
+        many=True, allow_empty=True, max_length=1000, required=False, default=list
+    )
     close = serializers.BooleanField(required=False, default=False)
 
 

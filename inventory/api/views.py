@@ -1,6 +1,9 @@
 """Stock API: thin views that validate input, call one service or selector, and serialise."""
 
+import json
+
 import django_filters
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -25,11 +28,21 @@ from inventory.models import (
 )
 from stores.selectors import location_get
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
-          409: ErrorSerializer, 422: ErrorSerializer}
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
-                                      description="Any unique string; a retry with the same key "
-                                                  "returns the first result.")
+ERRORS = {
+    400: ErrorSerializer,
+    401: ErrorSerializer,
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+    422: ErrorSerializer,
+}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Any unique string; a retry with the same key returns the first result.",
+)
 
 
 def _service_key(request) -> str:
@@ -87,8 +100,9 @@ class AvailabilityApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("skus", str, required=True,
-                             description="Comma-separated SKU codes (up to 500)."),
+            OpenApiParameter(
+                "skus", str, required=True, description="Comma-separated SKU codes (up to 500)."
+            ),
             OpenApiParameter("locations", str, description="Comma-separated location codes."),
             OpenApiParameter("include_empty", bool, description="List locations with 0 too."),
         ],
@@ -97,22 +111,37 @@ class AvailabilityApi(APIView):
     def get(self, request):
         skus = _csv_param(request, "skus", limit=selectors.MAX_SKUS_PER_AVAILABILITY_CALL)
         if not skus:
-            raise InvalidInput("Give at least one SKU code in `skus`.", details={"skus": ["required"]})
+            raise InvalidInput(
+                "Give at least one SKU code in `skus`.", details={"skus": ["required"]}
+            )
         locations = _csv_param(request, "locations", limit=1000)
         include_empty = request.query_params.get("include_empty") in {"1", "true", "yes"}
-        data = selectors.availability_for_skus(
-            sku_codes=skus, channel=caller_channel(request), location_codes=locations or None,
+        channel = caller_channel(request)
+        availability = selectors.availability_for_skus(
+            sku_codes=skus,
+            channel=channel,
+            location_codes=locations or None,
             include_empty=include_empty,
         )
-        return Response({"channel": caller_channel(request), "results": data})
+        # The database already serialised each SKU's locations: splice, don't re-encode.
+        results = ",".join(
+            f'{{"sku":{json.dumps(item.sku)},"available":{item.available},'
+            f'"locations":{item.locations_json}}}'
+            for item in availability
+        )
+        return HttpResponse(
+            f'{{"channel":{json.dumps(channel)},"results":[{results}]}}',
+            content_type="application/json",
+        )
 
 
 class NearQuerySerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     lat = serializers.FloatField(min_value=-90, max_value=90, required=False)
     lon = serializers.FloatField(min_value=-180, max_value=180, required=False)
-    store = serializers.CharField(max_length=20, required=False,
-                                  help_text="Use this store's position instead of lat/lon.")
+    store = serializers.CharField(
+        max_length=20, required=False, help_text="Use this store's position instead of lat/lon."
+    )
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     radius_km = serializers.FloatField(min_value=0.1, max_value=20_000, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=50, default=5)
@@ -129,8 +158,10 @@ class AvailabilityNearApi(APIView):
 
     required_scopes = [Scope.STOCK_READ]
 
-    @extend_schema(parameters=[NearQuerySerializer],
-                   responses={200: io.NearbyOfferSerializer(many=True), **ERRORS})
+    @extend_schema(
+        parameters=[NearQuerySerializer],
+        responses={200: io.NearbyOfferSerializer(many=True), **ERRORS},
+    )
     def get(self, request):
         query = NearQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -141,13 +172,22 @@ class AvailabilityNearApi(APIView):
         else:
             latitude, longitude = params["lat"], params["lon"]
         offers = selectors.availability_near(
-            sku_code=params["sku"], latitude=latitude, longitude=longitude,
-            channel=caller_channel(request), quantity=params["quantity"],
-            radius_km=params.get("radius_km"), limit=params["limit"],
+            sku_code=params["sku"],
+            latitude=latitude,
+            longitude=longitude,
+            channel=caller_channel(request),
+            quantity=params["quantity"],
+            radius_km=params.get("radius_km"),
+            limit=params["limit"],
             pickup_only=params["pickup_only"],
         )
-        return Response({"sku": params["sku"], "origin": {"lat": latitude, "lon": longitude},
-                         "results": io.NearbyOfferSerializer(offers, many=True).data})
+        return Response(
+            {
+                "sku": params["sku"],
+                "origin": {"lat": latitude, "lon": longitude},
+                "results": io.NearbyOfferSerializer(offers, many=True).data,
+            }
+        )
 
 
 # ---- ledger reads ----------------------------------------------------------------------------
@@ -169,7 +209,9 @@ class PositionListApi(generics.ListAPIView):
     filterset_class = PositionFilter
 
     def get_queryset(self):
-        return StockPosition.objects.select_related("sku", "location").order_by("sku__code", "location__code")
+        return StockPosition.objects.select_related("sku", "location").order_by(
+            "sku__code", "location__code"
+        )
 
 
 class MovementFilter(django_filters.FilterSet):
@@ -206,35 +248,52 @@ def _operation_response(operation, status_code=status.HTTP_201_CREATED) -> Respo
 class ReceiptCreateApi(APIView):
     required_scopes = [Scope.STOCK_WRITE]
 
-    @extend_schema(request=io.ReceiptInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.OperationSerializer, **ERRORS})
+    @extend_schema(
+        request=io.ReceiptInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.OperationSerializer, **ERRORS},
+    )
     def post(self, request):
         def perform():
             data = _validated(io.ReceiptInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_receive(
-                location_id=location.pk, lines=_sku_lines(data["lines"]),
-                idempotency_key=_service_key(request), reference=data["reference"],
-                actor=caller_label(request), channel=caller_channel(request))
+                location_id=location.pk,
+                lines=_sku_lines(data["lines"]),
+                idempotency_key=_service_key(request),
+                reference=data["reference"],
+                actor=caller_label(request),
+                channel=caller_channel(request),
+            )
             return _operation_response(operation)
+
         return idempotent(request, endpoint="stock.receipt", perform=perform)
 
 
 class AdjustmentCreateApi(APIView):
     required_scopes = [Scope.STOCK_WRITE]
 
-    @extend_schema(request=io.AdjustmentInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.OperationSerializer, **ERRORS})
+    @extend_schema(
+        request=io.AdjustmentInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.OperationSerializer, **ERRORS},
+    )
     def post(self, request):
         def perform():
             data = _validated(io.AdjustmentInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_adjust(
-                location_id=location.pk, sku_id=selectors.sku_get(code=data["sku"]).pk,
-                delta=data["delta"], reason=data["reason"], note=data["note"],
-                idempotency_key=_service_key(request), actor=caller_label(request),
-                channel=caller_channel(request))
+                location_id=location.pk,
+                sku_id=selectors.sku_get(code=data["sku"]).pk,
+                delta=data["delta"],
+                reason=data["reason"],
+                note=data["note"],
+                idempotency_key=_service_key(request),
+                actor=caller_label(request),
+                channel=caller_channel(request),
+            )
             return _operation_response(operation)
+
         return idempotent(request, endpoint="stock.adjustment", perform=perform)
 
 
@@ -243,37 +302,56 @@ class SetAsideCreateApi(APIView):
 
     required_scopes = [Scope.STOCK_WRITE]
 
-    @extend_schema(request=io.SetAsideInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.OperationSerializer, **ERRORS})
+    @extend_schema(
+        request=io.SetAsideInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.OperationSerializer, **ERRORS},
+    )
     def post(self, request):
         def perform():
             data = _validated(io.SetAsideInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_set_aside(
-                location_id=location.pk, sku_id=selectors.sku_get(code=data["sku"]).pk,
-                quantity=data["quantity"], reason=data["reason"], note=data["note"],
-                restore=data["action"] == "restore", write_off=data["action"] == "write_off",
-                idempotency_key=_service_key(request), actor=caller_label(request))
+                location_id=location.pk,
+                sku_id=selectors.sku_get(code=data["sku"]).pk,
+                quantity=data["quantity"],
+                reason=data["reason"],
+                note=data["note"],
+                restore=data["action"] == "restore",
+                write_off=data["action"] == "write_off",
+                idempotency_key=_service_key(request),
+                actor=caller_label(request),
+            )
             return _operation_response(operation)
+
         return idempotent(request, endpoint="stock.set_aside", perform=perform)
 
 
 class CountCreateApi(APIView):
-    """A shelf count: each difference with the ledger (at the count's time) becomes an adjustment."""
+    """A shelf count: each difference with the ledger (at the count's time) becomes an
+    adjustment."""
 
     required_scopes = [Scope.STOCK_WRITE]
 
-    @extend_schema(request=io.CountInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.StockCountSerializer, **ERRORS})
+    @extend_schema(
+        request=io.CountInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.StockCountSerializer, **ERRORS},
+    )
     def post(self, request):
         def perform():
             data = _validated(io.CountInput, request)
             location = selectors.location_for_stock(code=data["location"])
             count = services.stock_count_apply(
-                location_id=location.pk, counts=_sku_lines(data["lines"], "counted"),
-                counted_at=data.get("counted_at"), idempotency_key=_service_key(request),
-                actor=caller_label(request), channel=caller_channel(request))
+                location_id=location.pk,
+                counts=_sku_lines(data["lines"], "counted"),
+                counted_at=data.get("counted_at"),
+                idempotency_key=_service_key(request),
+                actor=caller_label(request),
+                channel=caller_channel(request),
+            )
             return Response(io.StockCountSerializer(count).data, status=status.HTTP_201_CREATED)
+
         return idempotent(request, endpoint="stock.count", perform=perform)
 
 
@@ -291,8 +369,10 @@ class CountDetailApi(APIView):
 class ReservationListCreateApi(APIView):
     required_scopes = {"GET": [Scope.STOCK_READ], "POST": [Scope.STOCK_WRITE]}
 
-    @extend_schema(parameters=[OpenApiParameter("reference", str)],
-                   responses={200: io.ReservationSerializer(many=True)})
+    @extend_schema(
+        parameters=[OpenApiParameter("reference", str)],
+        responses={200: io.ReservationSerializer(many=True)},
+    )
     def get(self, request):
         reference = request.query_params.get("reference", "")[:120]
         reservations = Reservation.objects.select_related("sku", "location").order_by("-pk")
@@ -305,27 +385,45 @@ class ReservationListCreateApi(APIView):
     def paginator(self):
         if not hasattr(self, "_paginator"):
             from common.pagination import DefaultPagination
+
             self._paginator = DefaultPagination()
         return self._paginator
 
-    @extend_schema(request=io.ReservationInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.ReservationSerializer(many=True), **ERRORS})
+    @extend_schema(
+        request=io.ReservationInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.ReservationSerializer(many=True), **ERRORS},
+    )
     def post(self, request):
         """Hold units for an order or a cart: every line or none."""
+
         def perform():
             data = _validated(io.ReservationInput, request)
             sku_ids = selectors.sku_ids_by_code([line["sku"] for line in data["lines"]])
-            location_ids = selectors.location_ids_by_code([line["location"] for line in data["lines"]])
+            location_ids = selectors.location_ids_by_code(
+                [line["location"] for line in data["lines"]]
+            )
             reservations = services.reservations_create(
-                requests=[services.ReservationRequest(sku_id=sku_ids[line["sku"]],
-                                                      location_id=location_ids[line["location"]],
-                                                      quantity=line["quantity"])
-                          for line in data["lines"]],
-                idempotency_key=_service_key(request), channel=caller_channel(request),
-                reference=data["reference"], expires_at=data.get("expires_at"),
-                ttl_seconds=data.get("ttl_seconds"), actor=caller_label(request))
-            return Response({"reservations": io.ReservationSerializer(reservations, many=True).data},
-                            status=status.HTTP_201_CREATED)
+                requests=[
+                    services.ReservationRequest(
+                        sku_id=sku_ids[line["sku"]],
+                        location_id=location_ids[line["location"]],
+                        quantity=line["quantity"],
+                    )
+                    for line in data["lines"]
+                ],
+                idempotency_key=_service_key(request),
+                channel=caller_channel(request),
+                reference=data["reference"],
+                expires_at=data.get("expires_at"),
+                ttl_seconds=data.get("ttl_seconds"),
+                actor=caller_label(request),
+            )
+            return Response(
+                {"reservations": io.ReservationSerializer(reservations, many=True).data},
+                status=status.HTTP_201_CREATED,
+            )
+
         return idempotent(request, endpoint="stock.reserve", perform=perform)
 
 
@@ -334,7 +432,9 @@ class ReservationDetailApi(APIView):
 
     @extend_schema(responses={200: io.ReservationSerializer, **ERRORS})
     def get(self, request, pk: int):
-        reservation = get_object_or_404(Reservation.objects.select_related("sku", "location"), pk=pk)
+        reservation = get_object_or_404(
+            Reservation.objects.select_related("sku", "location"), pk=pk
+        )
         return Response(io.ReservationSerializer(reservation).data)
 
 
@@ -342,24 +442,37 @@ class ReservationSettleApi(APIView):
     required_scopes = [Scope.STOCK_WRITE]
     commit = False
 
-    @extend_schema(request=io.SettleInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={200: io.ReservationSerializer, **ERRORS})
+    @extend_schema(
+        request=io.SettleInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: io.ReservationSerializer, **ERRORS},
+    )
     def post(self, request, pk: int):
         def perform():
             data = _validated(io.SettleInput, request)
             get_object_or_404(Reservation, pk=pk)
             if self.commit:
                 reservation = services.reservation_commit(
-                    reservation_id=pk, quantity=data.get("quantity"),
-                    release_rest=data["release_rest"], idempotency_key=_service_key(request),
-                    actor=caller_label(request))
+                    reservation_id=pk,
+                    quantity=data.get("quantity"),
+                    release_rest=data["release_rest"],
+                    idempotency_key=_service_key(request),
+                    actor=caller_label(request),
+                )
             else:
                 reservation = services.reservation_release(
-                    reservation_id=pk, quantity=data.get("quantity"),
-                    idempotency_key=_service_key(request), actor=caller_label(request))
+                    reservation_id=pk,
+                    quantity=data.get("quantity"),
+                    idempotency_key=_service_key(request),
+                    actor=caller_label(request),
+                )
             return Response(io.ReservationSerializer(reservation).data)
-        return idempotent(request, endpoint=f"stock.reservation.{'commit' if self.commit else 'release'}",
-                          perform=perform)
+
+        return idempotent(
+            request,
+            endpoint=f"stock.reservation.{'commit' if self.commit else 'release'}",
+            perform=perform,
+        )
 
 
 # ---- transfers -------------------------------------------------------------------------------
@@ -380,20 +493,31 @@ class TransferListCreateApi(generics.ListAPIView):
     filterset_class = TransferFilter
 
     def get_queryset(self):
-        return Transfer.objects.select_related("source", "destination").prefetch_related(
-            "lines__sku").order_by("-pk")
+        return (
+            Transfer.objects.select_related("source", "destination")
+            .prefetch_related("lines__sku")
+            .order_by("-pk")
+        )
 
-    @extend_schema(request=io.TransferInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: io.TransferSerializer, **ERRORS})
+    @extend_schema(
+        request=io.TransferInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: io.TransferSerializer, **ERRORS},
+    )
     def post(self, request):
         def perform():
             data = _validated(io.TransferInput, request)
             ids = selectors.location_ids_by_code([data["source"], data["destination"]])
             transfer = services.transfer_request(
-                source_id=ids[data["source"]], destination_id=ids[data["destination"]],
-                lines=_sku_lines(data["lines"]), reference=data["reference"],
-                idempotency_key=_service_key(request), actor=caller_label(request))
+                source_id=ids[data["source"]],
+                destination_id=ids[data["destination"]],
+                lines=_sku_lines(data["lines"]),
+                reference=data["reference"],
+                idempotency_key=_service_key(request),
+                actor=caller_label(request),
+            )
             return Response(io.TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+
         return idempotent(request, endpoint="stock.transfer", perform=perform)
 
 
@@ -409,8 +533,11 @@ class TransferActionApi(APIView):
     required_scopes = [Scope.STOCK_WRITE]
     action = "ship"
 
-    @extend_schema(request=io.TransferReceiveInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={200: io.TransferSerializer, **ERRORS})
+    @extend_schema(
+        request=io.TransferReceiveInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: io.TransferSerializer, **ERRORS},
+    )
     def post(self, request, pk: int):
         def perform():
             get_object_or_404(Transfer, pk=pk)
@@ -420,12 +547,18 @@ class TransferActionApi(APIView):
             elif self.action == "ship":
                 data = _validated(io.TransferShipInput, request)
                 shipped = dict(_sku_lines(data["lines"])) if data.get("lines") else None
-                transfer = services.transfer_ship(transfer_id=pk, shipped=shipped,
-                                                  idempotency_key=key, actor=actor)
+                transfer = services.transfer_ship(
+                    transfer_id=pk, shipped=shipped, idempotency_key=key, actor=actor
+                )
             else:
                 data = _validated(io.TransferReceiveInput, request)
                 transfer = services.transfer_receive(
-                    transfer_id=pk, received=dict(_sku_lines(data["lines"])),
-                    close=data["close"], idempotency_key=key, actor=actor)
+                    transfer_id=pk,
+                    received=dict(_sku_lines(data["lines"])),
+                    close=data["close"],
+                    idempotency_key=key,
+                    actor=actor,
+                )
             return Response(io.TransferSerializer(transfer).data)
+
         return idempotent(request, endpoint=f"stock.transfer.{self.action}", perform=perform)

@@ -28,10 +28,27 @@ class LocationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Location
-        fields = ["code", "name", "kind", "address_line", "postcode", "city", "country",
-                  "latitude", "longitude", "timezone", "is_active", "allows_pickup",
-                  "ships_from_location", "receives_transfers", "preparation_minutes",
-                  "pickup_hold_days", "opening_hours", "closures", "ready_by_if_ordered_now"]
+        fields = [
+            "code",
+            "name",
+            "kind",
+            "address_line",
+            "postcode",
+            "city",
+            "country",
+            "latitude",
+            "longitude",
+            "timezone",
+            "is_active",
+            "allows_pickup",
+            "ships_from_location",
+            "receives_transfers",
+            "preparation_minutes",
+            "pickup_hold_days",
+            "opening_hours",
+            "closures",
+            "ready_by_if_ordered_now",
+        ]
 
     def get_ready_by_if_ordered_now(self, location) -> str | None:
         ready_by = location_ready_by(location)

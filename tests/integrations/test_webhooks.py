@@ -66,8 +66,9 @@ def receiver():
 
 def test_stock_change_is_posted_signed_to_the_subscriber_after_commit(receiver, committing):
     hook = receiver()
-    endpoint = WebhookEndpoint.objects.create(name="storefront", url=hook.url,
-                                              topics=["stock.available_changed"])
+    endpoint = WebhookEndpoint.objects.create(
+        name="storefront", url=hook.url, topics=["stock.available_changed"]
+    )
     services.endpoints_changed()
     store, sku = LocationFactory(code="PARIS01"), SkuFactory(code="TEE-M")
 
@@ -76,12 +77,19 @@ def test_stock_change_is_posted_signed_to_the_subscriber_after_commit(receiver, 
 
     assert len(hook.requests) == 1
     headers, body = hook.requests[0]
-    verify_signature(header=headers["X-Omnistock-Signature"], body=body, secrets=[endpoint.secret],
-                     tolerance_seconds=300)
+    verify_signature(
+        header=headers["X-Omnistock-Signature"],
+        body=body,
+        secrets=[endpoint.secret],
+        tolerance_seconds=300,
+    )
     event = json.loads(body)
     assert event["topic"] == "stock.available_changed"
     assert (event["data"]["sku"], event["data"]["location"], event["data"]["available"]) == (
-        "TEE-M", "PARIS01", 4)
+        "TEE-M",
+        "PARIS01",
+        4,
+    )
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert delivery.attempt_log.count() == 1
@@ -110,8 +118,9 @@ def test_failed_delivery_is_retried_with_backoff_then_succeeds(receiver, committ
 
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED
-    assert list(delivery.attempt_log.order_by("attempted_at").values_list("response_status", flat=True)) == [
-        500, 503, 200]
+    assert list(
+        delivery.attempt_log.order_by("attempted_at").values_list("response_status", flat=True)
+    ) == [500, 503, 200]
 
 
 def test_delivery_gives_up_after_the_maximum_attempts(receiver, settings, committing):
@@ -150,12 +159,27 @@ def test_signature_rejects_tampering_staleness_and_accepts_rotated_secrets():
 
     body = b'{"a":1}'
     header = signature_header("old-secret", body, timestamp=1_000_000)
-    assert verify_signature(header=header, body=body, secrets=["new-secret", "old-secret"],
-                            tolerance_seconds=300, now=1_000_100) == 1_000_000
-    for bad_header, bad_body, now in [(header, b'{"a":2}', 1_000_100),
-                                      (header, body, 1_000_400),
-                                      ("t=1000000", body, 1_000_000),
-                                      (None, body, 1_000_000)]:
+    assert (
+        verify_signature(
+            header=header,
+            body=body,
+            secrets=["new-secret", "old-secret"],
+            tolerance_seconds=300,
+            now=1_000_100,
+        )
+        == 1_000_000
+    )
+    for bad_header, bad_body, now in [
+        (header, b'{"a":2}', 1_000_100),
+        (header, body, 1_000_400),
+        ("t=1000000", body, 1_000_000),
+        (None, body, 1_000_000),
+    ]:
         with pytest.raises(SignatureInvalid):
-            verify_signature(header=bad_header, body=bad_body, secrets=["old-secret"],
-                             tolerance_seconds=300, now=now)
+            verify_signature(
+                header=bad_header,
+                body=bad_body,
+                secrets=["old-secret"],
+                tolerance_seconds=300,
+                now=now,
+            )

@@ -21,8 +21,11 @@ def sku(db):
 
 
 def receive(location, sku, quantity, key=None):
-    return services.stock_receive(location_id=location.pk, lines=[(sku.pk, quantity)],
-                                  idempotency_key=key or f"test-receipt-{location.pk}-{sku.pk}-{quantity}")
+    return services.stock_receive(
+        location_id=location.pk,
+        lines=[(sku.pk, quantity)],
+        idempotency_key=key or f"test-receipt-{location.pk}-{sku.pk}-{quantity}",
+    )
 
 
 def position(location, sku) -> StockPosition:

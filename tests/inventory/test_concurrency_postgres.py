@@ -39,9 +39,16 @@ def test_24_workers_racing_for_10_units_get_exactly_10_and_the_rest_are_refused(
     receive(store, sku, 10)
 
     # 24 workers each want 1 unit of the last 10: exactly 10 must win.
-    outcomes = _race(24, lambda i: services.reservation_create(
-        sku_id=sku.pk, location_id=store.pk, quantity=1, idempotency_key=f"race-{i}",
-        channel="web"))
+    outcomes = _race(
+        24,
+        lambda i: services.reservation_create(
+            sku_id=sku.pk,
+            location_id=store.pk,
+            quantity=1,
+            idempotency_key=f"race-{i}",
+            channel="web",
+        ),
+    )
 
     granted = [o for o in outcomes if isinstance(o, Reservation)]
     refused = [o for o in outcomes if isinstance(o, InsufficientStock)]
@@ -58,9 +65,16 @@ def test_workers_asking_for_several_units_never_oversell():
     store, sku = LocationFactory(), SkuFactory()
     receive(store, sku, 25)
 
-    outcomes = _race(20, lambda i: services.reservation_create(
-        sku_id=sku.pk, location_id=store.pk, quantity=1 + i % 4, idempotency_key=f"multi-{i}",
-        channel="web"))
+    outcomes = _race(
+        20,
+        lambda i: services.reservation_create(
+            sku_id=sku.pk,
+            location_id=store.pk,
+            quantity=1 + i % 4,
+            idempotency_key=f"multi-{i}",
+            channel="web",
+        ),
+    )
 
     granted = sum(o.quantity for o in outcomes if isinstance(o, Reservation))
     assert all(isinstance(o, (Reservation, InsufficientStock)) for o in outcomes)
@@ -69,8 +83,17 @@ def test_workers_asking_for_several_units_never_oversell():
     assert pos.reserved == granted
     assert pos.available == 25 - granted
     # Whatever was refused asked for more than what was left at its turn.
-    assert min((o.details["lines"][0]["requested"] for o in outcomes
-                if isinstance(o, InsufficientStock)), default=99) > pos.available
+    assert (
+        min(
+            (
+                o.details["lines"][0]["requested"]
+                for o in outcomes
+                if isinstance(o, InsufficientStock)
+            ),
+            default=99,
+        )
+        > pos.available
+    )
     assert ledger_mismatches() == []
 
 
@@ -82,15 +105,22 @@ def test_multi_line_orders_locking_in_opposite_orders_never_deadlock():
         receive(warehouse, sku, 50)
 
     def order(i):
-        lines = [services.ReservationRequest(sku.pk, loc.pk, 1)
-                 for sku in skus for loc in (store, warehouse)]
+        lines = [
+            services.ReservationRequest(sku.pk, loc.pk, 1)
+            for sku in skus
+            for loc in (store, warehouse)
+        ]
         if i % 2:
             lines.reverse()  # the other half asks for the same rows in the opposite order
-        return services.reservations_create(requests=lines, idempotency_key=f"dl-{i}", channel="web")
+        return services.reservations_create(
+            requests=lines, idempotency_key=f"dl-{i}", channel="web"
+        )
 
     outcomes = _race(20, order)
 
-    assert all(isinstance(o, list) for o in outcomes), [o for o in outcomes if not isinstance(o, list)]
+    assert all(isinstance(o, list) for o in outcomes), [
+        o for o in outcomes if not isinstance(o, list)
+    ]
     assert Reservation.objects.count() == 20 * 8
     assert ledger_mismatches() == []
 
@@ -98,8 +128,12 @@ def test_multi_line_orders_locking_in_opposite_orders_never_deadlock():
 def test_the_same_idempotency_key_sent_by_many_workers_at_once_applies_once():
     store, sku = LocationFactory(), SkuFactory()
 
-    outcomes = _race(20, lambda i: services.stock_receive(
-        location_id=store.pk, lines=[(sku.pk, 5)], idempotency_key="delivery-9"))
+    outcomes = _race(
+        20,
+        lambda i: services.stock_receive(
+            location_id=store.pk, lines=[(sku.pk, 5)], idempotency_key="delivery-9"
+        ),
+    )
 
     assert len({o.pk for o in outcomes}) == 1
     assert sum(1 for o in outcomes if not o.replayed) == 1

@@ -43,8 +43,11 @@ def test_exceptional_closure_is_skipped():
 
 
 def test_lunch_break_is_not_preparation_time():
-    store = LocationFactory(preparation_minutes=60, hours=[
-        (day, time(9), time(12)) for day in range(7)] + [(day, time(14), time(18)) for day in range(7)])
+    store = LocationFactory(
+        preparation_minutes=60,
+        hours=[(day, time(9), time(12)) for day in range(7)]
+        + [(day, time(14), time(18)) for day in range(7)],
+    )
     assert location_ready_by(store, at=at(2026, 11, 24, 11, 30)) == at(2026, 11, 24, 14, 30)
 
 

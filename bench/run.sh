@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make bench`: every bench/bench_*.py against a throwaway PostgreSQL (and Redis), then
+# docs/benchmarks.md is rebuilt from their sections with the machine's description.
+# Pass --quick for short smoke runs. One script: BENCH=stock make bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${VENV:-.venv}/bin/python"
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
+servers_start shared_buffers=512MB
+# Production-like: PostgreSQL, and Redis as cache and broker.
+export DATABASE_URL="$DATABASE_URL_THROWAWAY" REDIS_URL="$REDIS_URL_THROWAWAY"
+export DB_CONN_MAX_AGE=600
+mkdir -p bench/results
+for script in bench/bench_${BENCH:-*}.py; do
+  name=$(basename "$script" .py)
+  echo "== $name"
+  # A fresh database per script, so one's data does not skew another's.
+  "${RUN_AS[@]}" "$PGBIN/dropdb" -h 127.0.0.1 -p "$PGPORT" -U omnistock --if-exists omnistock
+  "${RUN_AS[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U omnistock omnistock
+  "$PY" manage.py migrate --noinput >/dev/null
+  (cd bench && "../$PY" "$(basename "$script")" "$@")
+done
+"$PY" bench/assemble.py
