@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "customers",
     "orders",
     "integrations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +140,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=17),
     },
 }
+
+# --- Notifications --------------------------------------------------------------------------
+# Email goes through Django's email backends (console by default; set EMAIL_BACKEND/EMAIL_HOST…
+# in production). SMS goes through a swappable backend (console by default).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
