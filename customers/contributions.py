@@ -27,6 +27,8 @@ from customers.registry import (
     register_merge_blocker,
     register_merge_handler,
 )
+from customers.selectors import consent_latest_from_log, consent_state, customer_absorbed_ids
+from customers.services import consent_cache_rebuild
 
 ECOMMERCE_SOURCE = "ecommerce"
 
@@ -103,9 +105,7 @@ def _export_profile(customer: Customer) -> dict[str, Any]:
             "updated_at": c.updated_at.isoformat(),
         }
 
-    from customers.services import _absorbed_ids
-
-    absorbed = Customer.objects.filter(pk__in=_absorbed_ids(customer.pk)).select_related(
+    absorbed = Customer.objects.filter(pk__in=customer_absorbed_ids(customer.pk)).select_related(
         "preferred_store"
     )
     return {**one(customer), "merged_records": [one(c) for c in absorbed.order_by("pk")]}
@@ -142,8 +142,6 @@ def _export_addresses(customer: Customer) -> list[dict[str, Any]]:
 
 
 def _export_consents(customer: Customer) -> dict[str, Any]:
-    from customers.selectors import consent_state
-
     log = [
         {
             "purpose": e.purpose,
@@ -308,8 +306,6 @@ def _merge_consents_state(survivor: Customer, absorbed: Customer) -> None:
     current state becomes the latest decision across both logs (what the person said last, on
     whichever record); the absorbed record's state is dropped with it. Returns nothing: the state
     is derived from the log, so an unmerge simply recomputes it."""
-    from customers.selectors import consent_latest_from_log
-
     latest: dict[tuple[str, str], ConsentEvent] = {}
     for (_, purpose, channel), event in consent_latest_from_log(
         customer_ids=[survivor.pk, absorbed.pk]
@@ -333,6 +329,4 @@ def _merge_consents_state(survivor: Customer, absorbed: Customer) -> None:
 
 
 def _unmerge_consents_state(survivor: Customer, absorbed: Customer, payload: Any) -> None:
-    from customers.services import consent_cache_rebuild
-
     consent_cache_rebuild(customer_ids=[survivor.pk, absorbed.pk])

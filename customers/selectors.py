@@ -11,8 +11,14 @@ from typing import Any
 from django.db.models import Count, Q, Value
 from django.db.models.functions import Right, StrIndex, Substr
 
+from common.exceptions import InvalidInput
 from customers.exceptions import CustomerErased, CustomerNotFound, InvalidIdentifier
-from customers.identifiers import Identifier, customer_number_is_valid, junk_rules
+from customers.identifiers import (
+    Identifier,
+    customer_number_is_valid,
+    junk_rules,
+    parse_identifier,
+)
 from customers.models import (
     Address,
     Consent,
@@ -81,8 +87,6 @@ def identifiers_parse(
     """(kind, raw, source) items -> (usable, junk). Invalid values raise InvalidIdentifier;
     duplicates are dropped. Junk is checked on the raw value first, so a placeholder that is not
     even a valid phone ("0000000000") is ignored rather than refused."""
-    from customers.identifiers import parse_identifier
-
     rules = junk_rules()
     usable: dict[tuple[str, str, str], Identifier] = {}
     junk: list[Identifier] = []
@@ -157,6 +161,18 @@ def customer_resolve_one(*, kind: str, value: str, source: str = "") -> Customer
         return customer_resolve(identifiers=[(kind, value, source)]).customer
     except InvalidIdentifier:
         return None
+
+
+def customer_absorbed_ids(customer_id: int) -> list[int]:
+    """Every record merged into this one, directly or through a chain."""
+    found: list[int] = []
+    frontier = [customer_id]
+    while frontier:
+        frontier = list(
+            Customer.objects.filter(merged_into__in=frontier).values_list("pk", flat=True)
+        )
+        found += frontier
+    return found
 
 
 # ---- consents --------------------------------------------------------------------------------
@@ -251,8 +267,6 @@ def customer_history(
         try:
             before = HistoryCursor.decode(cursor)
         except (ValueError, TypeError, UnicodeDecodeError):
-            from common.exceptions import InvalidInput
-
             raise InvalidInput(
                 "This history cursor is not valid.", details={"cursor": ["invalid"]}
             ) from None

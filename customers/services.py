@@ -27,6 +27,8 @@ from django.utils import timezone
 from common.exceptions import InvalidInput
 from customers.exceptions import (
     CustomerErased,
+    CustomerNotFound,
+    ErasureBlocked,
     IdentifierTaken,
     InvalidIdentifier,
     MergeBlocked,
@@ -61,6 +63,7 @@ from customers.models import (
 from customers.registry import registry
 from customers.selectors import (
     consent_latest_from_log,
+    customer_absorbed_ids,
     duplicate_candidates,
     identifier_rows,
     identifiers_parse,
@@ -91,8 +94,6 @@ def customer_lock_live(customer: Customer | int) -> Customer:
     for _ in range(50):
         locked = _lock([customer_id]).get(customer_id)
         if locked is None:
-            from customers.exceptions import CustomerNotFound
-
             raise CustomerNotFound()
         if locked.merged_into_id is None:
             if locked.status == CustomerStatus.ERASED:
@@ -437,8 +438,6 @@ def identifier_remove(
 ) -> None:
     """Detach (delete) an identifier so it may be used by someone else. If it was the primary one
     of its kind, the oldest remaining one of that kind becomes primary."""
-    from customers.exceptions import CustomerNotFound
-
     with transaction.atomic():
         customer = customer_lock_live(customer)
         row = CustomerIdentifier.objects.filter(pk=identifier_id, customer=customer).first()
@@ -803,12 +802,10 @@ def customer_erase(
         customer = customer_lock_live(customer)
         blockers = erasure_blockers(customer=customer)
         if blockers:
-            from customers.exceptions import ErasureBlocked
-
             raise ErasureBlocked(details={"blockers": blockers})
         summary = {name: erase(customer) for name, erase in registry.erasure_handlers.items()}
         now = timezone.now()
-        absorbed_ids = _absorbed_ids(customer.pk)
+        absorbed_ids = customer_absorbed_ids(customer.pk)
         Customer.objects.filter(pk__in=[customer.pk, *absorbed_ids]).update(
             first_name="", last_name="", name_key="", preferred_store=None, updated_at=now
         )
@@ -828,15 +825,3 @@ def customer_erase(
             erased_at=now,
         )
     return record
-
-
-def _absorbed_ids(customer_id: int) -> list[int]:
-    """Every record merged into this one, directly or through a chain."""
-    found: list[int] = []
-    frontier = [customer_id]
-    while frontier:
-        frontier = list(
-            Customer.objects.filter(merged_into__in=frontier).values_list("pk", flat=True)
-        )
-        found += frontier
-    return found
