@@ -810,12 +810,13 @@ def customer_erase(
             first_name="", last_name="", name_key="", preferred_store=None, updated_at=now
         )
         Customer.objects.filter(pk=customer.pk).update(status=CustomerStatus.ERASED, erased_at=now)
-        MergeSuggestion.objects.filter(
+        # suggestions quote the identifiers that clashed: personal data, and moot now
+        suggestions, _ = MergeSuggestion.objects.filter(
             Q(customer_a__in=[customer.pk, *absorbed_ids])
-            | Q(customer_b__in=[customer.pk, *absorbed_ids]),
-            status=SuggestionStatus.OPEN,
-        ).update(status=SuggestionStatus.DISMISSED, resolved_at=now, resolved_by=actor[:120])
+            | Q(customer_b__in=[customer.pk, *absorbed_ids])
+        ).delete()
         summary["customers.merged_records"] = {"anonymised": len(absorbed_ids)}
+        summary["customers.merge_suggestions"] = {"deleted": suggestions}
         record = ErasureRecord.objects.create(
             customer=customer,
             actor=actor[:120],

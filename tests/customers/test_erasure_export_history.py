@@ -9,7 +9,13 @@ from django.utils import timezone
 from common.exceptions import InvalidInput
 from customers import selectors, services
 from customers.exceptions import CustomerErased, ErasureBlocked
-from customers.models import Customer, CustomerEvent, CustomerIdentifier, ErasureRecord
+from customers.models import (
+    Customer,
+    CustomerEvent,
+    CustomerIdentifier,
+    ErasureRecord,
+    MergeSuggestion,
+)
 from customers.registry import (
     HistoryEntry,
     register_erasure_blocker,
@@ -49,6 +55,9 @@ def alice():
 def test_erasure_anonymises_the_person_frees_identifiers_and_keeps_the_record(alice):
     twin = identify(email="alice.old@mail.fr", first_name="Alice", last_name="Martin").customer
     services.customer_merge(survivor=alice, absorbed=twin, actor="staff:x")
+    bob = identify(email="bob@mail.fr").customer
+    identify(email="bob@mail.fr", phone="06 12 12 12 12")  # the phone is Alice's: a suggestion
+    assert MergeSuggestion.objects.filter(customer_b=bob).exists()
 
     record = services.customer_erase(
         customer=alice, actor="staff:dpo", reason="GDPR request #12", sales_channel="backoffice"
@@ -71,6 +80,8 @@ def test_erasure_anonymises_the_person_frees_identifiers_and_keeps_the_record(al
     text = json.dumps(record.summary)
     assert "alice" not in text.lower() and "0612121212" not in text and "Martin" not in text
     assert record.summary["customers.identifiers"] == {"identifiers_deleted": 4}
+    # no suggestion quotes her identifiers any more
+    assert not MergeSuggestion.objects.exists()
     # the identifiers are free: someone else may use them now
     newcomer = identify(email="alice@mail.fr", card="CARD-9").customer
     assert newcomer.created_at and newcomer.pk != alice.pk
