@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of the customer reference (RCU) on PostgreSQL.
 
-    DATABASE_URL=postgres://… python bench/bench_customers.py [--customers 1000000]
+    DATABASE_URL=postgres://… python bench/bench_customers.py [--customers 1000000] [--quick]
 
 Expects a migrated database (bench/run.sh provides a throwaway one). It:
   1. loads N customers, each with an email, a phone and a loyalty card (3·N identifiers), with
@@ -61,7 +61,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="identify-or-create threads")
     parser.add_argument("--seconds", type=float, default=10.0, help="identify-or-create duration")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "customers.md"))
-    return parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (bench/run.sh --quick): 20,000 customers, 500 lookups, 3 s",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.customers, args.lookups, args.seconds = 20_000, 500, 3.0
+    return args
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -315,7 +323,9 @@ def server_version() -> str:
 
 def report(args, data: Dataset, loading, resolve, identify) -> str:
     command = f"python bench/bench_customers.py --customers {args.customers}"
-    if args.lookups != 2000 or args.threads != 8 or args.seconds != 10:
+    if args.quick:
+        command = "python bench/bench_customers.py --quick"
+    elif args.lookups != 2000 or args.threads != 8 or args.seconds != 10:
         command += f" --lookups {args.lookups} --threads {args.threads} --seconds {args.seconds:g}"
     worst = max(r["p99"] for r in resolve.values())
     lines = [
