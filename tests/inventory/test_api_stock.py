@@ -427,3 +427,11 @@ def test_deactivating_a_location_removes_it_from_availability_at_once(web_client
         "available": 0,
         "locations": [],
     }
+
+
+def test_oversized_body_gets_413_and_changes_nothing(web_client, store, sku):
+    lines = [{"sku": sku.code, "quantity": 1}] * 40_000  # about 1.3 MB of JSON
+    response = post(web_client, "/api/v1/stock/receipts/", {"location": store.code, "lines": lines})
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+    assert StockMovement.objects.count() == 0
