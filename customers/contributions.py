@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from customers.models import (
     Address,
     Consent,
@@ -209,6 +211,31 @@ def _erase_events(customer: Customer) -> dict[str, int]:
     return {"history_events_deleted": deleted}
 
 
+def _erase_traces(customer: Customer) -> dict[str, int]:
+    """Copies of personal data kept by shared plumbing: stored API responses (idempotency replay)
+    of the customers endpoints about this person, and the admin log's object names."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from common.models import IdempotencyRecord
+
+    ids = [customer.pk, *customer_absorbed_ids(customer.pk)]
+    keys = list(Customer.objects.filter(pk__in=ids).values_list("reference", "number"))
+    about = Q()
+    for reference, number in keys:
+        about |= Q(response_body__customer__reference=str(reference))
+        about |= Q(endpoint__endswith=f":{reference}") | Q(endpoint__endswith=f":{number}")
+    records = IdempotencyRecord.objects.filter(about, endpoint__startswith="customers.").exclude(
+        endpoint__startswith="customers.erase:"
+    )
+    deleted, _ = records.delete()
+    renamed = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer),
+        object_id__in=[str(pk) for pk in ids],
+    ).update(object_repr="(erased customer)")
+    return {"stored_api_responses_deleted": deleted, "admin_log_entries_renamed": renamed}
+
+
 _EVENT_SUMMARIES = {
     "created": "Customer record created",
     "profile_updated": "Profile updated: {fields}",
@@ -297,6 +324,7 @@ def register() -> None:
     register_erasure_handler("customers.addresses", _erase_addresses)
     register_erasure_handler("customers.consents", _erase_consents)
     register_erasure_handler("customers.history", _erase_events)
+    register_erasure_handler("customers.traces", _erase_traces)
     register_history_provider("customers.events", history_customer_events)
     register_history_provider("customers.consents", history_consent_events)
 

@@ -185,3 +185,27 @@ def test_editing_the_profile_goes_through_the_service(admin_client, camille):
     )
     assert camille.events.filter(kind="profile_updated", actor="staff:admin").exists()
     assert Customer.objects.count() == 1
+
+
+def test_erasure_renames_the_admin_log_entries_that_name_the_person(admin_client, camille):
+    from django.contrib.admin.models import LogEntry
+
+    admin_client.post(
+        f"{CHANGELIST}{camille.pk}/change/",
+        {
+            "first_name": "Camille",
+            "last_name": "Martin-Roux",
+            "language": "fr",
+            "preferred_store": "",
+            **{
+                f"{prefix}-{k}": v
+                for prefix in ("identifiers", "addresses", "consent_events")
+                for k, v in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+            },
+        },
+    )
+    assert LogEntry.objects.filter(object_repr__contains="Camille").exists()
+
+    services.customer_erase(customer=camille, actor="staff:dpo", reason="GDPR request #8")
+
+    assert list(LogEntry.objects.values_list("object_repr", flat=True)) == ["(erased customer)"]

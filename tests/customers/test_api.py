@@ -1,7 +1,10 @@
 """The customer API: scopes, idempotency, error shapes, and that refused calls change nothing."""
 
+import json
+
 import pytest
 
+from common.models import IdempotencyRecord
 from customers import services
 from customers.models import Customer, CustomerIdentifier, ErasureRecord
 from customers.registry import register_erasure_blocker
@@ -275,6 +278,21 @@ def test_export_and_erase_with_the_privacy_scope(dpo, camille, sandbox_registry)
     assert (again.status_code, again.json()["code"]) == (410, "customer_erased")
     assert dpo.get(f"/api/v1/customers/{ref}/").status_code == 410
     assert ErasureRecord.objects.count() == 1
+
+
+def test_erasure_deletes_stored_api_responses_that_quote_the_person(pos, crm, dpo):
+    # given a till identified her and customer service added an email (responses kept for replay)
+    created = post(pos, "/api/v1/customers/identify/", {"email": "zoe@mail.fr"}, key="id-1")
+    ref = created.json()["customer"]["reference"]
+    post(crm, f"/api/v1/customers/{ref}/identifiers/", {"kind": "email", "value": "z2@mail.fr"})
+    other = post(pos, "/api/v1/customers/identify/", {"email": "else@mail.fr"}, key="id-2")
+    assert IdempotencyRecord.objects.count() == 3
+
+    post(dpo, f"/api/v1/customers/{ref}/erase/", {"reason": "GDPR #9"}, key="e-1")
+
+    stored = json.dumps(list(IdempotencyRecord.objects.values_list("response_body", flat=True)))
+    assert "zoe@mail.fr" not in stored and "z2@mail.fr" not in stored
+    assert other.json()["customer"]["reference"] in stored  # someone else's answer is kept
 
 
 def test_resolve_by_email_costs_a_fixed_number_of_queries(pos, camille, django_assert_num_queries):
