@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "orders",
     "integrations",
     "notifications",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -149,6 +150,12 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
+
+# --- Payments ----------------------------------------------------------------------------------
+# Card processors are reached through a provider backend (payments/providers/). The sandbox
+# provider behaves like a real processor (asynchronous, signed webhooks) without leaving the host.
+PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "sandbox")
+PAYMENT_SANDBOX_WEBHOOK_SECRET = os.environ.get("PAYMENT_SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_dev")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("customers.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("integrations.api.urls")),
+    path("", include("payments.api.urls")),
 ]
 
 urlpatterns = [
