@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = "Payments, gift cards and store credit"
+
+    def ready(self):
+        from customers import registry as rcu
+        from payments import customer_hooks as hooks
+
+        # Wallets are unique per (customer, currency): combined by a handler, not moved as links.
+        rcu.register_merge_handler(
+            "payments.store_credit", merge=hooks.merge_wallets, unmerge=hooks.unmerge_wallets
+        )
+        rcu.register_merge_blocker("payments.store_credit_held", hooks.open_holds_blocker)
+        rcu.register_erasure_blocker("payments.store_credit", hooks.erasure_blocker)
+        rcu.register_export_contributor("payments.store_credit", hooks.export_wallets)

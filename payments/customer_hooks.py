@@ -1,0 +1,139 @@
+"""How store credit follows the RCU customer (registered in PaymentsConfig.ready()).
+
+- merge: each wallet of the absorbed record gives its available balance to the survivor's wallet
+  in the same currency (a MERGE_OUT and a MERGE_IN entry); the payload lists every move.
+- unmerge: each move is reversed by compensating entries — as much of it as the survivor's wallet
+  still has available. If the survivor spent part of it since, the shortfall is reported in the
+  entries' reason and left to customer service (no money is created).
+- blocker: a wallet with an open hold (a payment in progress) is not merged automatically.
+- erasure: refused while a wallet holds money or has an open hold (it would forfeit the
+  customer's money); otherwise wallets stay, linked to the anonymised customer, for accounting.
+- export: wallets and their entries (amounts, dates, references).
+
+All of it runs inside the customers service's transaction, with both customer rows locked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from common.channels import SalesChannel
+from payments.models import EntryKind, StoreCreditWallet, WalletEntry
+from payments.services.stored_value import WALLETS, _account_update, _entry_create, wallet_for
+
+ACTOR = "customers:merge"
+
+
+def _move(*, source_id: int, target_id: int, amount: Decimal, key: str, reason: str) -> None:
+    # Wallet rows are updated in primary-key order: two merges can never deadlock.
+    out_first = source_id < target_id
+    steps = [(source_id, -amount, EntryKind.MERGE_OUT), (target_id, amount, EntryKind.MERGE_IN)]
+    for account_id, delta, kind in steps if out_first else reversed(steps):
+        row = _account_update(
+            WALLETS,
+            account_id,
+            d_balance=delta,
+            need_available=-delta if delta < 0 else None,
+        )
+        if row is None:  # pragma: no cover - the amount was read under the customer locks
+            raise RuntimeError(f"Wallet {account_id} changed during a merge")
+        _entry_create(
+            WALLETS,
+            account_id=account_id,
+            amount=delta,
+            balance_after=row[0],
+            kind=kind,
+            idempotency_key=f"{key}:{kind}",
+            channel=SalesChannel.BACKOFFICE,
+            actor=ACTOR,
+            reason=reason,
+        )
+
+
+def merge_wallets(survivor, absorbed) -> dict:
+    moves = []
+    for wallet in StoreCreditWallet.objects.filter(customer=absorbed).order_by("pk"):
+        wallet.refresh_from_db()
+        amount = wallet.available
+        if amount <= 0:
+            continue
+        target = wallet_for(customer=survivor, currency=wallet.currency)
+        key = f"wallet-merge:{uuid.uuid4()}"
+        _move(
+            source_id=wallet.pk,
+            target_id=target.pk,
+            amount=amount,
+            key=key,
+            reason=f"Customer {absorbed.number} merged into {survivor.number}",
+        )
+        moves.append(
+            {
+                "from": wallet.pk,
+                "to": target.pk,
+                "amount": str(amount),
+                "currency": wallet.currency,
+                "key": key,
+            }
+        )
+    return {"moves": moves}
+
+
+def unmerge_wallets(survivor, absorbed, payload) -> None:
+    for move in reversed((payload or {}).get("moves", [])):
+        amount = Decimal(move["amount"])
+        target = StoreCreditWallet.objects.get(pk=move["to"])
+        back = min(amount, target.available)
+        if back <= 0:
+            continue
+        reason = f"Merge of {absorbed.number} into {survivor.number} undone"
+        if back < amount:
+            reason += f"; {amount - back} {move['currency']} had been spent since (shortfall)"
+        _move(
+            source_id=target.pk,
+            target_id=move["from"],
+            amount=back,
+            key=f"{move['key']}:undo",
+            reason=reason,
+        )
+
+
+def open_holds_blocker(survivor, absorbed) -> list[str]:
+    return [
+        f"Store credit of {absorbed.number} in {w.currency} has a payment in progress "
+        f"({w.held} held); merge once it is captured or released."
+        for w in StoreCreditWallet.objects.filter(customer=absorbed, held__gt=0)
+    ]
+
+
+def erasure_blocker(customer) -> list[str]:
+    return [
+        f"Store credit of {w.balance} {w.currency} remains; refund or forfeit it first."
+        for w in StoreCreditWallet.objects.filter(customer=customer, balance__gt=0)
+    ]
+
+
+def export_wallets(customer) -> list[dict]:
+    wallets = StoreCreditWallet.objects.filter(customer=customer).order_by("currency")
+    entries = WalletEntry.objects.filter(account__customer=customer).order_by("created_at", "pk")
+    by_wallet: dict[int, list[dict]] = {}
+    for e in entries:
+        by_wallet.setdefault(e.account_id, []).append(
+            {
+                "at": e.created_at.isoformat(),
+                "kind": e.kind,
+                "amount": str(e.amount),
+                "balance_after": str(e.balance_after),
+                "channel": e.channel,
+                "reference": e.reference,
+            }
+        )
+    return [
+        {
+            "currency": w.currency,
+            "balance": str(w.balance),
+            "held": str(w.held),
+            "entries": by_wallet.get(w.pk, []),
+        }
+        for w in wallets
+    ]

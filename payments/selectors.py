@@ -1,0 +1,72 @@
+"""Reads with a rule in them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from payments import codes
+from payments.exceptions import GiftCardInvalidCode, GiftCardNotFound
+from payments.models import GiftCard, GiftCardStatus, HoldStatus, StoreCreditWallet
+from payments.services.stored_value import CENT, GIFT_CARDS, WALLETS
+
+
+def gift_card_by_code(*, code: str) -> GiftCard:
+    """Raises GiftCardInvalidCode (typo: the check character does not match, 400) before any
+    lookup, GiftCardNotFound (404) when no card has it."""
+    normalised = codes.normalise(code)
+    if normalised is None:
+        raise GiftCardInvalidCode(details={"code": ["invalid"]})
+    card = GiftCard.objects.filter(code_hash=codes.code_hash(normalised)).first()
+    if card is None:
+        raise GiftCardNotFound()
+    return card
+
+
+def gift_card_state(card: GiftCard) -> str:
+    if card.status == GiftCardStatus.BLOCKED:
+        return "blocked"
+    if card.expires_at is not None and card.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
+def wallets_for_customer(*, customer) -> list[StoreCreditWallet]:
+    while customer.merged_into_id is not None:
+        customer = customer.merged_into
+    return list(StoreCreditWallet.objects.filter(customer=customer).order_by("currency"))
+
+
+def ledger_mismatches() -> list[dict]:
+    """Accounts whose cached balance is not the sum of their entries, or whose cached `held` is
+    not the sum of their open holds. Empty: the ledgers are consistent."""
+    problems = []
+    for ledger in (GIFT_CARDS, WALLETS):
+        sums = dict(
+            ledger.entry.objects.values("account_id")
+            .annotate(total=Sum("amount"))
+            .values_list("account_id", "total")
+        )
+        held = dict(
+            ledger.hold.objects.filter(status=HoldStatus.OPEN)
+            .values("account_id")
+            .annotate(total=Sum("amount"))
+            .values_list("account_id", "total")
+        )
+        for pk, balance, held_cached in ledger.account.objects.values_list("pk", "balance", "held"):
+            total = Decimal(sums.get(pk) or 0).quantize(CENT)
+            open_held = Decimal(held.get(pk) or 0).quantize(CENT)
+            if total != balance or open_held != held_cached or balance < 0 or held_cached < 0:
+                problems.append(
+                    {
+                        "ledger": ledger.name,
+                        "account": pk,
+                        "balance": str(balance),
+                        "entries_sum": str(total),
+                        "held": str(held_cached),
+                        "open_holds_sum": str(open_held),
+                    }
+                )
+    return problems
