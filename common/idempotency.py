@@ -9,7 +9,9 @@ domain error stores nothing (it had no effect), so the client may correct the ca
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
@@ -77,3 +79,15 @@ def _replay(*, owner: str, key: str, endpoint: str, fingerprint: str) -> Respons
     return Response(
         record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
     )
+
+
+def idempotency_records_purge(*, older_than_days: int | None = None) -> int:
+    """Delete stored responses past the retention period (they may quote personal data)."""
+    days = (
+        settings.OMNISTOCK["IDEMPOTENCY_RETENTION_DAYS"]
+        if older_than_days is None
+        else older_than_days
+    )
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

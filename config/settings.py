@@ -136,6 +136,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.deliveries_retry_due_task",
         "schedule": timedelta(seconds=30),
     },
+    "purge-idempotency-records": {
+        "task": "common.tasks.idempotency_records_purge_task",
+        "schedule": crontab(hour=4, minute=7),
+    },
     "reconcile-stock-ledger": {
         "task": "inventory.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=3, minute=17),
@@ -151,11 +155,21 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
 
+# --- Customers (RCU) --------------------------------------------------------------------------
+# Region used to read phone numbers typed without a country code (French national form).
+CUSTOMERS_DEFAULT_PHONE_REGION = os.environ.get("CUSTOMERS_DEFAULT_PHONE_REGION", "FR")
+# Placeholder values tills type by default are never matched nor stored; the defaults live in
+# customers/identifiers.py, add yours here (regex per kind) or in the admin (junk patterns).
+CUSTOMERS_EXTRA_JUNK_VALUES: dict[str, list[str]] = {}
+CUSTOMERS_JUNK_CACHE_SECONDS = env_int("CUSTOMERS_JUNK_CACHE_SECONDS", 60)
+
 # --- Payments ----------------------------------------------------------------------------------
 # Card processors are reached through a provider backend (payments/providers/). The sandbox
 # provider behaves like a real processor (asynchronous, signed webhooks) without leaving the host.
 PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "sandbox")
-PAYMENT_SANDBOX_WEBHOOK_SECRET = os.environ.get("PAYMENT_SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_dev")
+PAYMENT_SANDBOX_WEBHOOK_SECRET = os.environ.get(
+    "PAYMENT_SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_dev"
+)
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -207,6 +221,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
 OMNISTOCK = {
     # Reservations made without an explicit expiry are held this long.
     "RESERVATION_DEFAULT_TTL_SECONDS": env_int("RESERVATION_DEFAULT_TTL_SECONDS", 30 * 60),
+    # Stored API responses (for Idempotency-Key replays) are kept this many days: long enough
+    # for any client retry, short enough not to keep personal data in them for long.
+    "IDEMPOTENCY_RETENTION_DAYS": env_int("IDEMPOTENCY_RETENTION_DAYS", 7),
     # Upper bound on one stock quantity in one request: guards against absurd input.
     "MAX_QUANTITY_PER_LINE": env_int("MAX_QUANTITY_PER_LINE", 100_000),
     # Availability answers are cached per SKU under a version bumped by every committed change
