@@ -1,0 +1,118 @@
+"""Customer notifications: email through Django's email backends, SMS through the swappable
+backend of `notifications.sms`, in the customer's language (fr or en).
+
+Called from Celery tasks after commit, never inside a locked transaction. Each message is claimed
+by a unique `dedupe_key` before it goes out, so a task that runs twice sends once; a transport
+failure (OSError) removes the claim and lets the task retry.
+
+Order messages (confirmed, ready, reminder, cancelled…) are transactional: they go to the
+contact the order was placed with, consent or not. Marketing-like messages (back in stock) are
+sent only when `customers.selectors.customer_has_consent` says so for that channel.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from notifications.models import Notification, NotificationChannel, NotificationStatus
+from notifications.sms import send_sms
+
+LANGUAGES = ("fr", "en")
+ORDER_KINDS = (
+    "order_confirmed",
+    "order_ready",
+    "pickup_reminder",
+    "order_cancelled",
+    "order_expired",
+    "line_unavailable",
+)
+
+
+def language_for(value: str | None) -> str:
+    return value if value in LANGUAGES else "en"
+
+
+def render(kind: str, language: str, context: dict) -> tuple[str, str, str]:
+    """(email subject, email body, SMS text) from templates/notifications/<kind>.<lang>.txt."""
+    language = language_for(language)
+    template = f"notifications/{kind}.{language}.txt"
+    with translation.override(language):
+        parts = [
+            render_to_string(template, {**context, "part": part}).strip()
+            for part in ("subject", "body", "sms")
+        ]
+    return parts[0], parts[1], parts[2]
+
+
+def _claim(*, dedupe_key: str, **fields) -> Notification | None:
+    try:
+        with transaction.atomic():
+            return Notification.objects.create(dedupe_key=dedupe_key[:200], **fields)
+    except IntegrityError:
+        return None  # already sent (the task ran twice)
+
+
+def notification_deliver(
+    *,
+    dedupe_key: str,
+    kind: str,
+    language: str,
+    context: dict,
+    email: str = "",
+    phone: str = "",
+    customer_id: int | None = None,
+    subject_reference: str = "",
+    allowed_channels: frozenset[str] = frozenset({"email", "sms"}),
+) -> int:
+    """Send by email and/or SMS; returns the number of messages sent now."""
+    subject, body, sms_text = render(kind, language, context)
+    sent = 0
+    for channel, address in ((NotificationChannel.EMAIL, email), (NotificationChannel.SMS, phone)):
+        if not address:
+            continue
+        allowed = channel in allowed_channels
+        claim = _claim(
+            dedupe_key=f"{dedupe_key}:{channel}",
+            kind=kind,
+            channel=channel,
+            language=language_for(language),
+            customer_id=customer_id,
+            subject_reference=subject_reference[:60],
+            status=NotificationStatus.SENT if allowed else NotificationStatus.SKIPPED,
+            note="" if allowed else "no consent for this channel",
+        )
+        if claim is None or not allowed:
+            continue
+        try:
+            if channel == NotificationChannel.EMAIL:
+                EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]).send()
+            else:
+                send_sms(address, sms_text)
+        except OSError:
+            claim.delete()  # let the task retry this one
+            raise
+        sent += 1
+    return sent
+
+
+def order_notification_send(*, order_id: int, kind: str, extra: dict | None = None) -> int:
+    from orders.notifications import order_message_context
+
+    if kind not in ORDER_KINDS:
+        raise ValueError(f"unknown order notification {kind!r}")
+    order, context = order_message_context(order_id=order_id, kind=kind, extra=extra or {})
+    suffix = f":{extra['line']}" if extra and "line" in extra else ""
+    return notification_deliver(
+        dedupe_key=f"order:{order.reference}:{kind}{suffix}",
+        kind=kind,
+        language=order.language,
+        context=context,
+        email=order.contact_email,
+        phone=order.contact_phone,
+        customer_id=order.customer_id,
+        subject_reference=order.reference,
+    )

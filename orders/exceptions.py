@@ -1,0 +1,43 @@
+from common.exceptions import Conflict, InvalidInput, NotFound
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    default_message = "No such order."
+
+
+class OutOfStock(Conflict):
+    """No location (nor combination of locations) can serve these lines: nothing was reserved."""
+
+    code = "out_of_stock"
+    default_message = "Some lines cannot be served: nothing was reserved."
+
+
+class PickupNotOffered(InvalidInput):
+    code = "pickup_not_offered"
+    default_message = "This store does not offer click & collect."
+
+
+class StoreInactive(Conflict):
+    code = "store_inactive"
+    default_message = "This store is inactive."
+
+
+class StoreClosed(Conflict):
+    code = "store_closed"
+    default_message = "This store has no opening in the coming weeks: no pickup can be promised."
+
+
+class StoreAtCapacity(Conflict):
+    code = "store_at_capacity"
+    default_message = "This store has reached the number of orders it prepares today."
+
+
+class WrongPickupCode(InvalidInput):
+    code = "wrong_pickup_code"
+    default_message = "The pickup code does not match this order."
+
+
+class WaitingForTransfer(Conflict):
+    code = "waiting_for_transfer"
+    default_message = "Some lines have not arrived at the pickup store yet."

@@ -1,0 +1,41 @@
+"""What an order message says: the context the notification templates render."""
+
+from __future__ import annotations
+
+from orders import pickup
+from orders.models import Order, OrderStatus
+
+
+def _local(moment, location):
+    if moment is None:
+        return None
+    return moment.astimezone(location.tz) if location is not None else moment
+
+
+def order_message_context(*, order_id: int, kind: str, extra: dict) -> tuple[Order, dict]:
+    order = Order.objects.select_related("customer", "pickup_location").get(pk=order_id)
+    store = order.pickup_location
+    context = {
+        "reference": order.reference,
+        "first_name": order.customer.first_name,
+        "is_pickup": order.fulfilment == "pickup",
+        "store": store,
+        "ready_by": _local(order.ready_by, store),
+        "pickup_deadline": _local(order.pickup_deadline, store),
+        "total": f"{order.total_amount} {order.currency}",
+        "reason": extra.get("reason", ""),
+        "alternatives": extra.get("alternatives", []),
+        "line": extra.get("line"),
+        "lines": [
+            {"sku": line.sku.code, "name": line.sku.name, "quantity": line.quantity}
+            for line in order.lines.select_related("sku")
+        ],
+    }
+    if order.pickup_nonce and order.status in (OrderStatus.READY_FOR_PICKUP,):
+        context["pickup_code"] = pickup.pickup_code(
+            reference=order.reference, nonce=order.pickup_nonce
+        )
+        context["qr_payload"] = pickup.qr_payload(
+            reference=order.reference, nonce=order.pickup_nonce
+        )
+    return order, context

@@ -1,0 +1,309 @@
+"""Order reads with rules in them: routing candidates, the cart check, orders for staff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from common.channels import is_online
+from inventory.models import StockPosition
+from orders import routing
+from orders.exceptions import OrderNotFound, PickupNotOffered, StoreClosed, StoreInactive
+from orders.models import (
+    DEFAULT_RULES,
+    Allocation,
+    AllocationLine,
+    LocationDayLoad,
+    Order,
+    OrderStatus,
+    RoutingRule,
+)
+from stores.models import Location, LocationKind
+from stores.selectors import location_ready_by, locations_with_calendar
+
+_LOCATION_FIELDS = (
+    "pk",
+    "code",
+    "kind",
+    "ships_from_location",
+    "allows_pickup",
+    "receives_transfers",
+    "routing_priority",
+    "latitude",
+    "longitude",
+    "transfer_days_to_stores",
+    "daily_order_capacity",
+    "timezone",
+)
+
+
+def stock_column(channel: str) -> str:
+    """Online channels may not take the safety stock; a store till may."""
+    return "available" if is_online(channel) else "available_at_till"
+
+
+def routing_rules_for(channel: str) -> tuple[list[str], int]:
+    """The operator's ordered rules for the channel (DEFAULT_RULES when none is set) and the
+    number of units `protect_last_units` keeps in a store."""
+    row = RoutingRule.objects.filter(channel=channel).values("rules", "protect_last_units").first()
+    if not row or not row["rules"]:
+        return [str(rule) for rule in DEFAULT_RULES], row["protect_last_units"] if row else 2
+    return list(row["rules"]), row["protect_last_units"]
+
+
+def local_day(tz_name: str, at: datetime) -> date:
+    import zoneinfo
+
+    return at.astimezone(zoneinfo.ZoneInfo(tz_name)).date()
+
+
+def routing_candidates(
+    *, sku_ids: Iterable[int], channel: str, at: datetime | None = None
+) -> dict[int, routing.Candidate]:
+    """Every active location with its available units of these SKUs and its capacity left today.
+
+    Two queries (three when some location has a daily cap), whatever the number of locations.
+    """
+    at = at or timezone.now()
+    column = stock_column(channel)
+    candidates: dict[int, routing.Candidate] = {}
+    capped: dict[int, tuple[int, date]] = {}
+    for row in Location.objects.filter(is_active=True).values(*_LOCATION_FIELDS):
+        candidates[row["pk"]] = routing.Candidate(
+            id=row["pk"],
+            code=row["code"],
+            kind=row["kind"],
+            can_ship=row["kind"] == LocationKind.WAREHOUSE or row["ships_from_location"],
+            allows_pickup=row["allows_pickup"],
+            receives_transfers=row["receives_transfers"],
+            priority=row["routing_priority"],
+            latitude=float(row["latitude"]),
+            longitude=float(row["longitude"]),
+            transfer_days=row["transfer_days_to_stores"],
+            capacity_left=row["daily_order_capacity"],
+        )
+        if row["daily_order_capacity"] is not None:
+            capped[row["pk"]] = (row["daily_order_capacity"], local_day(row["timezone"], at))
+    rows = StockPosition.objects.filter(
+        sku_id__in=list(sku_ids), location_id__in=list(candidates), **{f"{column}__gt": 0}
+    ).values_list("location_id", "sku_id", column)
+    for location_id, sku_id, units in rows:
+        candidates[location_id].stock[sku_id] = units
+    if capped:
+        loads = LocationDayLoad.objects.filter(
+            location_id__in=list(capped), day__in={day for _, day in capped.values()}
+        ).values_list("location_id", "day", "orders")
+        used = {(loc, day): n for loc, day, n in loads}
+        for location_id, (cap, day) in capped.items():
+            candidates[location_id].capacity_left = max(cap - used.get((location_id, day), 0), 0)
+    return candidates
+
+
+def pickup_store_check(location: Location | None, *, code: str = "") -> Location:
+    """The store is known, active and offers click & collect (or a clear error)."""
+    from inventory.exceptions import UnknownLocation
+
+    if location is None:
+        raise UnknownLocation(f"No store with code {code!r}.", details={"store": [code]})
+    if not location.is_active:
+        raise StoreInactive(f"{location.code} is inactive.", details={"store": [location.code]})
+    if not location.allows_pickup:
+        raise PickupNotOffered(
+            f"{location.code} does not offer click & collect.", details={"store": [location.code]}
+        )
+    return location
+
+
+def pickup_store_get(*, code: str) -> Location:
+    location = locations_with_calendar(Location.objects.filter(code=code)).first()
+    return pickup_store_check(location, code=code)
+
+
+def pickup_promise(
+    location: Location, *, at: datetime, not_before: datetime | None = None
+) -> datetime:
+    ready = location_ready_by(location, at=at, not_before=not_before)
+    if ready is None:
+        raise StoreClosed(
+            f"{location.code} has no opening in the coming weeks.",
+            details={"store": [location.code]},
+        )
+    return ready
+
+
+# ---- cart check ------------------------------------------------------------------------------
+
+
+@dataclass
+class CartCheck:
+    store: Location
+    can_collect: bool
+    ready_by: datetime | None
+    mode: str  # "in_store", "transfer" or "unavailable"
+    lines: list[dict] = field(default_factory=list)
+    alternatives: list[dict] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def cart_check(
+    *,
+    store_code: str,
+    lines: Sequence[tuple[int, str, int]],  # (sku_id, sku_code, quantity)
+    channel: str,
+    at: datetime | None = None,
+    alternatives_limit: int = 5,
+) -> CartCheck:
+    """Can this cart be collected at this store, and when? With nearby stores that can serve the
+    whole cart when the chosen one cannot at once."""
+    at = at or timezone.now()
+    store = pickup_store_get(code=store_code)
+    needs = _needs(lines)
+    candidates = routing_candidates(sku_ids={n.sku_id for n in needs}, channel=channel, at=at)
+    pickup = candidates[store.pk]
+    rules, protect = routing_rules_for(channel)
+    plan = routing.route_pickup(
+        needs, pickup, list(candidates.values()), rules=rules, protect_units=protect
+    )
+    per_line = [
+        {
+            "sku": n.sku_code,
+            "requested": n.quantity,
+            "available_here": pickup.stock.get(n.sku_id, 0),
+            "in_store": pickup.stock.get(n.sku_id, 0) >= n.quantity,
+        }
+        for n in needs
+    ]
+    alternatives = _whole_cart_stores(candidates, needs, store, at, alternatives_limit)
+    if not plan.ok:
+        return CartCheck(store, False, None, "unavailable", per_line, alternatives)
+    transfers = [a for a in plan.assignments if a.kind == "transfer"]
+    not_before = None
+    if transfers:
+        days = max(a.location.transfer_days for a in transfers)
+        not_before = at + timezone.timedelta(days=days)
+    ready_by = pickup_promise(store, at=at, not_before=not_before)
+    return CartCheck(
+        store=store,
+        can_collect=True,
+        ready_by=ready_by,
+        mode="transfer" if transfers else "in_store",
+        lines=per_line,
+        alternatives=alternatives if transfers else [],
+        sources=[a.location.code for a in transfers],
+    )
+
+
+def _needs(lines: Sequence[tuple[int, str, int]]) -> list[routing.Need]:
+    return [
+        routing.Need(line=index, sku_id=sku_id, quantity=quantity, sku_code=code)
+        for index, (sku_id, code, quantity) in enumerate(lines, start=1)
+    ]
+
+
+def _whole_cart_stores(candidates, needs, store, at, limit) -> list[dict]:
+    """Pickup stores that hold every line now, nearest to the chosen store first."""
+    able = [
+        c
+        for c in candidates.values()
+        if c.allows_pickup
+        and c.id != store.pk
+        and (c.capacity_left is None or c.capacity_left > 0)
+        and all(c.stock.get(n.sku_id, 0) >= n.quantity for n in needs)
+    ]
+    origin = (float(store.latitude), float(store.longitude))
+    ranked = sorted(
+        ((routing.distance_km(*origin, c.latitude, c.longitude), c) for c in able),
+        key=lambda pair: (pair[0], pair[1].code),
+    )[:limit]
+    if not ranked:
+        return []
+    calendars = {
+        loc.pk: loc
+        for loc in locations_with_calendar(
+            Location.objects.filter(pk__in=[c.id for _, c in ranked])
+        )
+    }
+    result = []
+    for km, candidate in ranked:
+        location = calendars[candidate.id]
+        ready = location_ready_by(location, at=at)
+        if ready is None:
+            continue
+        result.append(
+            {
+                "store": location.code,
+                "name": location.name,
+                "distance_km": round(km, 2),
+                "ready_by": ready,
+            }
+        )
+    return result
+
+
+# ---- orders ----------------------------------------------------------------------------------
+
+
+def order_get(*, reference: str, channel: str | None = None) -> Order:
+    """An order with everything its detail shows, in a fixed number of queries."""
+    queryset = Order.objects.select_related("customer", "pickup_location").prefetch_related(
+        "lines__sku",
+        Prefetch(
+            "allocations",
+            queryset=Allocation.objects.select_related("location", "transfer").prefetch_related(
+                Prefetch(
+                    "lines",
+                    queryset=AllocationLine.objects.select_related("order_line", "reservation"),
+                )
+            ),
+        ),
+        "routing_decisions",
+        "events",
+    )
+    order = queryset.filter(reference=reference).first()
+    if order is None:
+        raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
+    return order
+
+
+BOARD_COLUMNS = {
+    "to_prepare": [OrderStatus.ALLOCATED],
+    "picking": [OrderStatus.PICKING],
+    "ready": [OrderStatus.READY_FOR_PICKUP],
+}
+
+
+def pickup_board(*, location_id: int, now: datetime | None = None) -> dict[str, list[Order]]:
+    """A store's click & collect orders by column; `overdue` are ready ones past their deadline."""
+    now = now or timezone.now()
+    orders = list(
+        Order.objects.filter(
+            pickup_location_id=location_id,
+            status__in=[s for statuses in BOARD_COLUMNS.values() for s in statuses],
+        )
+        .select_related("customer")
+        .order_by("ready_by", "pk")
+    )
+    board: dict[str, list[Order]] = {name: [] for name in [*BOARD_COLUMNS, "overdue"]}
+    for order in orders:
+        if (
+            order.status == OrderStatus.READY_FOR_PICKUP
+            and order.pickup_deadline
+            and (order.pickup_deadline < now)
+        ):
+            board["overdue"].append(order)
+            continue
+        for name, statuses in BOARD_COLUMNS.items():
+            if order.status in statuses:
+                board[name].append(order)
+    return board
+
+
+def orders_for_locations(location_ids: Iterable[int]) -> QuerySet[Order]:
+    """Orders a store's staff may see: picked up there, or with an allocation there."""
+    ids = list(location_ids)
+    served = Allocation.objects.filter(location_id__in=ids).values("order_id")
+    return Order.objects.filter(Q(pickup_location_id__in=ids) | Q(pk__in=served))

@@ -1,0 +1,1314 @@
+"""Every write to orders: placement with routing, the fulfilment state machine, rejections with
+re-routing, transfers for click & collect, pickup hand-over, expiry and returns.
+
+Each service runs in one transaction: it locks the order row first, then changes stock only
+through `inventory.services` (whose position updates run in primary-key order), records an
+OrderEvent (who, when, from which channel) and schedules notifications on commit. Every write
+takes an idempotency key: a retried call with the same key returns the order unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from common.channels import SalesChannel
+from common.exceptions import IllegalTransition, InvalidInput
+from common.money import CurrencyMismatch, Money, parse_amount
+from inventory import services as stock
+from inventory.exceptions import InsufficientStock, UnknownLocation
+from inventory.models import AdjustmentReason, Reservation, ReservationStatus, StockPosition
+from inventory.services import ReservationRequest, validate_quantity
+from orders import pickup, routing, selectors
+from orders.exceptions import (
+    OrderNotFound,
+    OutOfStock,
+    StoreAtCapacity,
+    WaitingForTransfer,
+    WrongPickupCode,
+)
+from orders.models import (
+    Allocation,
+    AllocationKind,
+    AllocationLine,
+    AllocationStatus,
+    FulfilmentType,
+    LineStatus,
+    LocationDayLoad,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Return,
+    ReturnLine,
+    RoutingDecision,
+)
+from stores.models import Location
+from stores.selectors import locations_with_calendar
+
+ROUTING_ATTEMPTS = 3
+_REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+_CHANNEL_PREFIX = {
+    SalesChannel.WEB: "W",
+    SalesChannel.APP: "A",
+    SalesChannel.MARKETPLACE: "M",
+    SalesChannel.CALL_CENTRE: "C",
+    SalesChannel.STORE: "S",
+    SalesChannel.BACKOFFICE: "B",
+}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    OrderStatus.PLACED: frozenset({OrderStatus.ALLOCATED, OrderStatus.CANCELLED}),
+    OrderStatus.ALLOCATED: frozenset({OrderStatus.PICKING, OrderStatus.CANCELLED}),
+    OrderStatus.PICKING: frozenset(
+        {OrderStatus.READY_FOR_PICKUP, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.READY_FOR_PICKUP: frozenset(
+        {OrderStatus.COLLECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED}),
+}
+CLOSED_STATUSES = frozenset(
+    {OrderStatus.COLLECTED, OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+)
+
+
+@dataclass(frozen=True)
+class OrderLineRequest:
+    sku_id: int
+    quantity: int
+    unit_price: Decimal | str | int
+    currency: str
+    sku_code: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryAddress:
+    name: str
+    address: str
+    postcode: str
+    city: str
+    country: str
+    latitude: Decimal
+    longitude: Decimal
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _new_reference(channel: str) -> str:
+    body = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(9))
+    return f"{_CHANNEL_PREFIX.get(channel, 'X')}{body}"
+
+
+def _lock(order_id: int) -> Order:
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"No order with id {order_id}.")
+    return order
+
+
+def _replayed(key: str | None) -> Order | None:
+    if not key:
+        return None
+    event = OrderEvent.objects.filter(idempotency_key=key).select_related("order").first()
+    if event is None:
+        return None
+    event.order.replayed = True
+    return event.order
+
+
+def _event(
+    order: Order,
+    kind: str,
+    *,
+    actor: str,
+    channel: str,
+    from_status: str = "",
+    to_status: str = "",
+    data: dict | None = None,
+    key: str | None = None,
+) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor[:150],
+        channel=channel,
+        data=data or {},
+        idempotency_key=key,
+        occurred_at=timezone.now(),
+    )
+
+
+def _move(
+    order: Order,
+    to: str,
+    *,
+    actor: str,
+    channel: str,
+    kind: str | None = None,
+    data: dict | None = None,
+    key: str | None = None,
+    fields: Sequence[str] = (),
+) -> None:
+    """The one place a status changes: refuses what TRANSITIONS does not allow."""
+    allowed = TRANSITIONS.get(order.status, frozenset())
+    if to not in allowed:
+        raise IllegalTransition(
+            f"Order {order.reference} is {order.status}; it cannot become {to}.",
+            details={"status": [order.status], "to": [to], "allowed": sorted(allowed)},
+        )
+    from_status, order.status = order.status, to
+    if to in CLOSED_STATUSES:
+        order.closed_at = timezone.now()
+        fields = [*fields, "closed_at"]
+    order.save(update_fields=["status", "updated_at", *fields])
+    _event(
+        order,
+        kind or to,
+        actor=actor,
+        channel=channel,
+        from_status=from_status,
+        to_status=to,
+        data=data,
+        key=key,
+    )
+
+
+def _notify(order: Order, kind: str, **extra) -> None:
+    from orders.tasks import order_notify_task
+
+    order_id = order.pk
+    transaction.on_commit(lambda: order_notify_task.delay(order_id, kind, extra or None))
+
+
+def _validate_lines(lines: Sequence[OrderLineRequest]) -> tuple[str, list[Decimal]]:
+    if not lines:
+        raise InvalidInput("An order needs at least one line.", details={"lines": ["empty"]})
+    currencies = {line.currency for line in lines}
+    if len(currencies) > 1:
+        raise CurrencyMismatch(
+            "Every line of an order is in the same currency.",
+            details={"currency": sorted(currencies)},
+        )
+    currency = currencies.pop()
+    prices = []
+    for index, line in enumerate(lines, start=1):
+        validate_quantity(line.quantity, field_name=f"lines[{index}].quantity")
+        price = parse_amount(line.unit_price, currency, field=f"lines[{index}].unit_price")
+        if price < 0:
+            raise InvalidInput(
+                "Prices are not negative.", details={f"lines[{index}].unit_price": ["negative"]}
+            )
+        prices.append(price)
+    skus = [line.sku_id for line in lines]
+    if len(set(skus)) != len(skus):
+        raise InvalidInput(
+            "A SKU appears on two lines; send one line with the total quantity.",
+            details={"lines": ["duplicate sku"]},
+        )
+    return currency, prices
+
+
+# ---- placement -------------------------------------------------------------------------------
+
+
+def order_place(
+    *,
+    channel: str,
+    customer,
+    lines: Sequence[OrderLineRequest],
+    fulfilment: str,
+    idempotency_key: str,
+    actor: str,
+    pickup_location_id: int | None = None,
+    address: DeliveryAddress | None = None,
+    contact_email: str = "",
+    contact_phone: str = "",
+    language: str | None = None,
+    at: datetime | None = None,
+) -> Order:
+    """Create an order and reserve every line (or nothing: OutOfStock names the short lines).
+
+    Click & collect needs an active store that offers pickup and opens in the coming weeks;
+    home delivery needs an address with coordinates. The routing decision is recorded.
+    """
+    if not idempotency_key or len(idempotency_key) > 255:
+        raise InvalidInput("An idempotency key is required.", details={"idempotency_key": ["?"]})
+    existing = Order.objects.filter(created_by_key=idempotency_key).first()
+    if existing:
+        existing.replayed = True
+        return existing
+    currency, prices = _validate_lines(lines)
+    at = at or timezone.now()
+    pickup_store = None
+    if fulfilment == FulfilmentType.PICKUP:
+        location = (
+            locations_with_calendar(Location.objects.filter(pk=pickup_location_id)).first()
+            if pickup_location_id
+            else None
+        )
+        pickup_store = selectors.pickup_store_check(location, code=str(pickup_location_id or ""))
+        selectors.pickup_promise(pickup_store, at=at)  # closed for weeks: refuse now
+    elif fulfilment == FulfilmentType.DELIVERY:
+        if address is None:
+            raise InvalidInput(
+                "Home delivery needs an address with coordinates.", details={"address": ["?"]}
+            )
+    else:
+        raise InvalidInput(
+            "fulfilment is 'pickup' or 'delivery'.", details={"fulfilment": [str(fulfilment)]}
+        )
+    total = sum(
+        (Money(price, currency) * line.quantity for price, line in zip(prices, lines, strict=True)),
+        Money.zero(currency),
+    ).rounded()
+
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                reference=_new_reference(channel),
+                created_by_key=idempotency_key,
+                channel=channel,
+                customer=customer,
+                language=language or getattr(customer, "language", "") or "fr",
+                contact_email=contact_email,
+                contact_phone=contact_phone,
+                currency=currency,
+                total_amount=total.amount,
+                fulfilment=fulfilment,
+                pickup_location=pickup_store,
+                ship_name=address.name if address else "",
+                ship_address=address.address if address else "",
+                ship_postcode=address.postcode if address else "",
+                ship_city=address.city if address else "",
+                ship_country=address.country if address else "",
+                ship_latitude=address.latitude if address else None,
+                ship_longitude=address.longitude if address else None,
+                pickup_nonce=pickup.new_nonce() if pickup_store else "",
+                placed_at=at,
+            )
+            order_lines = OrderLine.objects.bulk_create(
+                [
+                    OrderLine(
+                        order=order,
+                        line_no=index,
+                        sku_id=line.sku_id,
+                        quantity=line.quantity,
+                        unit_price=price,
+                    )
+                    for index, (line, price) in enumerate(zip(lines, prices, strict=True), start=1)
+                ]
+            )
+            _event(order, "placed", actor=actor, channel=channel, to_status=OrderStatus.PLACED)
+            needs = [
+                routing.Need(
+                    line=ol.line_no, sku_id=ol.sku_id, quantity=ol.quantity, sku_code=r.sku_code
+                )
+                for ol, r in zip(order_lines, lines, strict=True)
+            ]
+            plan = _allocate(
+                order, needs, trigger="placement", actor=actor, at=at, pickup_store=pickup_store
+            )
+            if plan is None:
+                names = ", ".join(f"{line['sku']} ({line['requested']})" for line in order._short)
+                raise OutOfStock(
+                    f"Not enough stock anywhere for: {names}. Nothing was reserved.",
+                    details={"lines": order._short},
+                )
+            _move(
+                order,
+                OrderStatus.ALLOCATED,
+                actor=actor,
+                channel=channel,
+                data={"outcome": plan.outcome},
+                fields=["ready_by"],
+            )
+            _notify(order, "order_confirmed")
+    except IntegrityError:
+        existing = Order.objects.filter(created_by_key=idempotency_key).first()
+        if existing is None:
+            raise
+        existing.replayed = True
+        return existing
+    order.replayed = False
+    return order
+
+
+def _allocate(
+    order: Order,
+    needs: list[routing.Need],
+    *,
+    trigger: str,
+    actor: str,
+    at: datetime,
+    pickup_store: Location | None,
+    exclude: frozenset[int] = frozenset(),
+) -> routing.RoutingPlan | None:
+    """Route `needs`, reserve them (all or nothing) and record allocations and the decision.
+
+    A reservation can lose a race between the read and the write: the router then runs again on
+    fresh stock (up to ROUTING_ATTEMPTS), so the loser is routed elsewhere. Returns None (with
+    `order._short` set) when no location can serve; nothing was reserved then.
+    """
+    rules, protect = selectors.routing_rules_for(order.channel)
+    sku_ids = {n.sku_id for n in needs}
+    attempts = []
+    plan = None
+    for attempt in range(1, ROUTING_ATTEMPTS + 1):
+        candidates = selectors.routing_candidates(sku_ids=sku_ids, channel=order.channel, at=at)
+        started = time.perf_counter()
+        if order.fulfilment == FulfilmentType.PICKUP:
+            pickup_candidate = candidates[order.pickup_location_id]
+            if pickup_candidate.capacity_left == 0 and trigger == "placement":
+                raise StoreAtCapacity(
+                    f"{pickup_candidate.code} has reached its orders for today.",
+                    details={"store": [pickup_candidate.code]},
+                )
+            plan = routing.route_pickup(
+                needs,
+                pickup_candidate,
+                list(candidates.values()),
+                rules=rules,
+                protect_units=protect,
+                exclude=exclude,
+                local_allowed=order.pickup_location_id not in exclude,
+            )
+        else:
+            plan = routing.route_delivery(
+                needs,
+                list(candidates.values()),
+                rules=rules,
+                origin=(float(order.ship_latitude), float(order.ship_longitude)),
+                protect_units=protect,
+                exclude=exclude,
+            )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if not plan.ok:
+            order._short = plan.short
+            if trigger != "placement":
+                _decision(order, plan, trigger, elapsed_ms, attempts)
+            return None
+        plan.trigger = trigger
+        try:
+            with transaction.atomic():
+                reservations = stock.reservations_create(
+                    requests=[
+                        ReservationRequest(
+                            sku_id=need.sku_id, location_id=a.location.id, quantity=units
+                        )
+                        for a in plan.assignments
+                        for need, units in a.lines
+                    ],
+                    idempotency_key=f"order:{order.reference}:{trigger}:{secrets.token_hex(6)}",
+                    channel=order.channel,
+                    reference=order.reference,
+                    ttl_seconds=0,
+                    actor=actor,
+                )
+                _consume_capacity(order, plan, at)
+        except InsufficientStock as exc:
+            attempts.append({"attempt": attempt, "lost_race": exc.details.get("lines", [])})
+            continue
+        _record_allocations(
+            order, plan, reservations, actor=actor, at=at, pickup_store=pickup_store
+        )
+        _decision(order, plan, trigger, elapsed_ms, attempts)
+        return plan
+    order._short = [
+        {"line": n.line, "sku": n.sku_code, "requested": n.quantity, "available": 0} for n in needs
+    ]
+    return None
+
+
+class _CapacityRace(InsufficientStock):
+    pass
+
+
+def trigger_is_reroute(plan: routing.RoutingPlan) -> bool:
+    return plan.trigger != "placement"
+
+
+def _consume_capacity(order: Order, plan: routing.RoutingPlan, at: datetime) -> None:
+    """One more order today at each capped location that prepares it (the pickup store, or each
+    shipping location); a location that filled up meanwhile makes the router run again."""
+    if order.fulfilment == FulfilmentType.PICKUP:
+        if trigger_is_reroute(plan):
+            return  # the pickup store already counted this order when it was placed
+        ids = {order.pickup_location_id}  # it prepares the order, even lines that come by transfer
+    else:
+        ids = {a.location.id for a in plan.assignments}
+    caps = dict(
+        Location.objects.filter(pk__in=ids, daily_order_capacity__isnull=False).values_list(
+            "pk", "daily_order_capacity"
+        )
+    )
+    if not caps:
+        return
+    zones = dict(Location.objects.filter(pk__in=caps).values_list("pk", "timezone"))
+    for location_id in sorted(caps):  # primary-key order, like every lock in this project
+        day = selectors.local_day(zones[location_id], at)
+        LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)
+        updated = LocationDayLoad.objects.filter(
+            location_id=location_id, day=day, orders__lt=caps[location_id]
+        ).update(orders=F("orders") + 1)
+        if not updated:
+            raise _CapacityRace(
+                "The location reached its daily capacity meanwhile.",
+                details={"lines": [], "capacity": [location_id]},
+            )
+
+
+def _record_allocations(
+    order: Order,
+    plan: routing.RoutingPlan,
+    reservations: list[Reservation],
+    *,
+    actor: str,
+    at: datetime,
+    pickup_store: Location | None,
+) -> None:
+    lines = {line.line_no: line for line in order.lines.all()}
+    reservation_iter = iter(reservations)
+    latest_arrival = None
+    for assignment in plan.assignments:
+        allocation = Allocation.objects.create(
+            order=order,
+            location_id=assignment.location.id,
+            kind=assignment.kind,
+        )
+        AllocationLine.objects.bulk_create(
+            [
+                AllocationLine(
+                    allocation=allocation,
+                    order_line=lines[need.line],
+                    quantity=units,
+                    reservation=next(reservation_iter),
+                )
+                for need, units in assignment.lines
+            ]
+        )
+        if assignment.kind == AllocationKind.TRANSFER:
+            transfer = stock.transfer_request(
+                source_id=assignment.location.id,
+                destination_id=order.pickup_location_id,
+                lines=[(need.sku_id, units) for need, units in assignment.lines],
+                idempotency_key=f"order:{order.reference}:transfer:{allocation.pk}",
+                reference=order.reference,
+                actor=actor,
+            )
+            allocation.transfer = transfer
+            allocation.expected_at = at + timedelta(days=assignment.location.transfer_days)
+            allocation.save(update_fields=["transfer", "expected_at"])
+            latest_arrival = max(latest_arrival or allocation.expected_at, allocation.expected_at)
+    if order.fulfilment == FulfilmentType.PICKUP:
+        store = (
+            pickup_store
+            or locations_with_calendar(Location.objects.filter(pk=order.pickup_location_id)).get()
+        )
+        promise = selectors.pickup_promise(store, at=at, not_before=latest_arrival)
+        order.ready_by = max(order.ready_by, promise) if order.ready_by else promise
+        order.save(update_fields=["ready_by", "updated_at"])
+
+
+def _decision(
+    order: Order, plan: routing.RoutingPlan, trigger: str, elapsed_ms: float, attempts: list
+) -> None:
+    RoutingDecision.objects.create(
+        order=order,
+        trigger=trigger,
+        rules=plan.rules,
+        candidates=plan.candidates + ([{"lost_races": attempts}] if attempts else []),
+        chosen=[
+            {
+                "location": a.location.code,
+                "kind": a.kind,
+                "lines": [
+                    {"line": need.line, "sku": need.sku_code, "quantity": units}
+                    for need, units in a.lines
+                ],
+            }
+            for a in plan.assignments
+        ],
+        outcome=plan.outcome,
+        note=plan.note[:255],
+        duration_ms=Decimal(f"{elapsed_ms:.3f}"),
+    )
+
+
+# ---- the fulfilment life cycle ---------------------------------------------------------------
+
+
+def _open_lines(order: Order, *, location_id: int | None = None) -> list[AllocationLine]:
+    queryset = (
+        AllocationLine.objects.filter(allocation__order=order, is_active=True)
+        .exclude(allocation__status__in=[AllocationStatus.FULFILLED, AllocationStatus.RELEASED])
+        .select_related("allocation", "order_line__sku")
+    )
+    if location_id is not None:
+        queryset = queryset.filter(allocation__location_id=location_id)
+    return list(queryset.order_by("pk"))
+
+
+def order_picking_start(*, order_id: int, actor: str, channel: str, idempotency_key: str) -> Order:
+    """Store or warehouse staff start preparing the order."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        _move(order, OrderStatus.PICKING, actor=actor, channel=channel, key=idempotency_key)
+    return order
+
+
+def order_mark_ready(*, order_id: int, actor: str, channel: str, idempotency_key: str) -> Order:
+    """Click & collect: the parcel waits at the counter. Sets the pickup deadline (the store's
+    hold period) and sends the customer the pickup code."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.fulfilment != FulfilmentType.PICKUP:
+            raise IllegalTransition(
+                "Only a click & collect order becomes ready for pickup.",
+                details={"fulfilment": [order.fulfilment]},
+            )
+        waiting = [
+            line.allocation.location.code
+            for line in _open_lines(order)
+            if line.allocation.kind == AllocationKind.TRANSFER
+            and line.allocation.status != AllocationStatus.RECEIVED
+        ]
+        if waiting and order.status == OrderStatus.PICKING:
+            raise WaitingForTransfer(
+                f"Lines from {', '.join(sorted(set(waiting)))} have not arrived yet.",
+                details={"from": sorted(set(waiting))},
+            )
+        now = timezone.now()
+        store = order.pickup_location
+        order.ready_at = now
+        order.pickup_deadline = now + timedelta(days=store.pickup_hold_days)
+        _move(
+            order,
+            OrderStatus.READY_FOR_PICKUP,
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data={"pickup_deadline": order.pickup_deadline.isoformat()},
+            fields=["ready_at", "pickup_deadline"],
+        )
+        _notify(order, "order_ready")
+    return order
+
+
+def _commit_all(order: Order, *, actor: str, location_id: int | None = None) -> list[int]:
+    """Units leave: every open reservation of the order (at one location) is committed."""
+    allocations = set()
+    for line in _open_lines(order, location_id=location_id):
+        if line.reservation_id is None:
+            continue
+        stock.reservation_commit(
+            reservation_id=line.reservation_id,
+            idempotency_key=f"order:{order.reference}:commit:{line.pk}",
+            release_rest=True,
+            actor=actor,
+        )
+        allocations.add(line.allocation_id)
+    Allocation.objects.filter(pk__in=allocations).update(status=AllocationStatus.FULFILLED)
+    return sorted(allocations)
+
+
+def _release_all(order: Order, *, actor: str, reason: str) -> int:
+    """Give every held unit of the order back to sale; cancel transfers that did not ship."""
+    released = 0
+    for line in _open_lines(order):
+        if line.reservation_id is None:
+            continue
+        reservation = Reservation.objects.filter(pk=line.reservation_id).first()
+        if reservation and reservation.status == ReservationStatus.ACTIVE:
+            stock.reservation_release(
+                reservation_id=line.reservation_id,
+                idempotency_key=f"order:{order.reference}:release:{line.pk}",
+                actor=actor,
+                reason="",
+            )
+            released += 1
+        line.is_active = False
+        line.save(update_fields=["is_active"])
+    for allocation in order.allocations.exclude(status=AllocationStatus.FULFILLED):
+        if allocation.transfer_id and allocation.status == AllocationStatus.RESERVED:
+            stock.transfer_cancel(transfer_id=allocation.transfer_id, actor=actor)
+        allocation.status = AllocationStatus.RELEASED
+        allocation.save(update_fields=["status"])
+    return released
+
+
+def order_collect(
+    *, order_id: int, code: str, actor: str, channel: str, idempotency_key: str
+) -> Order:
+    """Hand the order over against its pickup code (or QR payload): the reserved units leave."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.status != OrderStatus.READY_FOR_PICKUP:
+            _move(order, OrderStatus.COLLECTED, actor=actor, channel=channel)  # raises
+        if not pickup.code_matches(
+            reference=order.reference, nonce=order.pickup_nonce, presented=code
+        ):
+            raise WrongPickupCode(details={"code": ["does not match"]})
+        _commit_all(order, actor=actor)
+        _move(order, OrderStatus.COLLECTED, actor=actor, channel=channel, key=idempotency_key)
+    return order
+
+
+def order_ship(
+    *,
+    order_id: int,
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+    location_id: int | None = None,
+    tracking: str = "",
+) -> Order:
+    """Home delivery: the parcel(s) leave. With `location_id`, only that location's shipment; the
+    order becomes shipped when every shipment has left."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.fulfilment != FulfilmentType.DELIVERY:
+            raise IllegalTransition(
+                "A click & collect order is collected, not shipped.",
+                details={"fulfilment": [order.fulfilment]},
+            )
+        if order.status != OrderStatus.PICKING:
+            _move(order, OrderStatus.SHIPPED, actor=actor, channel=channel)  # raises
+        shipped = _commit_all(order, actor=actor, location_id=location_id)
+        if not shipped:
+            raise IllegalTransition(
+                "Nothing left to ship from there.", details={"location": [str(location_id)]}
+            )
+        if _open_lines(order):
+            _event(
+                order,
+                "shipment_left",
+                actor=actor,
+                channel=channel,
+                data={"allocations": shipped, "tracking": tracking},
+                key=idempotency_key,
+            )
+        else:
+            _move(
+                order,
+                OrderStatus.SHIPPED,
+                actor=actor,
+                channel=channel,
+                key=idempotency_key,
+                data={"allocations": shipped, "tracking": tracking},
+            )
+    return order
+
+
+def order_deliver(*, order_id: int, actor: str, channel: str, idempotency_key: str) -> Order:
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        _move(order, OrderStatus.DELIVERED, actor=actor, channel=channel, key=idempotency_key)
+    return order
+
+
+def order_cancel(
+    *, order_id: int, actor: str, channel: str, idempotency_key: str, reason: str = ""
+) -> Order:
+    """Cancel an open order: its reservations are released, unshipped transfers cancelled."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if OrderStatus.CANCELLED not in TRANSITIONS.get(order.status, ()):
+            _move(order, OrderStatus.CANCELLED, actor=actor, channel=channel)  # raises
+        released = _release_all(order, actor=actor, reason=reason)
+        _move(
+            order,
+            OrderStatus.CANCELLED,
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data={"reason": reason[:200], "reservations_released": released},
+        )
+        _notify(order, "order_cancelled", reason=reason[:200])
+    return order
+
+
+def order_expire(*, order_id: int, now: datetime | None = None) -> Order | None:
+    """An order not collected by its deadline: cancelled, its units back on sale. Safe to run
+    twice (an order no longer ready, or not overdue, is left alone)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _lock(order_id)
+        if (
+            order.status != OrderStatus.READY_FOR_PICKUP
+            or not order.pickup_deadline
+            or (order.pickup_deadline > now)
+        ):
+            return None
+        released = _release_all(order, actor="system:pickup-expiry", reason="not collected")
+        _move(
+            order,
+            OrderStatus.EXPIRED,
+            actor="system:pickup-expiry",
+            channel=SalesChannel.BACKOFFICE,
+            data={"reservations_released": released},
+        )
+        _notify(order, "order_expired")
+    return order
+
+
+def orders_expire_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
+    now = now or timezone.now()
+    ids = list(
+        Order.objects.filter(status=OrderStatus.READY_FOR_PICKUP, pickup_deadline__lte=now)
+        .order_by("pickup_deadline")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for order_id in ids if order_expire(order_id=order_id, now=now) is not None)
+
+
+def orders_remind_pickup(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Remind customers whose order waits, PICKUP_REMINDER_HOURS before the deadline; once."""
+    now = now or timezone.now()
+    hours = getattr(settings, "ORDERS_PICKUP_REMINDER_HOURS", 24)
+    due = list(
+        Order.objects.filter(
+            status=OrderStatus.READY_FOR_PICKUP,
+            reminder_sent_at__isnull=True,
+            pickup_deadline__gt=now,
+            pickup_deadline__lte=now + timedelta(hours=hours),
+        ).values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for order_id in due:
+        with transaction.atomic():
+            updated = Order.objects.filter(
+                pk=order_id, status=OrderStatus.READY_FOR_PICKUP, reminder_sent_at__isnull=True
+            ).update(reminder_sent_at=now)
+            if updated:
+                order = Order.objects.get(pk=order_id)
+                _event(order, "pickup_reminder", actor="system", channel=SalesChannel.BACKOFFICE)
+                _notify(order, "pickup_reminder")
+                sent += 1
+    return sent
+
+
+# ---- transfers for click & collect -----------------------------------------------------------
+
+
+def _allocation(order: Order, allocation_id: int) -> Allocation:
+    allocation = order.allocations.filter(pk=allocation_id).select_related("transfer").first()
+    if allocation is None or allocation.kind != AllocationKind.TRANSFER:
+        raise InvalidInput(
+            "No transfer allocation with this id on the order.",
+            details={"allocation": [str(allocation_id)]},
+        )
+    return allocation
+
+
+def order_transfer_ship(
+    *, order_id: int, allocation_id: int, actor: str, channel: str, idempotency_key: str
+) -> Order:
+    """The source sends the order's units to the pickup store. Their reservation at the source
+    is released and the transfer ships in the same transaction, so the units are never free."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
+            raise IllegalTransition(
+                f"Order {order.reference} is {order.status}.", details={"status": [order.status]}
+            )
+        allocation = _allocation(order, allocation_id)
+        if allocation.status != AllocationStatus.RESERVED:
+            raise IllegalTransition(
+                f"This transfer is {allocation.status}.",
+                details={"allocation": [allocation.status]},
+            )
+        for line in allocation.lines.filter(is_active=True).order_by("pk"):
+            stock.reservation_release(
+                reservation_id=line.reservation_id,
+                idempotency_key=f"order:{order.reference}:ship-transfer:{line.pk}",
+                actor=actor,
+                reason="",
+            )
+        stock.transfer_ship(
+            transfer_id=allocation.transfer_id,
+            idempotency_key=f"order:{order.reference}:transfer-ship:{allocation.pk}",
+            actor=actor,
+        )
+        allocation.status = AllocationStatus.IN_TRANSIT
+        allocation.save(update_fields=["status"])
+        _event(
+            order,
+            "transfer_shipped",
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data={"allocation": allocation.pk, "transfer": allocation.transfer_id},
+        )
+    return order
+
+
+def order_transfer_receive(
+    *,
+    order_id: int,
+    allocation_id: int,
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+    received: dict[int, int] | None = None,
+) -> Order:
+    """The pickup store receives the order's transfer: the units enter its stock and are held
+    for the order at once (same transaction). Units that did not arrive are routed again."""
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        allocation = _allocation(order, allocation_id)
+        if allocation.status != AllocationStatus.IN_TRANSIT:
+            raise IllegalTransition(
+                f"This transfer is {allocation.status}; only a shipped one is received.",
+                details={"allocation": [allocation.status]},
+            )
+        transfer_lines = {line.sku_id: line for line in allocation.transfer.lines.all()}
+        arrived = received or {sku: line.quantity_shipped for sku, line in transfer_lines.items()}
+        stock.transfer_receive(
+            transfer_id=allocation.transfer_id,
+            received=arrived,
+            close=True,
+            idempotency_key=f"order:{order.reference}:transfer-receive:{allocation.pk}",
+            actor=actor,
+        )
+        old_lines = list(allocation.lines.filter(is_active=True).select_related("order_line__sku"))
+        requests, kept, short = [], [], []
+        for line in old_lines:
+            units = min(arrived.get(line.order_line.sku_id, 0), line.quantity)
+            arrived[line.order_line.sku_id] = arrived.get(line.order_line.sku_id, 0) - units
+            if units:
+                requests.append(
+                    ReservationRequest(
+                        sku_id=line.order_line.sku_id,
+                        location_id=order.pickup_location_id,
+                        quantity=units,
+                    )
+                )
+                kept.append((line, units))
+            if units < line.quantity:
+                short.append((line, line.quantity - units))
+        reservations = []
+        if requests:
+            # The till guard: these units are the order's, safety stock does not apply to them.
+            reservations = stock.reservations_create(
+                requests=requests,
+                idempotency_key=f"order:{order.reference}:hold-received:{allocation.pk}",
+                channel=SalesChannel.BACKOFFICE,
+                reference=order.reference,
+                ttl_seconds=0,
+                actor=actor,
+            )
+        AllocationLine.objects.filter(pk__in=[line.pk for line in old_lines]).update(
+            is_active=False
+        )
+        AllocationLine.objects.bulk_create(
+            [
+                AllocationLine(
+                    allocation=allocation,
+                    order_line=line.order_line,
+                    quantity=units,
+                    reservation=reservation,
+                )
+                for (line, units), reservation in zip(kept, reservations, strict=True)
+            ]
+        )
+        allocation.status = AllocationStatus.RECEIVED
+        allocation.save(update_fields=["status"])
+        _event(
+            order,
+            "transfer_received",
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data={
+                "allocation": allocation.pk,
+                "short": [[ln.order_line.line_no, q] for ln, q in short],
+            },
+        )
+        for line, quantity in short:
+            _reroute(
+                order,
+                line.order_line,
+                quantity,
+                actor=actor,
+                channel=channel,
+                exclude=frozenset({allocation.location_id}),
+                trigger="transfer_short",
+            )
+    return order
+
+
+# ---- store rejection and re-routing ----------------------------------------------------------
+
+REJECTION_REASONS = ("not_on_shelf", "damaged")
+
+
+def order_line_reject(
+    *,
+    order_id: int,
+    line_no: int,
+    location_id: int,
+    reason: str,
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+    found_quantity: int = 0,
+) -> Order:
+    """Staff at `location_id` cannot prepare a line.
+
+    not_on_shelf: the location's on hand for the SKU drops to `found_quantity` (what is really
+    there), so the router does not send the line straight back. damaged: the line's units become
+    unsellable there. Then the line is routed again (never to this location); when nothing is
+    left, the line is unavailable and the customer is told, with nearby alternatives.
+    """
+    if reason not in REJECTION_REASONS:
+        raise InvalidInput(
+            f"reason is one of {list(REJECTION_REASONS)}.", details={"reason": [str(reason)]}
+        )
+    validate_quantity(found_quantity, field_name="found_quantity", allow_zero=True)
+    if (replay := _replayed(idempotency_key)) is not None:
+        return replay
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
+            raise IllegalTransition(
+                f"Order {order.reference} is {order.status}: lines are rejected while it is "
+                "allocated or being picked.",
+                details={"status": [order.status]},
+            )
+        order_line = order.lines.filter(line_no=line_no).select_related("sku").first()
+        if order_line is None:
+            raise InvalidInput(f"No line {line_no} on this order.", details={"line": [line_no]})
+        held = [
+            line
+            for line in _open_lines(order, location_id=location_id)
+            if line.order_line_id == order_line.pk
+            and line.allocation.status == AllocationStatus.RESERVED
+        ]
+        if not held:
+            raise InvalidInput(
+                "This line is not held at this location.",
+                details={"line": [line_no], "location": [location_id]},
+            )
+        quantity = 0
+        for line in held:
+            stock.reservation_release(
+                reservation_id=line.reservation_id,
+                idempotency_key=f"{idempotency_key}:release:{line.pk}",
+                actor=actor,
+                reason=AdjustmentReason.NOT_ON_SHELF
+                if reason == "not_on_shelf"
+                else AdjustmentReason.DAMAGE,
+            )
+            line.is_active = False
+            line.save(update_fields=["is_active"])
+            quantity += line.quantity
+        _record_rejection_in_ledger(
+            location_id=location_id,
+            sku_id=order_line.sku_id,
+            reason=reason,
+            quantity=quantity,
+            found=found_quantity,
+            key=idempotency_key,
+            actor=actor,
+        )
+        _event(
+            order,
+            "line_rejected",
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data={
+                "line": line_no,
+                "sku": order_line.sku.code,
+                "location": location_id,
+                "reason": reason,
+                "quantity": quantity,
+                "found_quantity": found_quantity,
+            },
+        )
+        _reroute(
+            order,
+            order_line,
+            quantity,
+            actor=actor,
+            channel=channel,
+            exclude=frozenset({location_id}),
+            trigger="rejection",
+        )
+    return order
+
+
+def _record_rejection_in_ledger(
+    *, location_id: int, sku_id: int, reason: str, quantity: int, found: int, key: str, actor: str
+) -> None:
+    if reason == "damaged":
+        stock.stock_set_aside(
+            location_id=location_id,
+            sku_id=sku_id,
+            quantity=quantity,
+            reason=AdjustmentReason.DAMAGE,
+            idempotency_key=f"{key}:damaged",
+            actor=actor,
+        )
+        return
+    on_hand = (
+        StockPosition.objects.filter(location_id=location_id, sku_id=sku_id)
+        .values_list("on_hand", flat=True)
+        .first()
+        or 0
+    )
+    if found < on_hand:
+        stock.stock_adjust(
+            location_id=location_id,
+            sku_id=sku_id,
+            delta=found - on_hand,
+            reason=AdjustmentReason.NOT_ON_SHELF,
+            idempotency_key=f"{key}:not-on-shelf",
+            note="rejected while picking an order",
+            actor=actor,
+        )
+
+
+def _reroute(
+    order: Order,
+    order_line: OrderLine,
+    quantity: int,
+    *,
+    actor: str,
+    channel: str,
+    exclude: frozenset[int],
+    trigger: str,
+) -> None:
+    need = routing.Need(
+        line=order_line.line_no,
+        sku_id=order_line.sku_id,
+        quantity=quantity,
+        sku_code=order_line.sku.code,
+    )
+    pickup_store = None
+    if order.fulfilment == FulfilmentType.PICKUP:
+        pickup_store = locations_with_calendar(
+            Location.objects.filter(pk=order.pickup_location_id)
+        ).get()
+    try:
+        plan = _allocate(
+            order,
+            [need],
+            trigger=trigger,
+            actor=actor,
+            at=timezone.now(),
+            pickup_store=pickup_store,
+            exclude=exclude,
+        )
+    except StoreAtCapacity:  # pragma: no cover - only raised for placements
+        plan = None
+    if plan is not None:
+        _event(
+            order,
+            "line_rerouted",
+            actor=actor,
+            channel=channel,
+            data={"line": order_line.line_no, "to": [a.location.code for a in plan.assignments]},
+        )
+        return
+    order_line.status = LineStatus.UNAVAILABLE
+    order_line.save(update_fields=["status"])
+    refund = Money(order_line.unit_price, order.currency) * quantity
+    alternatives = _alternatives(order, order_line)
+    _event(
+        order,
+        "line_unavailable",
+        actor=actor,
+        channel=channel,
+        data={
+            "line": order_line.line_no,
+            "sku": order_line.sku.code,
+            "quantity": quantity,
+            "refund_owed": refund.as_dict(),
+            "alternatives": alternatives,
+        },
+    )
+    if not order.lines.filter(status=LineStatus.OPEN).exists():
+        _release_all(order, actor=actor, reason="nothing left to serve")
+        _move(
+            order,
+            OrderStatus.CANCELLED,
+            actor=actor,
+            channel=channel,
+            data={"reason": "no line can be served any more"},
+        )
+        _notify(order, "order_cancelled", reason="out_of_stock", alternatives=alternatives)
+    else:
+        _notify(order, "line_unavailable", line=order_line.line_no, alternatives=alternatives)
+
+
+def _alternatives(order: Order, order_line: OrderLine) -> list[dict]:
+    from inventory.selectors import availability_near
+
+    if order.fulfilment == FulfilmentType.PICKUP:
+        latitude, longitude = order.pickup_location.latitude, order.pickup_location.longitude
+    else:
+        latitude, longitude = order.ship_latitude, order.ship_longitude
+    offers = availability_near(
+        sku_code=order_line.sku.code,
+        latitude=float(latitude),
+        longitude=float(longitude),
+        channel=order.channel,
+        limit=3,
+    )
+    return [
+        {
+            "store": offer.location.code,
+            "distance_km": offer.distance_km,
+            "available": offer.available,
+            "ready_by": offer.ready_by.isoformat() if offer.ready_by else None,
+        }
+        for offer in offers
+    ]
+
+
+# ---- returns in any store --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReturnLineRequest:
+    line_no: int
+    quantity: int
+    unsellable: bool = False
+    reason: str = ""
+
+
+def order_return(
+    *,
+    order_id: int,
+    location_id: int,
+    lines: Sequence[ReturnLineRequest],
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+) -> Return:
+    """Units of a collected or delivered order come back at any active location: into its
+    sellable stock, or unsellable with a reason. The refund owed is recorded."""
+    existing = Return.objects.filter(idempotency_key=idempotency_key).first()
+    if existing:
+        existing.replayed = True
+        return existing
+    if not lines:
+        raise InvalidInput("A return needs at least one line.", details={"lines": ["empty"]})
+    with transaction.atomic():
+        order = _lock(order_id)
+        if order.status not in (OrderStatus.COLLECTED, OrderStatus.DELIVERED):
+            raise IllegalTransition(
+                "Only a collected or delivered order can be returned.",
+                details={"status": [order.status]},
+            )
+        location = Location.objects.filter(pk=location_id).first()
+        if location is None:
+            raise UnknownLocation(details={"location": [str(location_id)]})
+        if not location.is_active:
+            raise InvalidInput(f"{location.code} is inactive.", details={"location": ["inactive"]})
+        by_no = {line.line_no: line for line in order.lines.select_for_update().order_by("pk")}
+        record = Return.objects.create(
+            order=order,
+            customer_id=order.customer_id,
+            location=location,
+            refund_amount=0,
+            currency=order.currency,
+            actor=actor[:150],
+            channel=channel,
+            idempotency_key=idempotency_key,
+        )
+        refund = Money.zero(order.currency)
+        seen = set()
+        for request in lines:
+            line = by_no.get(request.line_no)
+            if line is None or request.line_no in seen:
+                raise InvalidInput(
+                    f"Line {request.line_no} is not on the order (or is given twice).",
+                    details={"lines": [request.line_no]},
+                )
+            seen.add(request.line_no)
+            validate_quantity(request.quantity, field_name=f"line {request.line_no} quantity")
+            if line.quantity_returned + request.quantity > line.quantity:
+                raise InvalidInput(
+                    f"Line {request.line_no}: at most {line.quantity - line.quantity_returned} "
+                    "more units can be returned.",
+                    details={"lines": [request.line_no]},
+                )
+            if request.unsellable and not request.reason:
+                raise InvalidInput(
+                    "An unsellable return needs a reason.", details={"reason": ["required"]}
+                )
+            amount = (Money(line.unit_price, order.currency) * request.quantity).rounded()
+            refund = refund + amount
+            OrderLine.objects.filter(pk=line.pk).update(
+                quantity_returned=F("quantity_returned") + request.quantity
+            )
+            line.quantity_returned += request.quantity
+            ReturnLine.objects.create(
+                order_return=record,
+                order_line=line,
+                quantity=request.quantity,
+                unsellable=request.unsellable,
+                reason=request.reason[:120],
+                refund_amount=amount.amount,
+            )
+        for unsellable in (False, True):
+            group = [
+                (by_no[r.line_no].sku_id, r.quantity) for r in lines if r.unsellable == unsellable
+            ]
+            if group:
+                stock.stock_return(
+                    location_id=location_id,
+                    lines=group,
+                    unsellable=unsellable,
+                    reason=AdjustmentReason.DAMAGE if unsellable else "",
+                    idempotency_key=f"{idempotency_key}:{'unsellable' if unsellable else 'ok'}",
+                    reference=order.reference,
+                    actor=actor,
+                    channel=channel,
+                )
+        record.refund_amount = refund.amount
+        record.save(update_fields=["refund_amount"])
+        _event(
+            order,
+            "returned",
+            actor=actor,
+            channel=channel,
+            data={
+                "return": record.pk,
+                "location": location.code,
+                "refund_owed": refund.as_dict(),
+            },
+        )
+    record.replayed = False
+    return record

@@ -1,0 +1,103 @@
+"""Orders racing for the last units, on a real PostgreSQL server (`make test` starts one)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+
+from inventory.models import Reservation, StockPosition
+from inventory.selectors import ledger_mismatches
+from orders.exceptions import OutOfStock
+from orders.models import Order
+from tests.customers.factories import CustomerFactory
+from tests.factories import LocationFactory, SkuFactory, WarehouseFactory
+from tests.orders.conftest import line, place_delivery, place_pickup, receive
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(workers: int, call):
+    barrier = threading.Barrier(workers)
+
+    def run(index):
+        try:
+            barrier.wait()
+            return call(index)
+        except Exception as exc:  # collected and asserted on below
+            return exc
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, range(workers)))
+
+
+def test_two_orders_for_the_last_units_of_the_nearest_store_one_is_routed_elsewhere():
+    # given the nearest ship-from-store holds the last 2 units, a far warehouse 2 more
+    customer = CustomerFactory()
+    sku = SkuFactory()
+    near = LocationFactory(code="NEAR", ships_from_location=True)
+    far = WarehouseFactory(code="FAR", latitude="45.764043", longitude="4.835659")
+    receive(near, sku, 2)
+    receive(far, sku, 2)
+
+    # when two orders for 2 units race (both routers see NEAR first)
+    outcomes = _race(2, lambda i: place_delivery(customer, [line(sku, 2)], key=f"race-{i}"))
+
+    # then both are accepted, one from each location, and nothing is oversold
+    assert all(isinstance(o, Order) for o in outcomes), outcomes
+    served = sorted(
+        Reservation.objects.filter(status="active").values_list("location__code", flat=True)
+    )
+    assert served == ["FAR", "NEAR"]
+    for position in StockPosition.objects.all():
+        assert position.reserved <= position.on_hand
+    assert ledger_mismatches() == []
+
+
+def test_many_orders_for_one_last_unit_one_wins_the_others_are_refused_naming_the_line():
+    customer = CustomerFactory()
+    sku = SkuFactory(code="LAST-ONE")
+    store = LocationFactory(code="PARIS01")
+    receive(store, sku, 1)
+
+    outcomes = _race(8, lambda i: place_pickup(customer, store, [line(sku)], key=f"last-{i}"))
+
+    won = [o for o in outcomes if isinstance(o, Order)]
+    refused = [o for o in outcomes if isinstance(o, OutOfStock)]
+    assert (len(won), len(refused)) == (1, 7), outcomes
+    assert all(r.details["lines"][0]["sku"] == "LAST-ONE" for r in refused)
+    position = StockPosition.objects.get(sku=sku, location=store)
+    assert (position.on_hand, position.reserved) == (1, 1)
+    assert Order.objects.count() == 1
+    assert ledger_mismatches() == []
+
+
+def test_a_burst_of_mixed_orders_never_oversells_and_every_order_is_fully_reserved():
+    customer = CustomerFactory()
+    skus = [SkuFactory() for _ in range(3)]
+    stores = [LocationFactory(code=f"S{i}", ships_from_location=i % 2 == 0) for i in range(4)]
+    warehouse = WarehouseFactory(code="WH")
+    for location in [*stores, warehouse]:
+        for sku in skus:
+            receive(location, sku, 3)
+
+    def order(i):
+        lines = [line(skus[i % 3], 1 + i % 2), line(skus[(i + 1) % 3], 1)]
+        if i % 2:
+            return place_pickup(customer, stores[i % 4], lines, key=f"mix-{i}")
+        return place_delivery(customer, lines, key=f"mix-{i}")
+
+    outcomes = _race(16, order)
+
+    assert all(isinstance(o, (Order, OutOfStock)) for o in outcomes), outcomes
+    for accepted in (o for o in outcomes if isinstance(o, Order)):
+        wanted = {ln.sku_id: ln.quantity for ln in accepted.lines.all()}
+        held: dict[int, int] = {}
+        for reservation in Reservation.objects.filter(reference=accepted.reference):
+            held[reservation.sku_id] = held.get(reservation.sku_id, 0) + reservation.quantity
+        assert held == wanted
+    for position in StockPosition.objects.all():
+        assert 0 <= position.reserved <= position.on_hand
+    assert ledger_mismatches() == []

@@ -1,0 +1,234 @@
+"""Store rejections with re-routing, returns in any store, daily capacity."""
+
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from common.exceptions import IllegalTransition, InvalidInput
+from inventory.models import StockMovement
+from inventory.selectors import ledger_mismatches
+from orders import services
+from orders.exceptions import OutOfStock, StoreAtCapacity
+from orders.models import LocationDayLoad, Order, Return
+from tests.factories import LocationFactory, WarehouseFactory
+from tests.orders.conftest import (
+    act,
+    active_reservations,
+    key,
+    line,
+    place_delivery,
+    place_pickup,
+    position,
+    receive,
+)
+
+pytestmark = pytest.mark.django_db
+STAFF = {"actor": "staff:bob", "channel": "backoffice"}
+
+
+def reject(order, location, reason, line_no=1, **extra):
+    return act(
+        services.order_line_reject,
+        order_id=order.pk,
+        line_no=line_no,
+        location_id=location.pk,
+        reason=reason,
+        idempotency_key=key(),
+        **STAFF,
+        **extra,
+    )
+
+
+def test_not_on_shelf_drops_the_store_s_on_hand_to_what_was_found_and_reroutes_the_line(
+    customer, warehouse, sku
+):
+    # given a ship-from-store that believes it has 4 units, and a warehouse with 10
+    shop = LocationFactory(code="SHOP", ships_from_location=True)
+    receive(shop, sku, 4)
+    receive(warehouse, sku, 10)
+    order = place_delivery(customer, [line(sku, 2)])
+    assert active_reservations(order)[0].location_id == shop.pk
+
+    # when the picker finds only 1 unit on the shelf and rejects the line
+    reject(order, shop, "not_on_shelf", found_quantity=1)
+
+    # then the store's on hand is what was found, nothing is held there any more,
+    # and the line is now held at the warehouse
+    pos = position(shop, sku)
+    assert (pos.on_hand, pos.reserved) == (1, 0)
+    assert [(r.location_id, r.quantity) for r in active_reservations(order)] == [(warehouse.pk, 2)]
+    adjustment = StockMovement.objects.get(location=shop, kind="adjustment")
+    assert (adjustment.reason, adjustment.on_hand_delta) == ("not_on_shelf", -3)
+    assert list(order.routing_decisions.values_list("trigger", flat=True)) == [
+        "placement",
+        "rejection",
+    ]
+    kinds = list(order.events.values_list("kind", flat=True))
+    assert kinds[-2:] == ["line_rejected", "line_rerouted"]
+    assert ledger_mismatches() == []
+
+
+def test_damaged_units_become_unsellable_and_the_pickup_line_comes_by_transfer(
+    customer, store, warehouse, sku
+):
+    # given a click & collect order prepared from the store's 3 units
+    receive(store, sku, 3)
+    receive(warehouse, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2)])
+
+    # when staff find the 2 units damaged
+    reject(order, store, "damaged")
+
+    # then 2 units are unsellable at the store and the line comes from the warehouse instead
+    pos = position(store, sku)
+    assert (pos.on_hand, pos.unsellable, pos.reserved, pos.available) == (3, 2, 0, 1)
+    allocation = order.allocations.get(kind="transfer")
+    assert allocation.location_id == warehouse.pk
+    assert allocation.transfer.destination_id == store.pk
+    assert Order.objects.get(pk=order.pk).status == "allocated"
+
+
+def test_when_nothing_is_left_the_line_is_unavailable_and_the_customer_is_told_with_alternatives(
+    customer, store, sku
+):
+    # given the only units are at the pickup store, plus 3 at another store nearby
+    other = LocationFactory(code="PARIS02", latitude="48.870000", longitude="2.340000")
+    receive(store, sku, 1)
+    receive(other, sku, 3)
+    order = place_pickup(customer, store, [line(sku, 1)])
+
+    # when the unit is not on the shelf
+    reject(order, store, "not_on_shelf")
+
+    # then the order is cancelled (no line left), with the nearby alternative in the message
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert order.lines.get().status == "unavailable"
+    unavailable = order.events.get(kind="line_unavailable").data
+    assert unavailable["refund_owed"] == {"amount": "19.90", "currency": "EUR"}
+    assert [alt["store"] for alt in unavailable["alternatives"]] == ["PARIS02"]
+    cancelled = next(m for m in mail.outbox if "annulée" in m.subject)
+    assert "PARIS02" in cancelled.body
+
+
+def test_a_line_can_only_be_rejected_where_it_is_held_and_while_open(
+    customer, store, warehouse, sku
+):
+    receive(store, sku, 3)
+    order = place_pickup(customer, store, [line(sku)])
+    with pytest.raises(InvalidInput):
+        reject(order, warehouse, "not_on_shelf")
+    with pytest.raises(InvalidInput):
+        reject(order, store, "stolen")
+    act(services.order_cancel, order_id=order.pk, idempotency_key=key(), **STAFF)
+    with pytest.raises(IllegalTransition):
+        reject(order, store, "damaged")
+    assert position(store, sku).on_hand == 3
+
+
+def test_an_online_order_returned_in_another_store_goes_into_that_store_s_stock(
+    customer, warehouse, sku, sku2
+):
+    # given a delivered order of 2 T-shirts and 1 pair of jeans from the warehouse
+    receive(warehouse, sku, 5)
+    receive(warehouse, sku2, 5)
+    order = place_delivery(customer, [line(sku, 2, price="20.00"), line(sku2, 1, price="50.00")])
+    for service in (services.order_picking_start, services.order_ship, services.order_deliver):
+        act(service, order_id=order.pk, idempotency_key=key(), **STAFF)
+    shop = LocationFactory(code="LYON01")
+
+    # when the customer brings back 1 T-shirt (fine) and the jeans (torn) to a store in Lyon
+    record = act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=shop.pk,
+        lines=[
+            services.ReturnLineRequest(line_no=1, quantity=1),
+            services.ReturnLineRequest(line_no=2, quantity=1, unsellable=True, reason="torn"),
+        ],
+        idempotency_key="return-1",
+        actor="staff:lyon",
+        channel="store",
+    )
+
+    # then the units are in Lyon's stock (the jeans unsellable) and the refund owed is recorded
+    assert (position(shop, sku).on_hand, position(shop, sku).available) == (1, 1)
+    assert (position(shop, sku2).on_hand, position(shop, sku2).unsellable) == (1, 1)
+    assert record.refund_amount == Decimal("70.00") and record.currency == "EUR"
+    assert list(order.lines.values_list("quantity_returned", flat=True)) == [1, 1]
+    # and the same request again changes nothing; returning more than bought is refused
+    again = act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=shop.pk,
+        lines=[services.ReturnLineRequest(line_no=1, quantity=1)],
+        idempotency_key="return-1",
+        actor="staff:lyon",
+        channel="store",
+    )
+    assert again.pk == record.pk and Return.objects.count() == 1
+    with pytest.raises(InvalidInput):
+        act(
+            services.order_return,
+            order_id=order.pk,
+            location_id=shop.pk,
+            lines=[services.ReturnLineRequest(line_no=2, quantity=1)],
+            idempotency_key="return-2",
+            actor="staff:lyon",
+            channel="store",
+        )
+    assert position(shop, sku2).on_hand == 1
+    assert ledger_mismatches() == []
+
+
+def test_an_open_order_cannot_be_returned(customer, store, sku):
+    receive(store, sku, 2)
+    order = place_pickup(customer, store, [line(sku)])
+    with pytest.raises(IllegalTransition):
+        act(
+            services.order_return,
+            order_id=order.pk,
+            location_id=store.pk,
+            lines=[services.ReturnLineRequest(line_no=1, quantity=1)],
+            idempotency_key="early",
+            actor="x",
+            channel="store",
+        )
+    assert Return.objects.count() == 0
+
+
+def test_a_store_at_its_daily_capacity_takes_no_more_pickup_orders(customer, sku):
+    shop = LocationFactory(code="SMALL", daily_order_capacity=1)
+    receive(shop, sku, 10)
+    place_pickup(customer, shop, [line(sku)])
+
+    with pytest.raises(StoreAtCapacity):
+        place_pickup(customer, shop, [line(sku)])
+
+    assert position(shop, sku).reserved == 1
+    assert LocationDayLoad.objects.get(location=shop).orders == 1
+
+
+def test_the_router_ships_around_a_location_at_capacity(customer, sku):
+    near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
+    far = WarehouseFactory(code="FAR", latitude="45.764043", longitude="4.835659")
+    receive(near, sku, 10)
+    receive(far, sku, 10)
+
+    first = place_delivery(customer, [line(sku)])
+    second = place_delivery(customer, [line(sku)])
+
+    assert active_reservations(first)[0].location_id == near.pk
+    assert active_reservations(second)[0].location_id == far.pk
+    others = second.routing_decisions.get().candidates[-1]["others"]
+    assert others == {"daily capacity reached": 1}
+
+
+def test_capacity_refusal_when_every_location_is_full(customer, sku):
+    near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
+    receive(near, sku, 10)
+    place_delivery(customer, [line(sku)])
+    with pytest.raises(OutOfStock):
+        place_delivery(customer, [line(sku)])
+    assert position(near, sku).reserved == 1
