@@ -435,3 +435,10 @@ def test_oversized_body_gets_413_and_changes_nothing(web_client, store, sku):
     assert response.status_code == 413
     assert response.json()["code"] == "request_too_large"
     assert StockMovement.objects.count() == 0
+
+
+def test_unknown_api_url_is_json_404_even_in_debug_mode(web_client, settings):
+    settings.DEBUG = True
+    response = web_client.get("/api/v1/customers//export/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
