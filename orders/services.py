@@ -1031,6 +1031,12 @@ def order_line_reject(
             line.is_active = False
             line.save(update_fields=["is_active"])
             quantity += line.quantity
+        emptied = {line.allocation_id for line in held} - set(
+            AllocationLine.objects.filter(
+                allocation_id__in={line.allocation_id for line in held}, is_active=True
+            ).values_list("allocation_id", flat=True)
+        )
+        Allocation.objects.filter(pk__in=emptied).update(status=AllocationStatus.RELEASED)
         _record_rejection_in_ledger(
             location_id=location_id,
             sku_id=order_line.sku_id,

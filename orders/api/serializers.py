@@ -1,0 +1,262 @@
+"""Small input and output serializers of the orders API."""
+
+from rest_framework import serializers
+
+from common.serializers import CodeField, QuantityField
+from orders.models import (
+    Allocation,
+    AllocationLine,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Return,
+    RoutingDecision,
+)
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+class LineInput(serializers.Serializer):
+    sku = CodeField()
+    quantity = QuantityField()
+    unit_price = serializers.CharField(max_length=20, help_text='A string: "19.90".')
+    currency = serializers.CharField(min_length=3, max_length=3)
+
+
+class CartLineInput(serializers.Serializer):
+    sku = CodeField()
+    quantity = QuantityField()
+
+
+class CartCheckInput(serializers.Serializer):
+    store = CodeField(max_length=20)
+    lines = CartLineInput(many=True, allow_empty=False, max_length=100)
+
+
+class CustomerInput(serializers.Serializer):
+    """Either the RCU `reference` (UUID or customer number), or identifiers to identify-or-create
+    the customer with."""
+
+    reference = serializers.CharField(max_length=64, required=False)
+    email = serializers.CharField(max_length=254, required=False)
+    phone = serializers.CharField(max_length=40, required=False)
+    loyalty_card = serializers.CharField(max_length=40, required=False)
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    language = serializers.ChoiceField(choices=["fr", "en"], required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("reference") and not any(
+            attrs.get(kind) for kind in ("email", "phone", "loyalty_card")
+        ):
+            raise serializers.ValidationError("Give the customer's reference, or an identifier.")
+        return attrs
+
+
+class AddressInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    line1 = serializers.CharField(max_length=300)
+    postcode = serializers.CharField(max_length=12, allow_blank=True, default="")
+    city = serializers.CharField(max_length=80)
+    country = serializers.CharField(min_length=2, max_length=2)
+    latitude = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90)
+    longitude = serializers.DecimalField(
+        max_digits=9, decimal_places=6, min_value=-180, max_value=180
+    )
+
+
+class FulfilmentInput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["pickup", "delivery"])
+    store = CodeField(max_length=20, required=False)
+    address = AddressInput(required=False)
+
+    def validate(self, attrs):
+        if attrs["type"] == "pickup" and not attrs.get("store"):
+            raise serializers.ValidationError({"store": "Click & collect needs a store code."})
+        if attrs["type"] == "delivery" and not attrs.get("address"):
+            raise serializers.ValidationError({"address": "Home delivery needs an address."})
+        return attrs
+
+
+class OrderPlaceInput(serializers.Serializer):
+    customer = CustomerInput()
+    lines = LineInput(many=True, allow_empty=False, max_length=100)
+    fulfilment = FulfilmentInput()
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class CollectInput(serializers.Serializer):
+    code = serializers.CharField(max_length=120, help_text="The short code or the QR payload.")
+
+
+class ShipInput(serializers.Serializer):
+    location = CodeField(max_length=20, required=False, help_text="Only this location's parcel.")
+    tracking = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class RejectInput(serializers.Serializer):
+    location = CodeField(max_length=20)
+    reason = serializers.ChoiceField(choices=["not_on_shelf", "damaged"])
+    found_quantity = QuantityField(allow_zero=True, default=0)
+
+
+class TransferReceiveInput(serializers.Serializer):
+    received = serializers.DictField(
+        child=QuantityField(allow_zero=True),
+        required=False,
+        help_text="SKU code -> units that arrived (default: everything shipped).",
+    )
+
+
+class ReturnLineInput(serializers.Serializer):
+    line = serializers.IntegerField(min_value=1)
+    quantity = QuantityField()
+    unsellable = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=120, required=False, default="", allow_blank=True)
+
+
+class ReturnInput(serializers.Serializer):
+    location = CodeField(max_length=20)
+    lines = ReturnLineInput(many=True, allow_empty=False, max_length=100)
+
+
+# ---- outputs ---------------------------------------------------------------------------------
+
+
+class CartAlternativeOutput(serializers.Serializer):
+    store = serializers.CharField()
+    name = serializers.CharField()
+    distance_km = serializers.FloatField()
+    ready_by = serializers.DateTimeField()
+
+
+class CartLineOutput(serializers.Serializer):
+    sku = serializers.CharField()
+    requested = serializers.IntegerField()
+    available_here = serializers.IntegerField()
+    in_store = serializers.BooleanField()
+
+
+class CartCheckOutput(serializers.Serializer):
+    store = serializers.CharField(source="store.code")
+    can_collect = serializers.BooleanField()
+    mode = serializers.ChoiceField(choices=["in_store", "transfer", "unavailable"])
+    ready_by = serializers.DateTimeField(allow_null=True)
+    sources = serializers.ListField(child=serializers.CharField())
+    lines = CartLineOutput(many=True)
+    alternatives = CartAlternativeOutput(many=True)
+
+
+class OrderLineOutput(serializers.ModelSerializer):
+    line = serializers.IntegerField(source="line_no")
+    sku = serializers.CharField(source="sku.code")
+
+    class Meta:
+        model = OrderLine
+        fields = ["line", "sku", "quantity", "unit_price", "status", "quantity_returned"]
+
+
+class AllocationLineOutput(serializers.ModelSerializer):
+    line = serializers.IntegerField(source="order_line.line_no")
+    reservation_status = serializers.CharField(source="reservation.status", default=None)
+
+    class Meta:
+        model = AllocationLine
+        fields = ["line", "quantity", "reservation", "reservation_status", "is_active"]
+
+
+class AllocationOutput(serializers.ModelSerializer):
+    location = serializers.CharField(source="location.code")
+    lines = AllocationLineOutput(many=True)
+
+    class Meta:
+        model = Allocation
+        fields = ["id", "location", "kind", "status", "transfer", "expected_at", "lines"]
+
+
+class RoutingDecisionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = RoutingDecision
+        fields = [
+            "trigger",
+            "rules",
+            "outcome",
+            "note",
+            "chosen",
+            "candidates",
+            "duration_ms",
+            "created_at",
+        ]
+
+
+class OrderEventOutput(serializers.ModelSerializer):
+    class Meta:
+        model = OrderEvent
+        fields = ["kind", "from_status", "to_status", "actor", "channel", "data", "occurred_at"]
+
+
+class MoneyOutput(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, source="total_amount")
+    currency = serializers.CharField()
+
+
+class OrderOutput(serializers.ModelSerializer):
+    customer = serializers.UUIDField(source="customer.reference")
+    pickup_store = serializers.CharField(source="pickup_location.code", default=None)
+    total = MoneyOutput(source="*")
+    delivery_address = serializers.SerializerMethodField()
+    lines = OrderLineOutput(many=True)
+    allocations = AllocationOutput(many=True)
+    routing_decisions = RoutingDecisionOutput(many=True)
+    events = OrderEventOutput(many=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "reference",
+            "channel",
+            "status",
+            "customer",
+            "fulfilment",
+            "pickup_store",
+            "delivery_address",
+            "total",
+            "ready_by",
+            "ready_at",
+            "pickup_deadline",
+            "placed_at",
+            "closed_at",
+            "lines",
+            "allocations",
+            "routing_decisions",
+            "events",
+        ]
+
+    def get_delivery_address(self, order) -> dict | None:
+        if order.fulfilment != "delivery":
+            return None
+        return {
+            "name": order.ship_name,
+            "line1": order.ship_address,
+            "postcode": order.ship_postcode,
+            "city": order.ship_city,
+            "country": order.ship_country,
+            "latitude": str(order.ship_latitude),
+            "longitude": str(order.ship_longitude),
+        }
+
+
+class ReturnOutput(serializers.ModelSerializer):
+    order = serializers.CharField(source="order.reference")
+    location = serializers.CharField(source="location.code")
+    refund = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Return
+        fields = ["id", "order", "location", "refund", "created_at"]
+
+    def get_refund(self, record) -> dict:
+        return {"amount": str(record.refund_amount), "currency": record.currency}

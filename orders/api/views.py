@@ -1,0 +1,374 @@
+"""Orders API: thin views that validate input, call one service or selector, and serialise.
+
+Customer-facing channels (web, app, marketplace, call centre) place, read and cancel their own
+channel's orders; store staff (a `store` API key, or a staff session) see every order and drive
+the fulfilment transitions. Every POST that changes something takes an Idempotency-Key.
+"""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.auth import ApiClient, caller_channel, caller_label, caller_owner
+from common.channels import SalesChannel, is_online
+from common.idempotency import idempotency_key_from, idempotent
+from common.models import Scope
+from common.serializers import ErrorSerializer
+from inventory.selectors import location_ids_by_code, sku_ids_by_code
+from orders import selectors, services
+from orders.api import serializers as io
+from orders.exceptions import OrderNotFound
+
+ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Any unique string; a retry with the same key and body returns the first result.",
+)
+
+
+def _validated(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _service_key(request, endpoint: str) -> str:
+    return f"api:{caller_owner(request)}:{endpoint}:{idempotency_key_from(request)}"
+
+
+def _is_staff_caller(request) -> bool:
+    user = request.user
+    return not isinstance(user, ApiClient) or not is_online(user.channel)
+
+
+def _order_for(request, reference: str, *, staff_action: bool = False):
+    """The order, if this caller may see it: a customer-facing channel sees only its own."""
+    if staff_action and not _is_staff_caller(request):
+        raise exceptions.PermissionDenied(
+            "Fulfilment steps are for store staff (a store API key or a staff session)."
+        )
+    order = selectors.order_get(reference=reference)
+    if not _is_staff_caller(request) and order.channel != caller_channel(request):
+        raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
+    return order
+
+
+def _detail(reference: str, *, status_code=status.HTTP_200_OK) -> Response:
+    return Response(
+        io.OrderOutput(selectors.order_get(reference=reference)).data, status=status_code
+    )
+
+
+def _customer(request, data: dict):
+    from customers.selectors import customer_get
+    from customers.services import customer_identify_or_create
+
+    if data.get("reference"):
+        return customer_get(reference=data["reference"])
+    identifiers = [
+        (kind, data[kind], "") for kind in ("loyalty_card", "email", "phone") if data.get(kind)
+    ]
+    return customer_identify_or_create(
+        identifiers=identifiers,
+        first_name=data.get("first_name", ""),
+        last_name=data.get("last_name", ""),
+        language=data.get("language"),
+        sales_channel=caller_channel(request),
+        actor=caller_label(request),
+    ).customer
+
+
+def _contact_phone(raw: str | None) -> str:
+    from customers.identifiers import parse_identifier
+
+    return parse_identifier("phone", raw).value if raw else ""
+
+
+class CartCheckApi(APIView):
+    """Can this cart be collected at this store, and when? Alternatives when it cannot at once."""
+
+    required_scopes = [Scope.ORDERS_READ]
+
+    @extend_schema(request=io.CartCheckInput, responses={200: io.CartCheckOutput, **ERRORS})
+    def post(self, request):
+        data = _validated(io.CartCheckInput, request)
+        ids = sku_ids_by_code([line["sku"] for line in data["lines"]])
+        check = selectors.cart_check(
+            store_code=data["store"],
+            lines=[(ids[line["sku"]], line["sku"], line["quantity"]) for line in data["lines"]],
+            channel=caller_channel(request),
+        )
+        return Response(io.CartCheckOutput(check).data)
+
+
+class OrderPlaceApi(APIView):
+    required_scopes = [Scope.ORDERS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.OrderPlaceInput,
+        responses={201: io.OrderOutput, **ERRORS},
+        description="Place an order: every line is reserved (routed to the best locations) or "
+        "none is (409 out_of_stock names the short lines). A retry with the same "
+        "Idempotency-Key and body returns the same order; another body gets 422.",
+    )
+    def post(self, request):
+        def perform():
+            data = _validated(io.OrderPlaceInput, request)
+            sku_ids = sku_ids_by_code([line["sku"] for line in data["lines"]])
+            fulfilment = data["fulfilment"]
+            pickup_id = address = None
+            if fulfilment["type"] == "pickup":
+                pickup_id = location_ids_by_code([fulfilment["store"]])[fulfilment["store"]]
+            else:
+                given = fulfilment["address"]
+                address = services.DeliveryAddress(
+                    name=given["name"],
+                    address=given["line1"],
+                    postcode=given["postcode"],
+                    city=given["city"],
+                    country=given["country"].upper(),
+                    latitude=given["latitude"],
+                    longitude=given["longitude"],
+                )
+            customer_data = data["customer"]
+            customer = _customer(request, customer_data)
+            order = services.order_place(
+                channel=caller_channel(request),
+                customer=customer,
+                lines=[
+                    services.OrderLineRequest(
+                        sku_id=sku_ids[line["sku"]],
+                        quantity=line["quantity"],
+                        unit_price=line["unit_price"],
+                        currency=line["currency"].upper(),
+                        sku_code=line["sku"],
+                    )
+                    for line in data["lines"]
+                ],
+                fulfilment=fulfilment["type"],
+                pickup_location_id=pickup_id,
+                address=address,
+                contact_email=customer_data.get("email", "").strip(),
+                contact_phone=_contact_phone(customer_data.get("phone")),
+                language=customer_data.get("language") or customer.language,
+                idempotency_key=_service_key(request, "orders.place"),
+                actor=caller_label(request),
+            )
+            return _detail(order.reference, status_code=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="orders.place", perform=perform)
+
+
+class OrderDetailApi(APIView):
+    required_scopes = [Scope.ORDERS_READ]
+
+    @extend_schema(responses={200: io.OrderOutput, **ERRORS})
+    def get(self, request, reference: str):
+        return Response(io.OrderOutput(_order_for(request, reference)).data)
+
+
+class OrderActionApi(APIView):
+    """One fulfilment step on an order (cancel for every channel; the rest for store staff)."""
+
+    required_scopes = [Scope.ORDERS_WRITE]
+    action: str = ""
+    input_serializer = None
+    staff_only = True
+
+    def post(self, request, reference: str, **kwargs):
+        endpoint = f"orders.{self.action}:{reference}:{kwargs}"
+
+        def perform():
+            order = _order_for(request, reference, staff_action=self.staff_only)
+            data = _validated(self.input_serializer, request) if self.input_serializer else {}
+            common = {
+                "order_id": order.pk,
+                "actor": caller_label(request),
+                "channel": caller_channel(request),
+                "idempotency_key": _service_key(request, endpoint),
+            }
+            result = self.run(order, data, common, **kwargs)
+            if result is not None:
+                return result
+            return _detail(reference)
+
+        return idempotent(request, endpoint=endpoint, perform=perform)
+
+    def run(self, order, data, common, **kwargs):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _action_schema(input_serializer=None, description=""):
+    return extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=input_serializer,
+        responses={200: io.OrderOutput, **ERRORS},
+        description=description,
+    )
+
+
+class OrderCancelApi(OrderActionApi):
+    action = "cancel"
+    input_serializer = io.ReasonInput
+    staff_only = False
+
+    @_action_schema(io.ReasonInput, "Cancel an open order; its reservations are released.")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        services.order_cancel(reason=data["reason"], **common)
+
+
+class OrderPickingApi(OrderActionApi):
+    action = "picking"
+
+    @_action_schema(None, "Staff start preparing the order (allocated → picking).")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        services.order_picking_start(**common)
+
+
+class OrderReadyApi(OrderActionApi):
+    action = "ready"
+
+    @_action_schema(None, "Click & collect: ready at the counter; the customer gets the code.")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        services.order_mark_ready(**common)
+
+
+class OrderCollectApi(OrderActionApi):
+    action = "collect"
+    input_serializer = io.CollectInput
+
+    @_action_schema(io.CollectInput, "Hand over against the pickup code (or QR payload).")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        services.order_collect(code=data["code"], **common)
+
+
+class OrderShipApi(OrderActionApi):
+    action = "ship"
+    input_serializer = io.ShipInput
+
+    @_action_schema(io.ShipInput, "Home delivery: the parcel(s) leave; reservations commit.")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        location_id = None
+        if data.get("location"):
+            location_id = location_ids_by_code([data["location"]])[data["location"]]
+        services.order_ship(location_id=location_id, tracking=data["tracking"], **common)
+
+
+class OrderDeliverApi(OrderActionApi):
+    action = "deliver"
+
+    @_action_schema(None, "The carrier delivered the order (shipped → delivered).")
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        services.order_deliver(**common)
+
+
+class OrderLineRejectApi(OrderActionApi):
+    action = "reject"
+    input_serializer = io.RejectInput
+
+    @_action_schema(
+        io.RejectInput,
+        "Staff cannot prepare a line: not_on_shelf (on hand drops to found_quantity) or damaged "
+        "(units become unsellable). The line is routed again automatically.",
+    )
+    def post(self, request, reference: str, line: int):
+        return super().post(request, reference, line=line)
+
+    def run(self, order, data, common, line):
+        location_id = location_ids_by_code([data["location"]])[data["location"]]
+        services.order_line_reject(
+            line_no=line,
+            location_id=location_id,
+            reason=data["reason"],
+            found_quantity=data["found_quantity"],
+            **common,
+        )
+
+
+class OrderTransferShipApi(OrderActionApi):
+    action = "transfer-ship"
+
+    @_action_schema(None, "The source ships the order's transfer to the pickup store.")
+    def post(self, request, reference: str, allocation: int):
+        return super().post(request, reference, allocation=allocation)
+
+    def run(self, order, data, common, allocation):
+        services.order_transfer_ship(allocation_id=allocation, **common)
+
+
+class OrderTransferReceiveApi(OrderActionApi):
+    action = "transfer-receive"
+    input_serializer = io.TransferReceiveInput
+
+    @_action_schema(
+        io.TransferReceiveInput,
+        "The pickup store receives the order's transfer; units are held for the order at once; "
+        "missing units are routed again.",
+    )
+    def post(self, request, reference: str, allocation: int):
+        return super().post(request, reference, allocation=allocation)
+
+    def run(self, order, data, common, allocation):
+        received = None
+        if data.get("received"):
+            ids = sku_ids_by_code(list(data["received"]))
+            received = {ids[code]: units for code, units in data["received"].items()}
+        services.order_transfer_receive(allocation_id=allocation, received=received, **common)
+
+
+class OrderReturnApi(OrderActionApi):
+    action = "return"
+    input_serializer = io.ReturnInput
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.ReturnInput,
+        responses={201: io.ReturnOutput, **ERRORS},
+        description="Units brought back at any store: into its stock (or unsellable with a "
+        "reason); the refund owed is recorded.",
+    )
+    def post(self, request, reference: str):
+        return super().post(request, reference)
+
+    def run(self, order, data, common):
+        location_id = location_ids_by_code([data["location"]])[data["location"]]
+        record = services.order_return(
+            order_id=common["order_id"],
+            location_id=location_id,
+            lines=[
+                services.ReturnLineRequest(
+                    line_no=line["line"],
+                    quantity=line["quantity"],
+                    unsellable=line["unsellable"],
+                    reason=line["reason"],
+                )
+                for line in data["lines"]
+            ],
+            actor=common["actor"],
+            channel=common["channel"] if common["channel"] != SalesChannel.BACKOFFICE else "store",
+            idempotency_key=common["idempotency_key"],
+        )
+        return Response(io.ReturnOutput(record).data, status=status.HTTP_201_CREATED)
