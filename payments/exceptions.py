@@ -67,3 +67,23 @@ class ProviderUnavailable(DomainError):
 class UnknownProvider(NotFound):
     code = "unknown_payment_provider"
     default_message = "No payment provider has this name."
+
+
+class OrderNotPayable(NotFound):
+    code = "order_not_payable"
+    default_message = "This order cannot be paid."
+
+
+class OrderClosed(Conflict):
+    code = "order_closed"
+    default_message = "This order is closed; it takes no new tender."
+
+
+class TenderExceedsDue(Conflict):
+    code = "tender_exceeds_due"
+    default_message = "The tender is more than what is still due on the order."
+
+
+class TenderStateError(Conflict):
+    code = "tender_state"
+    default_message = "The tender is not in a state that allows this."

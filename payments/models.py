@@ -235,6 +235,30 @@ class TenderStatus(models.TextChoices):
     EXPIRED = "expired", "Authorisation expired"
 
 
+class OrderPayment(models.Model):
+    """What payments knows of one order: its total and how much of it live tenders cover.
+
+    `covered` = amounts of pending/authorised tenders + captured amounts of captured ones. A
+    tender is only added by a conditional `UPDATE … SET covered = covered + x WHERE covered + x
+    <= total`, so two channels adding tenders at once can never cover more than the total.
+    """
+
+    order_reference = models.CharField(max_length=20, unique=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(**MONEY)
+    covered = models.DecimalField(default=0, **MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(covered__gte=0), name="orderpayment_covered_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_reference}: {self.covered}/{self.total} {self.currency}"
+
+
 class Tender(models.Model):
     """One way an order is paid. Amounts are in the order's currency.
 
@@ -347,7 +371,8 @@ class SandboxIntent(models.Model):
     """
 
     reference = models.CharField(max_length=40, unique=True)
-    merchant_reference = models.CharField(max_length=255, unique=True)
+    request_key = models.CharField(max_length=255, unique=True, help_text="Idempotency key.")
+    merchant_reference = models.CharField(max_length=255, db_index=True)
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(**MONEY)
     amount_captured = models.DecimalField(default=0, **MONEY)

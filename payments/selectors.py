@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -9,7 +10,15 @@ from django.utils import timezone
 
 from payments import codes
 from payments.exceptions import GiftCardInvalidCode, GiftCardNotFound
-from payments.models import GiftCard, GiftCardStatus, HoldStatus, StoreCreditWallet
+from payments.models import (
+    GiftCard,
+    GiftCardStatus,
+    HoldStatus,
+    OrderPayment,
+    StoreCreditWallet,
+    Tender,
+    TenderStatus,
+)
 from payments.services.stored_value import CENT, GIFT_CARDS, WALLETS
 
 
@@ -70,3 +79,44 @@ def ledger_mismatches() -> list[dict]:
                     }
                 )
     return problems
+
+
+@dataclass(frozen=True)
+class PaymentSummary:
+    order_reference: str
+    currency: str
+    total: Decimal
+    authorised: Decimal  # held or authorised, not yet captured
+    paid: Decimal  # captured
+    refunded: Decimal
+    due: Decimal  # what no live tender covers yet
+    tenders: list[Tender]
+
+
+def order_payment_summary(*, order_reference: str) -> PaymentSummary:
+    """What is paid, held, refunded and still due on an order, in its currency."""
+    payment = OrderPayment.objects.filter(order_reference=order_reference).first()
+    tenders = list(
+        Tender.objects.filter(order_reference=order_reference)
+        .select_related("gift_card_hold", "wallet_hold")
+        .order_by("pk")
+    )
+    zero = Decimal("0.00")
+    authorised = sum(
+        (t.amount for t in tenders if t.status in (TenderStatus.PENDING, TenderStatus.AUTHORISED)),
+        zero,
+    )
+    paid = sum((t.amount_captured for t in tenders), zero)
+    refunded = sum((t.amount_refunded for t in tenders), zero)
+    if payment is None:
+        return PaymentSummary(order_reference, "", zero, zero, zero, zero, zero, tenders)
+    return PaymentSummary(
+        order_reference=order_reference,
+        currency=payment.currency,
+        total=payment.total,
+        authorised=authorised,
+        paid=paid,
+        refunded=refunded,
+        due=max(payment.total - payment.covered, zero),
+        tenders=tenders,
+    )

@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
 from payments import selectors
 from payments.services import stored_value
@@ -19,3 +20,38 @@ def ledger_reconcile_task() -> int:
     if mismatches:
         logger.error("Stored value ledger mismatches: %s", mismatches[:50])
     return len(mismatches)
+
+
+@shared_task(
+    acks_late=True,
+    time_limit=60,
+    soft_time_limit=50,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def provider_event_process_task(event_id: int) -> str:
+    from payments.services.webhooks import provider_event_process
+
+    return provider_event_process(event_id=event_id)
+
+
+@shared_task(
+    time_limit=30,
+    soft_time_limit=25,
+    autoretry_for=(OSError, RuntimeError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def sandbox_webhook_deliver_task(payload: dict) -> None:
+    """The sandbox processor's webhook sender (a real provider runs its own)."""
+    from payments.providers.sandbox import deliver
+
+    deliver(payload)
+
+
+@shared_task(time_limit=300)
+def sandbox_authorisations_expire_task() -> int:
+    from payments.providers.sandbox import SandboxProvider
+
+    return SandboxProvider().expire_overdue()

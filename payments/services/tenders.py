@@ -1,0 +1,613 @@
+"""Tenders: how an order is paid — card through the provider, gift card, store credit, the till.
+
+The order's coverage (`OrderPayment.covered`) is changed only by conditional UPDATEs (see the
+model), so tenders can never cover more than the order's total, whichever channels add them.
+
+A card tender follows "record the intent, commit, call out, record the outcome": the tender row
+and a `authorisation_requested` event are committed first, the provider is called outside any
+transaction, and the outcome arrives by webhook (`payments.services.webhooks`). Gift card and
+store credit tenders are holds on their ledgers (hold now, capture at pickup or shipping).
+
+What the orders app calls (documented in docs/payments.md):
+- `order_payment_capture(order=, amount=None, actor=, channel=)` at hand-over or shipping;
+- `order_payment_release(order_reference=, actor=)` when an order is cancelled or not collected;
+- `order_payment_refund(order_reference=, amount=, …)` for returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from common.exceptions import IdempotencyKeyReused
+from common.money import CurrencyMismatch
+from payments import selectors
+from payments.exceptions import (
+    OrderClosed,
+    RefundExceedsCaptured,
+    TenderExceedsDue,
+    TenderStateError,
+)
+from payments.models import (
+    EntryKind,
+    OrderPayment,
+    Tender,
+    TenderEvent,
+    TenderKind,
+    TenderStatus,
+)
+from payments.orders_port import PayableOrder
+from payments.providers import get_provider
+from payments.providers.base import ProviderError
+from payments.services import stored_value as sv
+from payments.services.stored_value import _check_key, _num
+
+LIVE = (TenderStatus.PENDING, TenderStatus.AUTHORISED)
+DEFAULT_REFUND_ORDER = ["card", "till", "gift_card", "store_credit"]
+
+
+def refund_order() -> list[str]:
+    """Which tenders a refund goes back to first. Default: the original tenders, store credit
+    last (settings.PAYMENTS_REFUND_ORDER)."""
+    return list(getattr(settings, "PAYMENTS_REFUND_ORDER", DEFAULT_REFUND_ORDER))
+
+
+def merchant_reference(tender: Tender) -> str:
+    return f"tender-{tender.pk}"
+
+
+def tender_for_merchant_reference(reference: str) -> Tender | None:
+    prefix, _, pk = reference.partition("-")
+    if prefix != "tender" or not pk.isdigit():
+        return None
+    return Tender.objects.filter(pk=int(pk)).first()
+
+
+def event(tender: Tender | int, kind: str, *, amount=None, actor: str = "", **data) -> None:
+    TenderEvent.objects.create(
+        tender_id=tender if isinstance(tender, int) else tender.pk,
+        kind=kind,
+        amount=amount,
+        data=data,
+        actor=actor[:150],
+    )
+
+
+# ---- coverage ----------------------------------------------------------------------------------
+
+
+def _order_payment(order: PayableOrder) -> OrderPayment:
+    payment, _ = OrderPayment.objects.get_or_create(
+        order_reference=order.reference,
+        defaults={"currency": order.currency, "total": order.total},
+    )
+    if payment.total != order.total:  # the order changed (a line cancelled, a partial pickup)
+        OrderPayment.objects.filter(pk=payment.pk).update(total=order.total)
+    return payment
+
+
+def _cover(payment_id: int, delta: Decimal) -> bool:
+    """covered += delta, refused (False) when it would exceed the total or go below zero."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {OrderPayment._meta.db_table} "  # noqa: S608
+            f"SET covered = {_num('covered + %(d)s')}, updated_at = %(now)s "
+            f"WHERE id = %(id)s AND {_num('covered + %(d)s')} >= 0 "
+            f"AND ({_num('total - covered - %(d)s')} >= 0 OR %(d)s <= 0)",
+            {
+                "d": delta,
+                "id": payment_id,
+                "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+            },
+        )
+        return cursor.rowcount == 1
+
+
+def _uncover(order_reference: str, amount: Decimal) -> None:
+    if amount > 0:
+        payment_id = OrderPayment.objects.values_list("pk", flat=True).get(
+            order_reference=order_reference
+        )
+        _cover(payment_id, -amount)
+
+
+def _validate(order: PayableOrder, amount, currency: str | None) -> Decimal:
+    if currency is not None and currency != order.currency:
+        raise CurrencyMismatch(
+            f"The order is in {order.currency}; this tender is in {currency}.",
+            details={"currency": [f"must be {order.currency}"]},
+        )
+    if not order.is_open:
+        raise OrderClosed()
+    return sv.validate_amount(amount, order.currency)
+
+
+def _replayed(key: str, *, order: PayableOrder, kind: str, amount: Decimal) -> Tender | None:
+    earlier = Tender.objects.filter(idempotency_key=key).first()
+    if earlier is None:
+        return None
+    if (earlier.order_reference, earlier.kind, earlier.amount) != (order.reference, kind, amount):
+        raise IdempotencyKeyReused("This idempotency key was already used for another tender.")
+    return earlier
+
+
+def _new_tender(
+    order: PayableOrder, *, kind: str, amount: Decimal, key: str, channel: str, actor: str, **extra
+) -> Tender:
+    """Insert the tender (unique key first) and cover its amount; inside the caller's atomic."""
+    tender = Tender.objects.create(
+        order_reference=order.reference,
+        kind=kind,
+        currency=order.currency,
+        amount=amount,
+        idempotency_key=key,
+        channel=channel,
+        actor=actor[:150],
+        **extra,
+    )
+    payment = _order_payment(order)
+    if not _cover(payment.pk, amount):
+        summary = selectors.order_payment_summary(order_reference=order.reference)
+        raise TenderExceedsDue(
+            f"Only {summary.due} {order.currency} is still due; {amount} was offered.",
+            details={"due": str(summary.due), "amount": str(amount)},
+        )
+    return tender
+
+
+def _add(order, *, kind, amount, currency, idempotency_key, channel, actor, body) -> Tender:
+    amount = _validate(order, amount, currency)
+    _check_key(idempotency_key)
+    if earlier := _replayed(idempotency_key, order=order, kind=kind, amount=amount):
+        return earlier
+    try:
+        with transaction.atomic():
+            tender = _new_tender(
+                order, kind=kind, amount=amount, key=idempotency_key, channel=channel, actor=actor
+            )
+            body(tender)
+            return tender
+    except IntegrityError:
+        earlier = _replayed(idempotency_key, order=order, kind=kind, amount=amount)
+        if earlier is None:
+            raise
+        return earlier
+
+
+# ---- adding tenders ----------------------------------------------------------------------------
+
+
+def _hold_expiry(order: PayableOrder, hold_until: datetime | None) -> datetime | None:
+    # A balance applied to an order stays held until the order is collected or shipped.
+    return hold_until or order.pickup_deadline
+
+
+def tender_add_gift_card(
+    *,
+    order: PayableOrder,
+    code: str,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None = None,
+    hold_until: datetime | None = None,
+) -> Tender:
+    """Hold `amount` on a gift card for the order. Raises the gift card errors, InsufficientBalance,
+    TenderExceedsDue, CurrencyMismatch; nothing is held then."""
+    card = selectors.gift_card_by_code(code=code)
+    if card.currency != order.currency:
+        raise CurrencyMismatch(
+            f"This gift card is in {card.currency}; the order is in {order.currency}."
+        )
+
+    def body(tender: Tender) -> None:
+        hold = sv.balance_hold(
+            account=card,
+            amount=tender.amount,
+            idempotency_key=f"tender:{idempotency_key}",
+            channel=channel,
+            actor=actor,
+            reference=order.reference,
+            expires_at=_hold_expiry(order, hold_until),
+        )
+        _mark_held(tender, gift_card_hold=hold)
+
+    return _add(
+        order,
+        kind=TenderKind.GIFT_CARD,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=body,
+    )
+
+
+def tender_add_store_credit(
+    *,
+    order: PayableOrder,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None = None,
+    hold_until: datetime | None = None,
+) -> Tender:
+    """Hold `amount` of the order's customer's store credit (in the order's currency)."""
+    from customers.models import Customer
+
+    customer = Customer.objects.get(pk=order.customer_id)
+    wallet = sv.wallet_for(customer=customer, currency=order.currency)
+
+    def body(tender: Tender) -> None:
+        hold = sv.balance_hold(
+            account=wallet,
+            amount=tender.amount,
+            idempotency_key=f"tender:{idempotency_key}",
+            channel=channel,
+            actor=actor,
+            reference=order.reference,
+            expires_at=_hold_expiry(order, hold_until),
+        )
+        _mark_held(tender, wallet_hold=hold)
+
+    return _add(
+        order,
+        kind=TenderKind.STORE_CREDIT,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=body,
+    )
+
+
+def _mark_held(tender: Tender, **hold) -> None:
+    Tender.objects.filter(pk=tender.pk).update(
+        status=TenderStatus.AUTHORISED, amount_authorised=tender.amount, **hold
+    )
+    event(tender, "held", amount=tender.amount, actor=tender.actor)
+    tender.refresh_from_db()
+
+
+def tender_add_till(
+    *,
+    order: PayableOrder,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None = None,
+    till_reference: str = "",
+) -> Tender:
+    """Record money the store till took (cash or card on the shop's terminal) for this order:
+    captured at once — the POS already has it."""
+
+    def body(tender: Tender) -> None:
+        Tender.objects.filter(pk=tender.pk).update(
+            status=TenderStatus.CAPTURED,
+            amount_authorised=tender.amount,
+            amount_captured=tender.amount,
+            provider="till",
+            provider_reference=till_reference[:100],
+        )
+        event(tender, "paid_at_till", amount=tender.amount, actor=actor, ticket=till_reference)
+        tender.refresh_from_db()
+
+    return _add(
+        order,
+        kind=TenderKind.TILL,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=body,
+    )
+
+
+def tender_add_card(
+    *,
+    order: PayableOrder,
+    token: str,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None = None,
+) -> Tender:
+    """Ask the provider for an authorisation. Returns the tender `pending`; the outcome arrives by
+    webhook (authorised → capture at pickup or shipping; declined → failed, no longer covers)."""
+    provider = get_provider()
+    tender = _add(
+        order,
+        kind=TenderKind.CARD,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=lambda t: (
+            Tender.objects.filter(pk=t.pk).update(provider=provider.name),
+            event(t, "authorisation_requested", amount=t.amount, actor=actor),
+        ),
+    )
+    if tender.provider_reference or tender.status != TenderStatus.PENDING:
+        return tender  # a replay: the provider was already asked
+    # Outside any transaction: the tender and its intent are committed before we call out.
+    try:
+        answer = provider.authorise(
+            amount=tender.amount,
+            currency=tender.currency,
+            token=token,
+            merchant_reference=merchant_reference(tender),
+            idempotency_key=f"{merchant_reference(tender)}:authorise",
+        )
+    except ProviderError as exc:
+        tender_fail(tender=tender, failure_code=exc.code, actor=actor)
+        raise
+    with transaction.atomic():
+        Tender.objects.filter(pk=tender.pk, provider_reference="").update(
+            provider_reference=answer.provider_reference
+        )
+        event(tender, "authorisation_accepted", reference=answer.provider_reference)
+    tender.refresh_from_db()
+    return tender
+
+
+def tender_fail(*, tender: Tender, failure_code: str, actor: str = "") -> bool:
+    """pending → failed; the amount no longer covers the order."""
+    with transaction.atomic():
+        if not Tender.objects.filter(pk=tender.pk, status=TenderStatus.PENDING).update(
+            status=TenderStatus.FAILED, failure_code=failure_code[:40]
+        ):
+            return False
+        _uncover(tender.order_reference, tender.amount)
+        event(tender, "failed", failure_code=failure_code, actor=actor)
+    return True
+
+
+# ---- capture at hand-over, release on cancel ---------------------------------------------------
+
+
+def _ordered(tenders: Iterable[Tender], order: list[str]) -> list[Tender]:
+    rank = {kind: i for i, kind in enumerate(order)}
+    return sorted(tenders, key=lambda t: (rank.get(t.kind, len(rank)), t.pk))
+
+
+def order_payment_capture(
+    *, order_reference: str, amount=None, actor: str, channel: str
+) -> list[Tender]:
+    """Capture what the order is paid with, up to `amount` (default: everything authorised) —
+    at pickup hand-over (only the lines taken) or at shipping. Stored value first (it is
+    captured at once), then cards (outcome by webhook). What is not needed is released.
+
+    Returns the tenders touched. Provider calls happen after the stored-value transaction."""
+    tenders = list(
+        Tender.objects.filter(order_reference=order_reference, status=TenderStatus.AUTHORISED)
+    )
+    if not tenders:
+        return []
+    currency = tenders[0].currency
+    left = (
+        sum((t.amount_authorised for t in tenders), Decimal(0))
+        if amount is None
+        else sv.validate_amount(amount, currency)
+        if amount != 0
+        else Decimal(0)
+    )
+    plan: list[tuple[Tender, Decimal]] = []
+    for tender in _ordered(tenders, ["gift_card", "store_credit", "card"]):
+        take = min(left, tender.amount_authorised)
+        plan.append((tender, take))
+        left -= take
+    card_calls = []
+    with transaction.atomic():
+        for tender, take in plan:
+            if tender.kind == TenderKind.CARD:
+                card_calls.append((tender, take))
+                continue
+            hold = tender.gift_card_hold or tender.wallet_hold
+            if take > 0:
+                sv.hold_capture(hold=hold, amount=take, actor=actor)
+                _captured(tender, take, actor=actor)
+            else:
+                sv.hold_release(hold=hold, actor=actor)
+                _voided(tender, actor=actor)
+    for tender, take in card_calls:
+        provider = get_provider(tender.provider)
+        event(
+            tender, "capture_requested" if take > 0 else "void_requested", amount=take, actor=actor
+        )
+        key = f"{merchant_reference(tender)}:{'capture' if take > 0 else 'void'}"
+        if take > 0:
+            provider.capture(
+                provider_reference=tender.provider_reference,
+                amount=take,
+                currency=tender.currency,
+                idempotency_key=key,
+            )
+        else:
+            provider.void(provider_reference=tender.provider_reference, idempotency_key=key)
+    return [Tender.objects.get(pk=t.pk) for t, _ in plan]
+
+
+def _captured(tender: Tender, amount: Decimal, *, actor: str = "", **data) -> bool:
+    """authorised → captured for `amount`; the rest of its amount no longer covers the order."""
+    if not Tender.objects.filter(pk=tender.pk, status=TenderStatus.AUTHORISED).update(
+        status=TenderStatus.CAPTURED, amount_captured=amount
+    ):
+        return False
+    _uncover(tender.order_reference, tender.amount - amount)
+    event(tender, "captured", amount=amount, actor=actor, **data)
+    return True
+
+
+def _voided(tender: Tender, *, actor: str = "", status=TenderStatus.VOIDED, **data) -> bool:
+    if not Tender.objects.filter(pk=tender.pk, status__in=LIVE).update(status=status):
+        return False
+    _uncover(tender.order_reference, tender.amount)
+    event(tender, status, actor=actor, **data)
+    return True
+
+
+def order_payment_release(*, order_reference: str, actor: str) -> list[Tender]:
+    """Cancelled or not collected: every hold released, every card authorisation voided — the
+    shopper pays nothing. Safe to call twice."""
+    tenders = list(Tender.objects.filter(order_reference=order_reference, status__in=LIVE))
+    with transaction.atomic():
+        for tender in tenders:
+            hold = tender.gift_card_hold or tender.wallet_hold
+            if hold is not None:
+                sv.hold_release(hold=hold, actor=actor)
+                _voided(tender, actor=actor)
+    for tender in tenders:
+        if tender.kind == TenderKind.CARD and tender.provider_reference:
+            event(tender, "void_requested", actor=actor)
+            get_provider(tender.provider).void(
+                provider_reference=tender.provider_reference,
+                idempotency_key=f"{merchant_reference(tender)}:void",
+            )
+    return [Tender.objects.get(pk=t.pk) for t in tenders]
+
+
+# ---- refunds -----------------------------------------------------------------------------------
+
+
+def order_payment_refund(
+    *,
+    order_reference: str,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    customer=None,
+    to_store_credit: bool = False,
+    reason: str = "",
+) -> list[dict]:
+    """Refund `amount` of what the order's tenders captured, split across them by
+    `refund_order()` (each capped at what it captured less what it refunded), or — when the
+    shopper prefers — entirely as store credit of `customer` (the order's customer).
+
+    Refused as a whole (RefundExceedsCaptured, nothing moved) when the order's tenders captured
+    less than `amount` in total. Returns one line per tender refunded."""
+    _check_key(idempotency_key)
+    tenders = list(
+        Tender.objects.filter(order_reference=order_reference, amount_captured__gt=0).order_by("pk")
+    )
+    if not tenders:
+        raise RefundExceedsCaptured("Nothing was captured on this order.")
+    currency = tenders[0].currency
+    value = sv.validate_amount(amount, currency)
+    with transaction.atomic():
+        locked = {
+            t.pk: t
+            for t in Tender.objects.select_for_update()
+            .filter(pk__in=[t.pk for t in tenders])
+            .order_by("pk")  # primary-key order: two refunds cannot deadlock
+        }
+        if TenderEvent.objects.filter(
+            tender_id__in=locked, kind="refunded", data__key=idempotency_key
+        ).exists():
+            return _refund_lines(idempotency_key, locked)
+        refundable = sum(
+            (t.amount_captured - t.amount_refunded for t in locked.values()), Decimal(0)
+        )
+        if value > refundable:
+            raise RefundExceedsCaptured(
+                f"At most {refundable} {currency} can still be refunded on this order.",
+                details={"refundable": str(refundable), "requested": str(value)},
+            )
+        left = value
+        card_calls = []
+        for tender in _ordered(locked.values(), refund_order()):
+            if left <= 0:
+                break
+            take = min(left, tender.amount_captured - tender.amount_refunded)
+            if take <= 0:
+                continue
+            left -= take
+            Tender.objects.filter(pk=tender.pk).update(
+                amount_refunded=tender.amount_refunded + take
+            )
+            event(
+                tender,
+                "refunded",
+                amount=take,
+                actor=actor,
+                key=idempotency_key,
+                to_store_credit=to_store_credit,
+            )
+            if to_store_credit:
+                continue
+            hold = tender.gift_card_hold or tender.wallet_hold
+            if hold is not None:
+                sv.hold_refund(
+                    hold=hold,
+                    amount=take,
+                    idempotency_key=f"{idempotency_key}:{tender.pk}",
+                    channel=channel,
+                    actor=actor,
+                    reference=order_reference,
+                    reason=reason,
+                )
+            elif tender.kind == TenderKind.CARD:
+                card_calls.append((tender, take))
+            # a till tender: the till pays it out; the POS records it, we record the amount
+        if to_store_credit:
+            if customer is None:
+                raise TenderStateError("A refund as store credit needs the order's customer.")
+            sv.wallet_credit(
+                customer=customer,
+                amount=value,
+                currency=currency,
+                idempotency_key=f"{idempotency_key}:store-credit",
+                channel=channel,
+                actor=actor,
+                kind=EntryKind.CREDIT,
+                reference=order_reference,
+                reason=reason or "refund",
+            )
+    for tender, take in card_calls:
+        try:
+            get_provider(tender.provider).refund(
+                provider_reference=tender.provider_reference,
+                amount=take,
+                currency=tender.currency,
+                idempotency_key=f"{idempotency_key}:{tender.pk}",
+            )
+        except ProviderError as exc:
+            refund_failed(tender=tender, amount=take, failure_code=exc.code, key=idempotency_key)
+    return _refund_lines(idempotency_key, locked)
+
+
+def refund_failed(*, tender: Tender, amount: Decimal, failure_code: str, key: str = "") -> None:
+    """The provider refused or failed a refund: it no longer counts as refunded (staff see the
+    event and refund another way)."""
+    with transaction.atomic():
+        current = Tender.objects.select_for_update().get(pk=tender.pk)
+        take = min(amount, current.amount_refunded)
+        Tender.objects.filter(pk=tender.pk).update(amount_refunded=current.amount_refunded - take)
+        event(tender, "refund_failed", amount=take, failure_code=failure_code, key=key)
+
+
+def _refund_lines(key: str, tenders: dict[int, Tender]) -> list[dict]:
+    return [
+        {
+            "tender": e.tender_id,
+            "kind": tenders[e.tender_id].kind,
+            "amount": str(e.amount),
+            "to_store_credit": e.data.get("to_store_credit", False),
+        }
+        for e in TenderEvent.objects.filter(
+            tender_id__in=tenders, kind="refunded", data__key=key
+        ).order_by("pk")
+    ]
