@@ -262,6 +262,31 @@ def _run_operation(
     return operation, False
 
 
+def _apply_operation(
+    *,
+    kind: str,
+    idempotency_key: str,
+    params: dict,
+    changes: Sequence[StockChange],
+    channel: str,
+    actor: str,
+    reference: str = "",
+    occurred_at: datetime | None = None,
+) -> StockOperation:
+    """An idempotent operation whose whole effect is `changes` (receipts, sales, returns…)."""
+    operation, replayed = _run_operation(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        reference=reference,
+        params=params,
+        body=lambda op: stock_apply(operation=op, changes=changes, occurred_at=occurred_at),
+    )
+    operation.replayed = replayed
+    return operation
+
+
 def stock_apply(
     *,
     operation: StockOperation,
@@ -584,25 +609,18 @@ def stock_receive(
 ) -> StockOperation:
     """Goods arrive from a supplier (on hand increases)."""
     merged = _lines(lines)
-    operation, replayed = _run_operation(
+    return _apply_operation(
         kind="receipt",
         idempotency_key=idempotency_key,
         channel=channel,
         actor=actor,
         reference=reference,
         params={"location": location_id, "lines": sorted(merged)},
-        body=lambda op: stock_apply(
-            operation=op,
-            changes=[
-                change(
-                    MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id, quantity=quantity
-                )
-                for sku_id, quantity in merged
-            ],
-        ),
+        changes=[
+            change(MovementKind.RECEIPT, sku_id=sku_id, location_id=location_id, quantity=quantity)
+            for sku_id, quantity in merged
+        ],
     )
-    operation.replayed = replayed
-    return operation
 
 
 def stock_adjust(
@@ -627,30 +645,24 @@ def stock_adjust(
             "delta must be a non-zero whole number.", details={"delta": ["invalid"]}
         )
     quantity = validate_quantity(abs(delta), field_name="delta")
-    operation, replayed = _run_operation(
+    return _apply_operation(
         kind="adjustment",
         idempotency_key=idempotency_key,
         channel=channel,
         actor=actor,
-        reference="",
         params={"location": location_id, "sku": sku_id, "delta": delta, "reason": reason},
-        body=lambda op: stock_apply(
-            operation=op,
-            changes=[
-                change(
-                    MovementKind.ADJUSTMENT,
-                    sku_id=sku_id,
-                    location_id=location_id,
-                    quantity=quantity,
-                    sign=1 if delta > 0 else -1,
-                    reason=reason,
-                    note=note,
-                )
-            ],
-        ),
+        changes=[
+            change(
+                MovementKind.ADJUSTMENT,
+                sku_id=sku_id,
+                location_id=location_id,
+                quantity=quantity,
+                sign=1 if delta > 0 else -1,
+                reason=reason,
+                note=note,
+            )
+        ],
     )
-    operation.replayed = replayed
-    return operation
 
 
 def stock_set_aside(
@@ -675,29 +687,23 @@ def stock_set_aside(
         if restore
         else MovementKind.UNSELLABLE_IN
     )
-    operation, replayed = _run_operation(
+    return _apply_operation(
         kind=str(kind),
         idempotency_key=idempotency_key,
         channel=SalesChannel.BACKOFFICE,
         actor=actor,
-        reference="",
         params={"location": location_id, "sku": sku_id, "quantity": quantity, "reason": reason},
-        body=lambda op: stock_apply(
-            operation=op,
-            changes=[
-                change(
-                    kind,
-                    sku_id=sku_id,
-                    location_id=location_id,
-                    quantity=quantity,
-                    reason=reason,
-                    note=note,
-                )
-            ],
-        ),
+        changes=[
+            change(
+                kind,
+                sku_id=sku_id,
+                location_id=location_id,
+                quantity=quantity,
+                reason=reason,
+                note=note,
+            )
+        ],
     )
-    operation.replayed = replayed
-    return operation
 
 
 def stock_sell_at_till(
@@ -712,24 +718,19 @@ def stock_sell_at_till(
     """Units sold at a store till. Never refused: the goods already left the shop. A sale the
     ledger thinks impossible is recorded and flagged (TillDiscrepancy + stock.till_discrepancy)."""
     merged = _lines(lines)
-    operation, replayed = _run_operation(
+    return _apply_operation(
         kind="sale",
         idempotency_key=idempotency_key,
         channel=SalesChannel.STORE,
         actor=actor,
         reference=reference,
         params={"location": location_id, "lines": sorted(merged)},
-        body=lambda op: stock_apply(
-            operation=op,
-            occurred_at=occurred_at,
-            changes=[
-                change(MovementKind.SALE, sku_id=sku_id, location_id=location_id, quantity=quantity)
-                for sku_id, quantity in merged
-            ],
-        ),
+        occurred_at=occurred_at,
+        changes=[
+            change(MovementKind.SALE, sku_id=sku_id, location_id=location_id, quantity=quantity)
+            for sku_id, quantity in merged
+        ],
     )
-    operation.replayed = replayed
-    return operation
 
 
 def stock_return(
@@ -747,31 +748,26 @@ def stock_return(
     """Units come back into a location's stock, sellable or (damaged) unsellable."""
     merged = _lines(lines)
     effects = (1, 0, 1, 0) if unsellable else (1, 0, 0, 0)
-    operation, replayed = _run_operation(
+    return _apply_operation(
         kind="return",
         idempotency_key=idempotency_key,
         channel=channel,
         actor=actor,
         reference=reference,
         params={"location": location_id, "lines": sorted(merged), "unsellable": unsellable},
-        body=lambda op: stock_apply(
-            operation=op,
-            occurred_at=occurred_at,
-            changes=[
-                change(
-                    MovementKind.RETURN,
-                    sku_id=sku_id,
-                    location_id=location_id,
-                    quantity=quantity,
-                    effects=effects,
-                    reason=reason,
-                )
-                for sku_id, quantity in merged
-            ],
-        ),
+        occurred_at=occurred_at,
+        changes=[
+            change(
+                MovementKind.RETURN,
+                sku_id=sku_id,
+                location_id=location_id,
+                quantity=quantity,
+                effects=effects,
+                reason=reason,
+            )
+            for sku_id, quantity in merged
+        ],
     )
-    operation.replayed = replayed
-    return operation
 
 
 def stock_count_apply(
