@@ -18,5 +18,8 @@ cluster and Redis started by `bench/run.sh` (PostgreSQL defaults, durable commit
 
 """
 body = "\n\n".join(section.read_text().strip() for section in sections)
+analysis = ROOT / "bench" / "analysis.md"
+if analysis.exists():
+    body += "\n\n" + analysis.read_text().strip()
 (ROOT / "docs" / "benchmarks.md").write_text(header + body + "\n")
 print(f"docs/benchmarks.md rebuilt from {len(sections)} section(s).")
