@@ -85,6 +85,14 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-placed_at", "-id"]
+        permissions = [
+            ("prepare_order", "Can start picking, mark ready and ship orders"),
+            ("handover_order", "Can hand over click & collect orders"),
+            ("reject_order_line", "Can reject an order line that cannot be prepared"),
+            ("receive_order_transfer", "Can ship and receive the transfers of orders"),
+            ("cancel_order", "Can cancel orders"),
+            ("view_all_locations", "Sees the orders of every location"),
+        ]
         indexes = [
             models.Index(fields=["customer", "-placed_at", "-id"]),
             models.Index(fields=["status", "pickup_deadline"]),

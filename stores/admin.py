@@ -89,3 +89,15 @@ class LocationAdmin(admin.ModelAdmin):
                 lambda: safety_stock_set(location_id=obj.pk, quantity=new_safety_stock),
                 f"Safety stock of {obj.code} set to {new_safety_stock}.",
             )
+
+
+# Appended by the orders app: which staff work where (the admin scopes orders to it).
+from stores.models import StaffAssignment  # noqa: E402
+
+
+@admin.register(StaffAssignment)
+class StaffAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["user", "location", "created_at"]
+    list_filter = ["location"]
+    search_fields = ["user__username", "location__code"]
+    autocomplete_fields = ["location"]

@@ -148,3 +148,22 @@ class Closure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.location.code} closed {self.date}"
+
+
+class StaffAssignment(models.Model):
+    """A staff user works at a location: the admin shows them that location's orders and stock
+    only (store associates, store managers, warehouse operators)."""
+
+    user = models.ForeignKey(
+        "auth.User", on_delete=models.CASCADE, related_name="location_assignments"
+    )
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="staff")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "location"], name="uniq_staff_location")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.location_id}"

@@ -1,0 +1,20 @@
+"""Who sees what in the back office: staff are attached to their locations (StaffAssignment)."""
+
+from __future__ import annotations
+
+ALL_LOCATIONS_PERMISSION = "orders.view_all_locations"
+
+
+def staff_location_ids(user) -> list[int] | None:
+    """The locations a staff user works at; None means every location (superusers and users
+    with `orders.view_all_locations`, e.g. customer service)."""
+    if user.is_superuser or user.has_perm(ALL_LOCATIONS_PERMISSION):
+        return None
+    from stores.models import StaffAssignment
+
+    return list(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
+
+
+def may_act_at(user, location_id: int | None) -> bool:
+    allowed = staff_location_ids(user)
+    return allowed is None or location_id in allowed

@@ -1,0 +1,347 @@
+"""Back office for orders: read-only orders with their routing decisions and journal, a pickup
+board per store with the staff actions, and the per-channel routing rules.
+
+Staff see the orders of the locations they are attached to (orders.access); every action calls an
+orders service, with an idempotency key embedded in the form so that a double submit applies
+once.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from common.admin_utils import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    admin_actor,
+    admin_key,
+    run_admin_service,
+)
+from common.channels import SalesChannel
+from orders import selectors, services
+from orders.access import may_act_at, staff_location_ids
+from orders.models import (
+    Allocation,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Return,
+    ReturnLine,
+    RoutingDecision,
+    RoutingRule,
+)
+from stores.models import Location
+
+
+def _pretty(value) -> str:
+    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(value, indent=1))
+
+
+class OrderPartInline(ReadOnlyInline):
+    """Whoever may view the order sees its lines, allocations, decisions and journal."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_order")
+
+
+class OrderLineInline(OrderPartInline):
+    model = OrderLine
+    fields = ["line_no", "sku", "quantity", "unit_price", "status", "quantity_returned"]
+    readonly_fields = fields
+
+
+class AllocationInline(OrderPartInline):
+    model = Allocation
+    fields = ["location", "kind", "status", "transfer", "expected_at", "held"]
+    readonly_fields = fields
+
+    @admin.display(description="Lines (reservation)")
+    def held(self, allocation):
+        return ", ".join(
+            f"line {line.order_line.line_no} × {line.quantity} (res. {line.reservation_id}"
+            f"{'' if line.is_active else ', inactive'})"
+            for line in allocation.lines.select_related("order_line")
+        )
+
+
+class RoutingDecisionInline(OrderPartInline):
+    model = RoutingDecision
+    fields = ["created_at", "trigger", "outcome", "rules", "chosen_locations", "candidates_table"]
+    readonly_fields = fields
+
+    @admin.display(description="Chosen")
+    def chosen_locations(self, decision):
+        return _pretty(decision.chosen)
+
+    @admin.display(description="Candidates (scores, why rejected)")
+    def candidates_table(self, decision):
+        return _pretty(decision.candidates)
+
+
+class OrderEventInline(OrderPartInline):
+    model = OrderEvent
+    fields = ["occurred_at", "kind", "from_status", "to_status", "actor", "channel", "data"]
+    readonly_fields = fields
+
+
+class LocationScopedMixin:
+    """Staff see only the orders of their locations."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        allowed = staff_location_ids(request.user)
+        if allowed is None:
+            return queryset
+        return queryset.filter(pk__in=selectors.orders_for_locations(allowed).values("pk"))
+
+
+@admin.register(Order)
+class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "status",
+        "fulfilment",
+        "pickup_location",
+        "channel",
+        "total_amount",
+        "currency",
+        "placed_at",
+        "ready_by",
+        "pickup_deadline",
+    ]
+    list_filter = ["status", "fulfilment", "channel", "pickup_location"]
+    search_fields = ["reference", "customer__number", "contact_email"]
+    date_hierarchy = "placed_at"
+    list_select_related = ["pickup_location"]
+    inlines = [OrderLineInline, AllocationInline, RoutingDecisionInline, OrderEventInline]
+    readonly_fields = [
+        "reference",
+        "channel",
+        "customer",
+        "status",
+        "fulfilment",
+        "pickup_location",
+        "total_amount",
+        "currency",
+        "ship_name",
+        "ship_address",
+        "ship_postcode",
+        "ship_city",
+        "ship_country",
+        "ready_by",
+        "ready_at",
+        "pickup_deadline",
+        "placed_at",
+        "closed_at",
+    ]
+    exclude = ["pickup_nonce", "created_by_key", "ship_latitude", "ship_longitude"]
+    actions = ["start_picking", "cancel_orders"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_order")
+
+    def _each(self, request, queryset, call, verb):
+        done = 0
+        for order in queryset:
+            done += run_admin_service(
+                request, lambda order=order: call(order), f"{order.reference} {verb}."
+            )
+        return done
+
+    @admin.action(description="Start picking", permissions=["prepare"])
+    def start_picking(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda order: services.order_picking_start(
+                order_id=order.pk,
+                actor=admin_actor(request),
+                channel=SalesChannel.BACKOFFICE,
+                idempotency_key=admin_key(f"picking:{order.pk}"),
+            ),
+            "is being picked",
+        )
+
+    @admin.action(description="Cancel (releases the stock)", permissions=["cancel"])
+    def cancel_orders(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda order: services.order_cancel(
+                order_id=order.pk,
+                actor=admin_actor(request),
+                channel=SalesChannel.BACKOFFICE,
+                idempotency_key=admin_key(f"cancel:{order.pk}"),
+                reason="cancelled in the back office",
+            ),
+            "cancelled",
+        )
+
+    def has_prepare_permission(self, request):
+        return request.user.has_perm("orders.prepare_order")
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("orders.cancel_order")
+
+    # ---- the pickup board ------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path("board/", self.admin_site.admin_view(self.board_index), name="orders_board"),
+            path(
+                "board/<int:location_id>/",
+                self.admin_site.admin_view(self.board),
+                name="orders_board_location",
+            ),
+            *super().get_urls(),
+        ]
+
+    def board_index(self, request):
+        if not request.user.has_perm("orders.view_order"):
+            raise PermissionDenied
+        allowed = staff_location_ids(request.user)
+        stores = Location.objects.filter(is_active=True, allows_pickup=True)
+        if allowed is not None:
+            stores = stores.filter(pk__in=allowed)
+        if stores.count() == 1:
+            return redirect("admin:orders_board_location", location_id=stores.get().pk)
+        return TemplateResponse(
+            request,
+            "orders/admin/board_index.html",
+            {**self.admin_site.each_context(request), "title": "Pickup boards", "stores": stores},
+        )
+
+    def board(self, request, location_id: int):
+        location = get_object_or_404(Location, pk=location_id)
+        if not request.user.has_perm("orders.view_order") or not may_act_at(
+            request.user, location.pk
+        ):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._board_action(request, location)
+            return redirect("admin:orders_board_location", location_id=location.pk)
+        board = selectors.pickup_board(location_id=location.pk)
+        incoming = (
+            Allocation.objects.filter(
+                order__pickup_location=location, kind="transfer", status="in_transit"
+            )
+            .select_related("order", "location")
+            .order_by("expected_at")
+        )
+        return TemplateResponse(
+            request,
+            "orders/admin/pickup_board.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Pickup board – {location.code} {location.name}",
+                "location": location,
+                "columns": [
+                    ("To prepare", board["to_prepare"]),
+                    ("Being picked", board["picking"]),
+                    ("Ready", board["ready"]),
+                    ("Overdue (not collected in time)", board["overdue"]),
+                ],
+                "incoming": incoming,
+                "form_key": admin_key(f"board:{location.pk}"),
+                "reject_reasons": services.REJECTION_REASONS,
+            },
+        )
+
+    def _board_action(self, request, location: Location) -> None:
+        action = request.POST.get("action", "")
+        order = get_object_or_404(Order, pk=request.POST.get("order"))
+        if order.pickup_location_id != location.pk:
+            raise PermissionDenied
+        common = {
+            "order_id": order.pk,
+            "actor": admin_actor(request),
+            "channel": SalesChannel.BACKOFFICE,
+            "idempotency_key": f"{request.POST.get('form_key', '')}:{action}:{order.pk}",
+        }
+        needs = {
+            "picking": "orders.prepare_order",
+            "ready": "orders.prepare_order",
+            "reject": "orders.reject_order_line",
+            "collect": "orders.handover_order",
+            "receive": "orders.receive_order_transfer",
+        }
+        if action not in needs or not request.user.has_perm(needs[action]):
+            raise PermissionDenied
+        if action == "picking":
+            call, done = (lambda: services.order_picking_start(**common)), "is being picked"
+        elif action == "ready":
+            call, done = (lambda: services.order_mark_ready(**common)), "is ready (customer told)"
+        elif action == "collect":
+            call = lambda: services.order_collect(code=request.POST.get("code", ""), **common)  # noqa: E731
+            done = "was handed over"
+        elif action == "reject":
+            form = RejectForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, f"Reject: {form.errors.as_text()}")
+                return
+            call = lambda: services.order_line_reject(  # noqa: E731
+                line_no=form.cleaned_data["line"],
+                location_id=location.pk,
+                reason=form.cleaned_data["reason"],
+                found_quantity=form.cleaned_data["found_quantity"],
+                **common,
+            )
+            done = "line rejected and routed again"
+        else:
+            call = lambda: services.order_transfer_receive(  # noqa: E731
+                allocation_id=int(request.POST.get("allocation", 0)), **common
+            )
+            done = "transfer received; the units are held for it"
+        run_admin_service(request, call, f"{order.reference}: {done}.")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "board_url": reverse("admin:orders_board")}
+        return super().changelist_view(request, extra_context)
+
+
+class RejectForm(forms.Form):
+    line = forms.IntegerField(min_value=1)
+    reason = forms.ChoiceField(choices=[(r, r) for r in services.REJECTION_REASONS])
+    found_quantity = forms.IntegerField(min_value=0, initial=0, required=False)
+
+    def clean_found_quantity(self):
+        return self.cleaned_data.get("found_quantity") or 0
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["channel", "rule_order", "protect_last_units", "updated_at", "updated_by"]
+    readonly_fields = ["updated_at", "updated_by"]
+    fields = ["channel", "rules", "protect_last_units", "updated_at", "updated_by"]
+
+    @admin.display(description="Rules (first decides)")
+    def rule_order(self, rule):
+        return mark_safe(" &rsaquo; ".join(format_html("{}", name) for name in rule.rules))  # noqa: S308
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class ReturnLineInline(ReadOnlyInline):
+    model = ReturnLine
+    fields = ["order_line", "quantity", "unsellable", "reason", "refund_amount"]
+    readonly_fields = fields
+
+
+@admin.register(Return)
+class ReturnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "order", "location", "refund_amount", "currency", "actor", "created_at"]
+    list_filter = ["location"]
+    search_fields = ["order__reference"]
+    inlines = [ReturnLineInline]
+
+
+__all__ = ["OrderAdmin"]

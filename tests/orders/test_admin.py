@@ -1,0 +1,153 @@
+"""Back office: staff see their stores' orders, the pickup board drives the fulfilment steps."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from orders import pickup
+from orders.models import Order
+from stores.models import StaffAssignment
+from tests.factories import LocationFactory, UserFactory
+from tests.orders.conftest import committed, line, place_pickup, position, receive
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def associate(store):
+    user = UserFactory(username="alice")
+    user.groups.add(Group.objects.get(name="Store associate"))
+    StaffAssignment.objects.create(user=user, location=store)
+    return user
+
+
+def board_post(client, store, order, action, **fields):
+    with committed():
+        return client.post(
+            f"/admin/orders/order/board/{store.pk}/",
+            {"order": order.pk, "action": action, "form_key": "form-1", **fields},
+        )
+
+
+def test_the_groups_of_the_issue_exist_with_their_permissions():
+    names = set(Group.objects.values_list("name", flat=True))
+    assert {"Store associate", "Store manager", "Warehouse operator", "Customer service"} <= names
+    associate = Group.objects.get(name="Store associate")
+    assert associate.permissions.filter(codename="handover_order").exists()
+    assert not associate.permissions.filter(codename="cancel_order").exists()
+    assert (
+        Group.objects.get(name="Customer service")
+        .permissions.filter(codename="view_all_locations")
+        .exists()
+    )
+
+
+def test_staff_see_only_their_stores_orders_and_customer_service_sees_all(
+    client, associate, customer, store, sku
+):
+    other = LocationFactory(code="LYON01")
+    receive(store, sku, 5)
+    receive(other, sku, 5)
+    mine = place_pickup(customer, store, [line(sku)])
+    theirs = place_pickup(customer, other, [line(sku)])
+
+    client.force_login(associate)
+    page = client.get("/admin/orders/order/").content.decode()
+    assert mine.reference in page and theirs.reference not in page
+    assert client.get(f"/admin/orders/order/{theirs.pk}/change/").status_code in (302, 404)
+    assert client.get(f"/admin/orders/order/board/{other.pk}/").status_code == 403
+
+    agent = UserFactory(username="cs")
+    agent.groups.add(Group.objects.get(name="Customer service"))
+    client.force_login(agent)
+    page = client.get("/admin/orders/order/").content.decode()
+    assert mine.reference in page and theirs.reference in page
+
+
+def test_the_order_page_shows_the_routing_decision_and_the_journal(
+    client, associate, customer, store, sku
+):
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku)])
+    client.force_login(associate)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "pickup_local" in page and "allocated" in page and "PARIS01" in page
+
+
+def test_the_pickup_board_prepares_marks_ready_and_hands_over_against_the_code(
+    client, associate, customer, store, sku
+):
+    # given an order to prepare at the associate's store
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2)])
+    client.force_login(associate)
+    assert order.reference in client.get(f"/admin/orders/order/board/{store.pk}/").content.decode()
+
+    # when the associate starts picking and marks it ready
+    board_post(client, store, order, "picking")
+    board_post(client, store, order, "ready")
+    assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
+
+    # then a wrong code is refused with a message, and nothing moves
+    response = board_post(client, store, order, "collect", code="WRONG1")
+    assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
+    assert position(store, sku).reserved == 2
+    followed = client.get(response["Location"]).content.decode()
+    assert "wrong_pickup_code" in followed
+
+    # and the right one hands it over
+    order.refresh_from_db()
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+    board_post(client, store, order, "collect", code=code)
+    assert Order.objects.get(pk=order.pk).status == "collected"
+    assert position(store, sku).on_hand == 3
+
+
+def test_the_board_rejects_a_line_and_receives_the_transfer_that_replaces_it(
+    client, associate, customer, store, warehouse, sku
+):
+    receive(store, sku, 2)
+    receive(warehouse, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2)])
+    client.force_login(associate)
+
+    board_post(client, store, order, "reject", line=1, reason="damaged", found_quantity=0)
+
+    assert position(store, sku).unsellable == 2
+    allocation = order.allocations.get(kind="transfer")
+    from orders import services
+
+    with committed():
+        services.order_transfer_ship(
+            order_id=order.pk,
+            allocation_id=allocation.pk,
+            actor="wh",
+            channel="backoffice",
+            idempotency_key="ship-1",
+        )
+    board_post(client, store, order, "receive", allocation=allocation.pk)
+    assert position(store, sku).reserved == 2
+    assert order.allocations.get(pk=allocation.pk).status == "received"
+
+
+def test_an_associate_cannot_cancel(client, associate, customer, store, sku):
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku)])
+    client.force_login(associate)
+    client.post(
+        "/admin/orders/order/",
+        {"action": "cancel_orders", "_selected_action": [order.pk]},
+    )
+    assert Order.objects.get(pk=order.pk).status == "allocated"
+
+
+def test_routing_rules_are_validated_in_the_admin(admin_client):
+    response = admin_client.post(
+        "/admin/orders/routingrule/add/",
+        {"channel": "web", "rules": '["distance", "teleport"]', "protect_last_units": 2},
+    )
+    assert response.status_code == 200 and "Unknown rule" in response.content.decode()
+    response = admin_client.post(
+        "/admin/orders/routingrule/add/",
+        {"channel": "web", "rules": '["priority", "distance"]', "protect_last_units": 2},
+    )
+    assert response.status_code == 302
