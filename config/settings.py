@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "integrations",
     "notifications",
     "payments",
+    "loyalty",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("orders.api.urls")),
     path("", include("integrations.api.urls")),
     path("", include("payments.api.urls")),
+    path("", include("loyalty.api.urls")),
 ]
 
 urlpatterns = [
