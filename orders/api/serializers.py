@@ -260,3 +260,37 @@ class ReturnOutput(serializers.ModelSerializer):
 
     def get_refund(self, record) -> dict:
         return {"amount": str(record.refund_amount), "currency": record.currency}
+
+
+class StockAlertInput(serializers.Serializer):
+    customer = CustomerInput()
+    sku = CodeField()
+    store = CodeField(max_length=20, required=False)
+    latitude = serializers.DecimalField(
+        max_digits=9, decimal_places=6, min_value=-90, max_value=90, required=False
+    )
+    longitude = serializers.DecimalField(
+        max_digits=9, decimal_places=6, min_value=-180, max_value=180, required=False
+    )
+    radius_km = serializers.DecimalField(max_digits=6, decimal_places=1, required=False)
+    quantity = QuantityField(default=1)
+    channel = serializers.ChoiceField(choices=["email", "sms"])
+
+    def validate(self, attrs):
+        customer = attrs["customer"]
+        contact = customer.get("email") if attrs["channel"] == "email" else customer.get("phone")
+        if not contact:
+            raise serializers.ValidationError(
+                {"customer": f"Give the {attrs['channel']} to send the alert to."}
+            )
+        return attrs
+
+
+class StockAlertOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField(source="sku.code")
+    store = serializers.CharField(source="location.code", default=None)
+    radius_km = serializers.DecimalField(max_digits=6, decimal_places=1, allow_null=True)
+    channel = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()

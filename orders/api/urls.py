@@ -28,4 +28,5 @@ urlpatterns = [
         name="order-transfer-receive",
     ),
     path("orders/<str:reference>/returns/", views.OrderReturnApi.as_view(), name="order-return"),
+    path("stock-alerts/", views.StockAlertCreateApi.as_view(), name="stock-alert-create"),
 ]

@@ -372,3 +372,50 @@ class OrderReturnApi(OrderActionApi):
             idempotency_key=common["idempotency_key"],
         )
         return Response(io.ReturnOutput(record).data, status=status.HTTP_201_CREATED)
+
+
+class StockAlertCreateApi(APIView):
+    """Back in stock near me: be told once when a SKU is available at a store (or within a
+    radius of a place). Sent only with the customer's marketing consent for that channel."""
+
+    required_scopes = [Scope.ORDERS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.StockAlertInput,
+        responses={201: io.StockAlertOutput, **ERRORS},
+    )
+    def post(self, request):
+        def perform():
+            from notifications.alerts import alert_create
+            from stores.models import Location
+
+            data = _validated(io.StockAlertInput, request)
+            sku_id = sku_ids_by_code([data["sku"]])[data["sku"]]
+            location = None
+            if data.get("store"):
+                location_ids_by_code([data["store"]])
+                location = Location.objects.get(code=data["store"])
+            customer = _customer(request, data["customer"])
+            contact = (
+                data["customer"]["email"].strip()
+                if data["channel"] == "email"
+                else _contact_phone(data["customer"]["phone"])
+            )
+            alert = alert_create(
+                customer=customer,
+                sku_id=sku_id,
+                location=location,
+                latitude=data.get("latitude"),
+                longitude=data.get("longitude"),
+                radius_km=data.get("radius_km"),
+                quantity=data["quantity"],
+                channel=data["channel"],
+                contact=contact,
+                language=data["customer"].get("language"),
+                sales_channel=caller_channel(request),
+                idempotency_key=_service_key(request, "stock-alerts"),
+            )
+            return Response(io.StockAlertOutput(alert).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="stock-alerts", perform=perform)
