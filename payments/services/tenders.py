@@ -492,21 +492,23 @@ def order_payment_refund(
     customer=None,
     to_store_credit: bool = False,
     reason: str = "",
+    currency: str | None = None,
 ) -> list[dict]:
     """Refund `amount` of what the order's tenders captured, split across them by
     `refund_order()` (each capped at what it captured less what it refunded), or — when the
     shopper prefers — entirely as store credit of `customer` (the order's customer).
 
+    `currency` is the order's (it validates the amount before anything is looked at).
     Refused as a whole (RefundExceedsCaptured, nothing moved) when the order's tenders captured
     less than `amount` in total. Returns one line per tender refunded."""
     _check_key(idempotency_key)
     tenders = list(
         Tender.objects.filter(order_reference=order_reference, amount_captured__gt=0).order_by("pk")
     )
+    currency = currency or (tenders[0].currency if tenders else "EUR")
+    value = sv.validate_amount(amount, currency)
     if not tenders:
         raise RefundExceedsCaptured("Nothing was captured on this order.")
-    currency = tenders[0].currency
-    value = sv.validate_amount(amount, currency)
     with transaction.atomic():
         locked = {
             t.pk: t

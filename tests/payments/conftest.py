@@ -50,3 +50,25 @@ def snapshot_payments():
 
 
 D = Decimal
+
+
+def make_order(*, total="100.00", currency="EUR", customer=None, status=None):
+    """An order row as the orders app stores it (payments only reads reference, currency, total,
+    customer and whether it is open)."""
+    from django.utils import timezone
+
+    from orders.models import Order
+    from tests.customers.factories import CustomerFactory
+
+    extra = {"status": status} if status else {}
+    return Order.objects.create(
+        reference=f"WPAY{next(_keys):05d}",
+        created_by_key=key("order"),
+        channel="web",
+        customer=customer or CustomerFactory(),
+        currency=currency,
+        total_amount=D(total),
+        fulfilment="delivery",
+        placed_at=timezone.now(),
+        **extra,
+    )

@@ -1,0 +1,124 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from payments.models import TenderKind
+
+
+@extend_schema_field({"type": "string", "example": "12.50", "pattern": r"^\d+(\.\d+)?$"})
+class AmountField(serializers.Field):
+    """An amount as a JSON string ("12.50") or integer; floats are refused (they are not exact).
+    The number of decimals is checked against the currency by the service."""
+
+    default_error_messages = {"strict": 'Send amounts as strings ("12.50") or integers.'}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            self.fail("strict")
+        return data
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class MoneyOutput(serializers.Serializer):
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+
+
+class GiftCardBalanceInput(serializers.Serializer):
+    code = serializers.CharField(max_length=40)
+
+
+class GiftCardBalanceOutput(serializers.Serializer):
+    last4 = serializers.CharField(source="code_last4")
+    currency = serializers.CharField()
+    balance = serializers.CharField()
+    available = serializers.CharField()
+    state = serializers.CharField(help_text="active, blocked or expired")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class WalletOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    balance = serializers.CharField()
+    held = serializers.CharField()
+    available = serializers.CharField()
+
+
+class StoreCreditOutput(serializers.Serializer):
+    customer = serializers.CharField()
+    wallets = WalletOutput(many=True)
+
+
+class TenderAddInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TenderKind.choices)
+    amount = AmountField()
+    currency = serializers.CharField(max_length=3)
+    code = serializers.CharField(max_length=40, required=False, help_text="gift_card: its code.")
+    token = serializers.CharField(
+        max_length=200, required=False, help_text="card: the provider's card token."
+    )
+    till_reference = serializers.CharField(
+        max_length=100, required=False, default="", help_text="till: the ticket number."
+    )
+
+    def validate(self, attrs):
+        needs = {TenderKind.GIFT_CARD: "code", TenderKind.CARD: "token"}.get(attrs["kind"])
+        if needs and not attrs.get(needs):
+            raise serializers.ValidationError({needs: [f"required for a {attrs['kind']} tender"]})
+        return attrs
+
+
+class TenderOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.CharField()
+    amount_authorised = serializers.CharField()
+    amount_captured = serializers.CharField()
+    amount_refunded = serializers.CharField()
+    provider = serializers.CharField()
+    provider_reference = serializers.CharField()
+    failure_code = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PaymentSummaryOutput(serializers.Serializer):
+    order = serializers.CharField(source="order_reference")
+    currency = serializers.CharField()
+    total = serializers.CharField()
+    authorised = serializers.CharField(help_text="Held or authorised, not captured yet.")
+    paid = serializers.CharField(help_text="Captured.")
+    refunded = serializers.CharField()
+    due = serializers.CharField(help_text="Not covered by any live tender yet.")
+    tenders = TenderOutput(many=True)
+
+
+class TenderAddOutput(serializers.Serializer):
+    tender = TenderOutput()
+    payment = PaymentSummaryOutput()
+
+
+class RefundInput(serializers.Serializer):
+    amount = AmountField()
+    currency = serializers.CharField(max_length=3)
+    to_store_credit = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=255, required=False, default="")
+
+
+class RefundLineOutput(serializers.Serializer):
+    tender = serializers.IntegerField()
+    kind = serializers.CharField()
+    amount = serializers.CharField()
+    to_store_credit = serializers.BooleanField()
+
+
+class RefundOutput(serializers.Serializer):
+    lines = RefundLineOutput(many=True)
+    payment = PaymentSummaryOutput()
+
+
+class WebhookAck(serializers.Serializer):
+    received = serializers.BooleanField()
+    duplicate = serializers.BooleanField()

@@ -1,0 +1,211 @@
+"""Payments API: thin views that validate shape, call one service or selector, and serialise.
+
+Scope `payments:write` for every endpoint (a till or a storefront that takes payments holds it).
+Writes take an `Idempotency-Key`. Gift card balance checks and stored-value tenders run through
+`common.idempotency.idempotent`; card tenders and refunds may call the payment provider, which
+must never happen inside a transaction, so their key is passed to the service instead (tenders
+and refund events are unique per key: a retry returns the first result).
+"""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.auth import caller_channel, caller_label, caller_owner
+from common.idempotency import idempotency_key_from, idempotent
+from common.models import Scope
+from common.serializers import ErrorSerializer
+from customers.selectors import customer_get
+from payments import selectors
+from payments.api import serializers as io
+from payments.models import TenderKind
+from payments.orders_port import payable_order
+from payments.services import tenders
+from payments.services.webhooks import provider_webhook_receive
+
+ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 422), ErrorSerializer)
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Any unique string; a retry with the same key returns the first result.",
+)
+
+
+def _validated(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _summary(order_reference: str) -> dict:
+    return io.PaymentSummaryOutput(
+        selectors.order_payment_summary(order_reference=order_reference)
+    ).data
+
+
+class GiftCardBalanceApi(APIView):
+    """The balance of a gift card. POST so that the code stays out of URLs and access logs."""
+
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        request=io.GiftCardBalanceInput,
+        responses={200: io.GiftCardBalanceOutput, **ERRORS},
+        description="400 gift_card_code_invalid when the check character does not match (a "
+        "typo), 404 gift_card_not_found when no card has the code. Changes nothing.",
+    )
+    def post(self, request):
+        data = _validated(io.GiftCardBalanceInput, request)
+        card = selectors.gift_card_by_code(code=data["code"])
+        card.state = selectors.gift_card_state(card)
+        return Response(io.GiftCardBalanceOutput(card).data)
+
+
+class StoreCreditApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        responses={200: io.StoreCreditOutput, **ERRORS},
+        description="A customer's store credit wallets (one per currency), spendable in every "
+        "channel. A merged record answers with its survivor's wallets.",
+    )
+    def get(self, request, reference: str):
+        customer = customer_get(reference=reference)
+        wallets = selectors.wallets_for_customer(customer=customer)
+        return Response(
+            io.StoreCreditOutput({"customer": str(customer.reference), "wallets": wallets}).data
+        )
+
+
+class OrderPaymentApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        responses={200: io.PaymentSummaryOutput, **ERRORS},
+        description="What is paid, held, refunded and due on an order, with its tenders.",
+    )
+    def get(self, request, reference: str):
+        order = payable_order(reference=reference)
+        return Response(_summary(order.reference))
+
+
+class TenderAddApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.TenderAddInput,
+        responses={201: io.TenderAddOutput, **ERRORS},
+        description="Add a tender to an order: `gift_card` (code; held until capture), "
+        "`store_credit` (the order's customer's wallet; held), `card` (provider token; the "
+        "authorisation outcome arrives by webhook: the tender is `pending` until then), `till` "
+        "(money the store till took; captured). Refused with no money moved: amounts <= 0 or "
+        "with too many decimals (400), another currency than the order's (400 "
+        "currency_mismatch), more than is due (409 tender_exceeds_due), a blocked/expired/"
+        "unknown gift card (409/409/404), not enough balance (409 insufficient_balance).",
+    )
+    def post(self, request, reference: str):
+        data = _validated(io.TenderAddInput, request)
+        order = payable_order(reference=reference)
+        common = {
+            "order": order,
+            "amount": data["amount"],
+            "currency": data["currency"],
+            "channel": caller_channel(request),
+            "actor": caller_label(request),
+        }
+        kind = data["kind"]
+        if kind == TenderKind.CARD:
+            key = f"{caller_owner(request)}:{idempotency_key_from(request)}"
+            tender = tenders.tender_add_card(token=data["token"], idempotency_key=key, **common)
+            return self._created(tender, order.reference)
+
+        def perform():
+            key = f"{caller_owner(request)}:{idempotency_key_from(request)}"
+            if kind == TenderKind.GIFT_CARD:
+                tender = tenders.tender_add_gift_card(
+                    code=data["code"], idempotency_key=key, **common
+                )
+            elif kind == TenderKind.STORE_CREDIT:
+                tender = tenders.tender_add_store_credit(idempotency_key=key, **common)
+            else:
+                tender = tenders.tender_add_till(
+                    till_reference=data["till_reference"], idempotency_key=key, **common
+                )
+            return self._created(tender, order.reference)
+
+        return idempotent(request, endpoint=f"payments.tender_add:{reference}", perform=perform)
+
+    @staticmethod
+    def _created(tender, order_reference: str) -> Response:
+        tender.refresh_from_db()
+        return Response(
+            {"tender": io.TenderOutput(tender).data, "payment": _summary(order_reference)},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class RefundApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.RefundInput,
+        responses={201: io.RefundOutput, **ERRORS},
+        description="Refund an amount of an order, split across its tenders by the configured "
+        "rule (default: card, till, gift card, store credit last), each capped at what it "
+        "captured; or entirely as store credit of the order's customer (`to_store_credit`). "
+        "409 refund_exceeds_captured (nothing moved) when more is asked than can be refunded.",
+    )
+    def post(self, request, reference: str):
+        data = _validated(io.RefundInput, request)
+        order = payable_order(reference=reference)
+        if data["currency"] != order.currency:
+            from common.money import CurrencyMismatch
+
+            raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
+        customer = None
+        if data["to_store_credit"]:
+            from customers.models import Customer
+
+            customer = Customer.objects.get(pk=order.customer_id)
+        lines = tenders.order_payment_refund(
+            order_reference=order.reference,
+            amount=data["amount"],
+            idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
+            channel=caller_channel(request),
+            actor=caller_label(request),
+            customer=customer,
+            to_store_credit=data["to_store_credit"],
+            reason=data["reason"],
+            currency=order.currency,
+        )
+        return Response(
+            {"lines": io.RefundLineOutput(lines, many=True).data, "payment": _summary(reference)},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ProviderWebhookApi(APIView):
+    """Where payment providers post their events. Authenticated by the provider's signature
+    over the raw body, not by an API key."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=inline_serializer("ProviderEvent", {"id": serializers.CharField()}),
+        responses={200: io.WebhookAck, 401: ErrorSerializer, 400: ErrorSerializer},
+        description="Verified (HMAC-SHA256 over `<timestamp>.<raw body>`, tolerance window), "
+        "stored under its event id (a replay answers `duplicate: true` and does nothing), "
+        "processed in a task. 401 signature_invalid: nothing stored.",
+    )
+    def post(self, request, provider: str):
+        event, duplicate = provider_webhook_receive(
+            provider_name=provider, headers=request.headers, body=request.body
+        )
+        return Response({"received": True, "duplicate": duplicate})
