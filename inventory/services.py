@@ -24,7 +24,7 @@ from enum import IntEnum
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -111,6 +111,7 @@ class StockChange:
     reservation_id: int | None = None
     transfer_id: int | None = None
     note: str = ""
+    occurred_at: datetime | None = None  # when it differs from the operation's
 
 
 def change(
@@ -303,6 +304,8 @@ def stock_apply(
     """
     if not changes:
         return ApplyResult()
+    if occurred_at is not None:  # dated in the past by a till: a later count may absorb it
+        changes = [*changes, *_absorbed_by_later_counts(changes, occurred_at)]
     occurred_at = occurred_at or timezone.now()
     positions = positions or _positions_for(changes)
 
@@ -324,7 +327,7 @@ def stock_apply(
                 reservation_id=c.reservation_id,
                 transfer_id=c.transfer_id,
                 note=c.note[:255],
-                occurred_at=occurred_at,
+                occurred_at=c.occurred_at or occurred_at,
             )
             for c in changes
         ]
@@ -372,6 +375,52 @@ def stock_apply(
         transaction.on_commit(lambda: availability_changed(changed_skus))
     _flag_till_discrepancies(changes, movements, result, positions)
     return result
+
+
+def _absorbed_by_later_counts(
+    changes: Sequence[StockChange], occurred_at: datetime
+) -> list[StockChange]:
+    """Compensations for on-hand changes dated before a count already recorded.
+
+    A count is the physical truth at its time: it already saw (or missed) what happened before
+    it. A sale or return rung up before a count but received after it (a till replaying its
+    backlog), or an older count received after a newer one, must not move the stock the newer
+    count established. Each such change is recorded as it happened, with an opposite adjustment
+    dated at the first later count: the ledger at and after that count is what the count said,
+    whatever the order in which events arrived.
+    """
+    on_hand_changes = [c for c in changes if c.on_hand]
+    if not on_hand_changes:
+        return []
+    rows = (
+        StockCountLine.objects.filter(
+            count__location_id__in={c.location_id for c in on_hand_changes},
+            sku_id__in={c.sku_id for c in on_hand_changes},
+            count__counted_at__gt=occurred_at,
+        )
+        .values("count__location_id", "sku_id")
+        .annotate(first=Min("count__counted_at"))
+    )
+    first_count_after = {(r["count__location_id"], r["sku_id"]): r["first"] for r in rows}
+    compensations = []
+    for c in on_hand_changes:
+        counted_at = first_count_after.get((c.location_id, c.sku_id))
+        if counted_at is None:
+            continue
+        compensations.append(
+            change(
+                MovementKind.ADJUSTMENT,
+                sku_id=c.sku_id,
+                location_id=c.location_id,
+                quantity=abs(c.on_hand),
+                sign=-1 if c.on_hand > 0 else 1,
+                reason=AdjustmentReason.COUNT,
+                guard=Guard.NONE,
+                note=f"absorbed by the count of {counted_at.isoformat()}",
+                occurred_at=counted_at,
+            )
+        )
+    return compensations
 
 
 def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict]:
@@ -846,7 +895,8 @@ def stock_count_apply(
                     )
                 )
         StockCountLine.objects.bulk_create(lines)
-        stock_apply(operation=op, changes=changes)
+        # Dated at the count: the ledger's on hand at that time is what was counted.
+        stock_apply(operation=op, changes=changes, occurred_at=counted_at)
 
     operation, _ = _run_operation(
         kind="count",
