@@ -583,6 +583,9 @@ def holds_expire(*, now: datetime | None = None, batch: int = 500) -> int:
                     expired_before=now,
                 ):
                     _account_update(ledger, account_id, d_held=-amount)
+                    from payments.services.tenders import tender_hold_expired
+
+                    tender_hold_expired(hold=ledger.hold(pk=hold_id, account_id=account_id))
                     expired += 1
     return expired
 

@@ -17,7 +17,7 @@ What the orders app calls (documented in docs/payments.md):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -35,6 +35,7 @@ from payments.exceptions import (
 )
 from payments.models import (
     EntryKind,
+    GiftCardHold,
     OrderPayment,
     Tender,
     TenderEvent,
@@ -182,9 +183,24 @@ def _add(order, *, kind, amount, currency, idempotency_key, channel, actor, body
 # ---- adding tenders ----------------------------------------------------------------------------
 
 
-def _hold_expiry(order: PayableOrder, hold_until: datetime | None) -> datetime | None:
-    # A balance applied to an order stays held until the order is collected or shipped.
-    return hold_until or order.pickup_deadline
+def _hold_expiry(order: PayableOrder, hold_until: datetime | None) -> datetime:
+    """A balance applied to an order stays held until the order is collected (its pickup
+    deadline) or shipped (PAYMENTS_ORDER_HOLD_TTL_SECONDS, 14 days by default); a hold that
+    lapses releases the money and expires its tender (see `stored_value.holds_expire`)."""
+    if hold_until is not None:
+        return hold_until
+    if order.pickup_deadline is not None and order.pickup_deadline > timezone.now():
+        return order.pickup_deadline
+    ttl = getattr(settings, "PAYMENTS_ORDER_HOLD_TTL_SECONDS", 14 * 24 * 3600)
+    return timezone.now() + timedelta(seconds=ttl)
+
+
+def tender_hold_expired(*, hold) -> None:
+    """Called when the expiry task released a hold: its tender no longer covers the order."""
+    field = "gift_card_hold" if isinstance(hold, GiftCardHold) else "wallet_hold"
+    tender = Tender.objects.filter(**{field: hold}).first()
+    if tender is not None:
+        _voided(tender, status=TenderStatus.EXPIRED, actor="hold-expiry")
 
 
 def tender_add_gift_card(

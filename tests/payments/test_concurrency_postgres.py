@@ -113,3 +113,68 @@ def test_the_same_hold_key_sent_by_two_workers_holds_once():
     assert {o.pk for o in outcomes} == {GiftCardHold.objects.get().pk}
     card.refresh_from_db()
     assert card.held == Decimal("30.00")
+
+
+def _order(total="100.00"):
+    from payments.orders_port import PayableOrder
+
+    return PayableOrder(
+        reference="W-RACE",
+        currency="EUR",
+        total=Decimal(total),
+        customer_id=CustomerFactory().pk,
+        channel="web",
+    )
+
+
+def test_tenders_added_at_once_from_several_channels_never_cover_more_than_the_total():
+    from payments.exceptions import TenderExceedsDue
+    from payments.services import tenders
+
+    order = _order("100.00")
+    cards = [issue("50.00")[1] for _ in range(12)]
+
+    outcomes = _race(
+        12,
+        lambda i: tenders.tender_add_gift_card(
+            order=order,
+            code=cards[i],
+            amount="30.00",
+            idempotency_key=f"t-{i}",
+            channel="store" if i % 2 else "web",
+            actor="t",
+        ),
+    )
+
+    won = [o for o in outcomes if not isinstance(o, Exception)]
+    assert all(isinstance(o, TenderExceedsDue) for o in outcomes if isinstance(o, Exception))
+    assert len(won) == 3  # 90 of 100: a fourth 30 would exceed the total
+    summary = selectors.order_payment_summary(order_reference=order.reference)
+    assert summary.due == Decimal("10.00")
+    assert selectors.ledger_mismatches() == []
+
+
+def test_an_order_settled_at_two_tills_at_once_charges_the_gift_card_once():
+    from payments.services import tenders
+
+    order = _order("40.00")
+    card, code = issue("100.00")
+    tenders.tender_add_gift_card(
+        order=order, code=code, amount="40.00", idempotency_key="g", channel="web", actor="t"
+    )
+
+    outcomes = _race(
+        8,
+        lambda i: tenders.order_payment_capture(
+            order_reference=order.reference, actor=f"till{i}", channel="store"
+        ),
+    )
+
+    assert [
+        o for o in outcomes if isinstance(o, Exception) and not isinstance(o, HoldNotOpen)
+    ] == []
+    card.refresh_from_db()
+    assert (card.balance, card.held) == (Decimal("60.00"), Decimal("0.00"))
+    summary = selectors.order_payment_summary(order_reference=order.reference)
+    assert (summary.paid, summary.due) == (Decimal("40.00"), Decimal("0.00"))
+    assert selectors.ledger_mismatches() == []

@@ -440,3 +440,23 @@ def test_a_refund_may_be_taken_as_store_credit_and_the_rule_is_configurable(
     assert balances(gift_card) == (D("0.00"), D("0.00"))
     assert SandboxIntent.objects.get().amount_refunded == 0
     assert Decimal(sum(t.amount_refunded for t in Tender.objects.all())) == D("25.00")
+
+
+def test_a_lapsed_order_hold_expires_its_tender_and_the_order_is_due_again(order):
+    # given a gift card tender whose hold lapsed (the order was never collected)
+    gift_card, code = issue("30.00")
+    tender = tenders.tender_add_gift_card(
+        order=order, code=code, amount="30.00", idempotency_key="g", channel="web", actor="t"
+    )
+    assert tender.gift_card_hold.expires_at > timezone.now() + timezone.timedelta(days=13)
+    type(tender.gift_card_hold).objects.update(expires_at=timezone.now())
+    # when the expiry task runs
+    assert sv.holds_expire() == 1
+    # then the card is whole, the tender expired, the order due again, capture takes nothing
+    assert balances(gift_card) == (D("30.00"), D("0.00"))
+    assert refreshed(tender).status == TenderStatus.EXPIRED
+    assert selectors.order_payment_summary(order_reference=order.reference).due == D("100.00")
+    assert (
+        tenders.order_payment_capture(order_reference=order.reference, actor="t", channel="store")
+        == []
+    )
