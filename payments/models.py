@@ -279,6 +279,15 @@ class Tender(models.Model):
     provider = models.CharField(max_length=30, blank=True)
     provider_reference = models.CharField(max_length=100, blank=True)
     authorisation_expires_at = models.DateTimeField(null=True, blank=True)
+    capture_on_authorise = models.BooleanField(
+        default=False, help_text="Pay now: captured as soon as it is authorised."
+    )
+    needed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The pickup deadline: an authorisation lapsing earlier is renewed or released "
+        "(then the till takes the payment at pickup).",
+    )
     failure_code = models.CharField(max_length=40, blank=True)
     gift_card_hold = models.OneToOneField(
         GiftCardHold, null=True, blank=True, on_delete=models.PROTECT, related_name="tender"

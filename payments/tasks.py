@@ -55,3 +55,27 @@ def sandbox_authorisations_expire_task() -> int:
     from payments.providers.sandbox import SandboxProvider
 
     return SandboxProvider().expire_overdue()
+
+
+@shared_task(
+    time_limit=60,
+    soft_time_limit=50,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def tender_card_capture_task(tender_id: int) -> None:
+    """Pay now: capture a card tender as soon as its authorisation is in."""
+    from payments.models import Tender, TenderStatus
+    from payments.services.tenders import tender_card_capture
+
+    tender = Tender.objects.filter(pk=tender_id, status=TenderStatus.AUTHORISED).first()
+    if tender is not None and not tender.events.filter(kind="capture_requested").exists():
+        tender_card_capture(tender=tender, actor="capture-on-authorise")
+
+
+@shared_task(time_limit=600)
+def card_authorisations_renew_task() -> dict:
+    from payments.services.tenders import card_authorisations_renew
+
+    return card_authorisations_renew()

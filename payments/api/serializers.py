@@ -58,6 +58,10 @@ class TenderAddInput(serializers.Serializer):
     token = serializers.CharField(
         max_length=200, required=False, help_text="card: the provider's card token."
     )
+    capture_now = serializers.BooleanField(
+        default=False,
+        help_text="card: capture as soon as authorised (pay now) rather than at pickup/shipping.",
+    )
     till_reference = serializers.CharField(
         max_length=100, required=False, default="", help_text="till: the ticket number."
     )

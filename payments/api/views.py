@@ -121,7 +121,9 @@ class TenderAddApi(APIView):
         kind = data["kind"]
         if kind == TenderKind.CARD:
             key = f"{caller_owner(request)}:{idempotency_key_from(request)}"
-            tender = tenders.tender_add_card(token=data["token"], idempotency_key=key, **common)
+            tender = tenders.tender_add_card(
+                token=data["token"], idempotency_key=key, capture_now=data["capture_now"], **common
+            )
             return self._created(tender, order.reference)
 
         def perform():

@@ -39,6 +39,7 @@ class ProviderError(DomainError):
 AUTHORISATION_SUCCEEDED = "authorisation.succeeded"
 AUTHORISATION_FAILED = "authorisation.failed"
 AUTHORISATION_EXPIRED = "authorisation.expired"
+AUTHORISATION_EXTENDED = "authorisation.extended"
 CAPTURE_SUCCEEDED = "capture.succeeded"
 CAPTURE_FAILED = "capture.failed"
 VOID_SUCCEEDED = "void.succeeded"
@@ -49,6 +50,7 @@ EVENT_TYPES = frozenset(
         AUTHORISATION_SUCCEEDED,
         AUTHORISATION_FAILED,
         AUTHORISATION_EXPIRED,
+        AUTHORISATION_EXTENDED,
         CAPTURE_SUCCEEDED,
         CAPTURE_FAILED,
         VOID_SUCCEEDED,
@@ -112,6 +114,16 @@ class PaymentProvider(ABC):
         self, *, provider_reference: str, amount: Decimal, currency: str, idempotency_key: str
     ) -> ProviderAnswer:
         """Refund `amount` of what was captured."""
+
+    def reauthorise(self, *, provider_reference: str, idempotency_key: str) -> ProviderAnswer:
+        """Extend an authorisation before it lapses (Adyen: authorisation adjustment; Stripe:
+        extended authorisation or a new off-session PaymentIntent). The outcome arrives as
+        `authorisation.extended` (new expiry) or the request is refused with ProviderError.
+        Providers that cannot extend keep this default: the caller falls back to the till."""
+        raise ProviderError(
+            "This provider cannot extend an authorisation.",
+            details={"provider": [self.name]},
+        )
 
     # ---- webhooks in ----
     @abstractmethod

@@ -12,7 +12,9 @@ Test card tokens (what a storefront's card form would return):
 | token                    | outcome                                                              |
 |--------------------------|----------------------------------------------------------------------|
 | `tok_visa`, `tok_mastercard` | authorised; the authorisation stays valid 7 days                 |
-| `tok_expire_fast`        | authorised, valid `PAYMENT_SANDBOX_FAST_EXPIRY_SECONDS` (120) only   |
+| `tok_expire_fast`        | authorised, valid `PAYMENT_SANDBOX_FAST_EXPIRY_SECONDS` (120) only;  |
+|                          | a re-authorisation extends it by 7 days                              |
+| `tok_expire_fast_no_reauth` | as `tok_expire_fast`, but a re-authorisation is refused           |
 | `tok_decline`            | declined, `card_declined`                                            |
 | `tok_insufficient_funds` | declined, `insufficient_funds`                                       |
 | `tok_capture_fail`       | authorised; every capture fails with `processing_error`              |
@@ -52,6 +54,7 @@ TEST_TOKENS = {
     "tok_visa": (True, ""),
     "tok_mastercard": (True, ""),
     "tok_expire_fast": (True, ""),
+    "tok_expire_fast_no_reauth": (True, ""),
     "tok_capture_fail": (True, ""),
     "tok_decline": (False, "card_declined"),
     "tok_insufficient_funds": (False, "insufficient_funds"),
@@ -62,6 +65,7 @@ _EVENT_TYPES = {
     "payment.authorised": base.AUTHORISATION_SUCCEEDED,
     "payment.declined": base.AUTHORISATION_FAILED,
     "payment.expired": base.AUTHORISATION_EXPIRED,
+    "payment.extended": base.AUTHORISATION_EXTENDED,
     "payment.captured": base.CAPTURE_SUCCEEDED,
     "payment.capture_failed": base.CAPTURE_FAILED,
     "payment.voided": base.VOID_SUCCEEDED,
@@ -92,7 +96,7 @@ class SandboxProvider(base.PaymentProvider):
         now = timezone.now()
         validity = (
             timedelta(seconds=getattr(settings, "PAYMENT_SANDBOX_FAST_EXPIRY_SECONDS", 120))
-            if token == "tok_expire_fast"  # noqa: S105 - a documented test token
+            if token.startswith("tok_expire_fast")
             else AUTH_VALIDITY
         )
         try:
@@ -207,6 +211,31 @@ class SandboxProvider(base.PaymentProvider):
                 merchant_reference=intent.merchant_reference,
                 amount=amount,
                 refund_key=idempotency_key,
+            )
+        return base.ProviderAnswer(provider_reference=intent.reference)
+
+    def reauthorise(self, *, provider_reference, idempotency_key):
+        intent = self._intent(provider_reference)
+        if intent.token == "tok_expire_fast_no_reauth":  # noqa: S105 - a documented test token
+            raise base.ProviderError(
+                "The issuer refused to extend the authorisation.",
+                details={"reason": ["reauthorisation_declined"]},
+            )
+        with transaction.atomic():
+            expires_at = timezone.now() + AUTH_VALIDITY
+            if not SandboxIntent.objects.filter(
+                pk=intent.pk, status=SandboxIntentStatus.AUTHORISED, expires_at__gt=timezone.now()
+            ).update(expires_at=expires_at):
+                raise base.ProviderError(
+                    "Only a live authorisation can be extended.",
+                    details={"status": [intent.status]},
+                )
+            intent.expires_at = expires_at
+            _emit(
+                intent,
+                "payment.extended",
+                merchant_reference=intent.merchant_reference,
+                amount=intent.amount,
             )
         return base.ProviderAnswer(provider_reference=intent.reference)
 

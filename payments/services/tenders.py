@@ -16,12 +16,14 @@ What the orders app calls (documented in docs/payments.md):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from common.exceptions import IdempotencyKeyReused
@@ -339,9 +341,13 @@ def tender_add_card(
     channel: str,
     actor: str,
     currency: str | None = None,
+    capture_now: bool = False,
 ) -> Tender:
     """Ask the provider for an authorisation. Returns the tender `pending`; the outcome arrives by
-    webhook (authorised → capture at pickup or shipping; declined → failed, no longer covers)."""
+    webhook (authorised → captured at once when `capture_now`, else at pickup or shipping;
+    declined → failed, no longer covers). For a click & collect order the pickup deadline is
+    kept: an authorisation that would lapse before it is renewed or released in time
+    (`card_authorisations_renew`), and the till takes the payment at pickup."""
     provider = get_provider()
     tender = _add(
         order,
@@ -352,8 +358,14 @@ def tender_add_card(
         channel=channel,
         actor=actor,
         body=lambda t: (
-            Tender.objects.filter(pk=t.pk).update(provider=provider.name),
-            event(t, "authorisation_requested", amount=t.amount, actor=actor),
+            Tender.objects.filter(pk=t.pk).update(
+                provider=provider.name,
+                capture_on_authorise=capture_now,
+                needed_until=None if capture_now else order.pickup_deadline,
+            ),
+            event(
+                t, "authorisation_requested", amount=t.amount, actor=actor, capture_now=capture_now
+            ),
         ),
     )
     if tender.provider_reference or tender.status != TenderStatus.PENDING:
@@ -439,21 +451,68 @@ def order_payment_capture(
                 sv.hold_release(hold=hold, actor=actor)
                 _voided(tender, actor=actor)
     for tender, take in card_calls:
-        provider = get_provider(tender.provider)
-        event(
-            tender, "capture_requested" if take > 0 else "void_requested", amount=take, actor=actor
-        )
-        key = f"{merchant_reference(tender)}:{'capture' if take > 0 else 'void'}"
         if take > 0:
-            provider.capture(
-                provider_reference=tender.provider_reference,
-                amount=take,
-                currency=tender.currency,
-                idempotency_key=key,
-            )
+            tender_card_capture(tender=tender, amount=take, actor=actor)
         else:
-            provider.void(provider_reference=tender.provider_reference, idempotency_key=key)
+            tender_card_void(tender=tender, actor=actor)
     return [Tender.objects.get(pk=t.pk) for t, _ in plan]
+
+
+def tender_card_capture(*, tender: Tender, amount: Decimal | None = None, actor: str) -> None:
+    """Ask the provider to capture `amount` (default: what was authorised); the outcome comes by
+    webhook. Call outside any transaction."""
+    take = tender.amount_authorised if amount is None else amount
+    event(tender, "capture_requested", amount=take, actor=actor)
+    get_provider(tender.provider).capture(
+        provider_reference=tender.provider_reference,
+        amount=take,
+        currency=tender.currency,
+        idempotency_key=f"{merchant_reference(tender)}:capture",
+    )
+
+
+def tender_card_void(*, tender: Tender, actor: str) -> None:
+    event(tender, "void_requested", actor=actor)
+    get_provider(tender.provider).void(
+        provider_reference=tender.provider_reference,
+        idempotency_key=f"{merchant_reference(tender)}:void",
+    )
+
+
+def card_authorisations_renew(*, now: datetime | None = None) -> dict[str, int]:
+    """Click & collect paid online, captured at pickup: an authorisation that lapses before the
+    pickup deadline is extended when it gets within PAYMENTS_REAUTHORISE_MARGIN_SECONDS (6 h)
+    of its expiry; if the provider cannot or will not extend it, it is released and the order
+    is due again — the till takes the payment at pickup (event `fallback_to_till`).
+    Safe to run again; the periodic task runs it."""
+    now = now or timezone.now()
+    margin = timedelta(seconds=getattr(settings, "PAYMENTS_REAUTHORISE_MARGIN_SECONDS", 6 * 3600))
+    due = Tender.objects.filter(
+        kind=TenderKind.CARD,
+        status=TenderStatus.AUTHORISED,
+        needed_until__isnull=False,
+        authorisation_expires_at__lte=now + margin,
+        authorisation_expires_at__lt=F("needed_until"),
+    ).exclude(provider_reference="")
+    counts = {"extended": 0, "fallback_to_till": 0}
+    for tender in due.order_by("pk")[:500]:
+        provider = get_provider(tender.provider)
+        stamp = int(tender.authorisation_expires_at.timestamp())
+        event(tender, "reauthorisation_requested", actor="reauthorise")
+        try:
+            provider.reauthorise(
+                provider_reference=tender.provider_reference,
+                idempotency_key=f"{merchant_reference(tender)}:reauthorise:{stamp}",
+            )
+            counts["extended"] += 1
+        except ProviderError as exc:
+            with transaction.atomic():
+                _voided(tender, actor="reauthorise", reason=exc.message)
+                event(tender, "fallback_to_till", amount=tender.amount)
+            with contextlib.suppress(ProviderError):  # it lapses on its own anyway
+                tender_card_void(tender=tender, actor="reauthorise")
+            counts["fallback_to_till"] += 1
+    return counts
 
 
 def _captured(tender: Tender, amount: Decimal, *, actor: str = "", **data) -> bool:
@@ -487,11 +546,7 @@ def order_payment_release(*, order_reference: str, actor: str) -> list[Tender]:
                 _voided(tender, actor=actor)
     for tender in tenders:
         if tender.kind == TenderKind.CARD and tender.provider_reference:
-            event(tender, "void_requested", actor=actor)
-            get_provider(tender.provider).void(
-                provider_reference=tender.provider_reference,
-                idempotency_key=f"{merchant_reference(tender)}:void",
-            )
+            tender_card_void(tender=tender, actor=actor)
     return [Tender.objects.get(pk=t.pk) for t in tenders]
 
 

@@ -93,6 +93,29 @@ def _apply(parsed: base.ProviderEventData) -> str:
             if authorised < tender.amount:  # a partial authorisation covers only its amount
                 tender_services._uncover(tender.order_reference, tender.amount - authorised)
                 Tender.objects.filter(pk=tender.pk).update(amount=authorised)
+            expires = parsed.authorisation_expires_at
+            if tender.capture_on_authorise:
+                from payments.tasks import tender_card_capture_task
+
+                # Pay now: capture once this outcome is committed, outside the transaction.
+                transaction.on_commit(lambda: tender_card_capture_task.delay(tender.pk))
+            elif tender.needed_until and expires and expires < tender.needed_until:
+                tender_services.event(
+                    tender, "authorisation_expires_before_pickup", expires_at=expires.isoformat()
+                )
+    elif kind == base.AUTHORISATION_EXTENDED:
+        done = Tender.objects.filter(pk=tender.pk, status=TenderStatus.AUTHORISED).update(
+            authorisation_expires_at=parsed.authorisation_expires_at
+        )
+        if done:
+            tender_services.event(
+                tender,
+                "authorisation_extended",
+                expires_at=parsed.authorisation_expires_at.isoformat()
+                if parsed.authorisation_expires_at
+                else None,
+                **record,
+            )
     elif kind == base.AUTHORISATION_FAILED:
         done = tender_services.tender_fail(tender=tender, failure_code=parsed.failure_code)
     elif kind == base.AUTHORISATION_EXPIRED:

@@ -460,3 +460,55 @@ def test_a_lapsed_order_hold_expires_its_tender_and_the_order_is_due_again(order
         tenders.order_payment_capture(order_reference=order.reference, actor="t", channel="store")
         == []
     )
+
+
+# ---- click & collect: pay now, or authorise now and capture at pickup ---------------------------
+
+
+def test_pay_now_captures_as_soon_as_the_authorisation_is_in(order, run_webhooks):
+    with run_webhooks():
+        tender = card(order, "100.00", capture_now=True)
+    tender = refreshed(tender)
+    assert (tender.status, tender.amount_captured) == (TenderStatus.CAPTURED, D("100.00"))
+    assert SandboxIntent.objects.get().amount_captured == D("100.00")
+    assert selectors.order_payment_summary(order_reference=order.reference).paid == D("100.00")
+
+
+def _pickup_order(order, days=3):
+    return PayableOrder(
+        **{**order.__dict__, "pickup_deadline": timezone.now() + timezone.timedelta(days=days)}
+    )
+
+
+def test_an_authorisation_lapsing_before_the_pickup_deadline_is_extended(order, run_webhooks):
+    # given a card authorised for 120 s on an order to collect within 3 days
+    pickup = _pickup_order(order)
+    with run_webhooks():
+        tender = card(pickup, "100.00", token="tok_expire_fast")
+    assert refreshed(tender).events.filter(kind="authorisation_expires_before_pickup").exists()
+    # when the renewal task runs
+    with run_webhooks():
+        assert tenders.card_authorisations_renew() == {"extended": 1, "fallback_to_till": 0}
+    # then the authorisation now outlives the deadline, and nothing more is asked
+    tender = refreshed(tender)
+    assert tender.status == TenderStatus.AUTHORISED
+    assert tender.authorisation_expires_at > pickup.pickup_deadline
+    assert tenders.card_authorisations_renew() == {"extended": 0, "fallback_to_till": 0}
+
+
+def test_when_it_cannot_be_extended_the_till_takes_the_payment_at_pickup(order, run_webhooks):
+    pickup = _pickup_order(order)
+    with run_webhooks():
+        tender = card(pickup, "100.00", token="tok_expire_fast_no_reauth")
+    with run_webhooks():
+        assert tenders.card_authorisations_renew() == {"extended": 0, "fallback_to_till": 1}
+    tender = refreshed(tender)
+    assert tender.status == TenderStatus.VOIDED
+    assert tender.events.filter(kind="fallback_to_till").exists()
+    assert SandboxIntent.objects.get().status == "voided"
+    summary = selectors.order_payment_summary(order_reference=order.reference)
+    assert (summary.due, summary.paid) == (D("100.00"), 0)
+    till = tenders.tender_add_till(
+        order=pickup, amount="100.00", idempotency_key="till", channel="store", actor="pos"
+    )
+    assert till.status == TenderStatus.CAPTURED
