@@ -87,3 +87,8 @@ class TenderExceedsDue(Conflict):
 class TenderStateError(Conflict):
     code = "tender_state"
     default_message = "The tender is not in a state that allows this."
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+    default_message = "No such hold."

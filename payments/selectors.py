@@ -120,3 +120,20 @@ def order_payment_summary(*, order_reference: str) -> PaymentSummary:
         due=max(payment.total - payment.covered, zero),
         tenders=tenders,
     )
+
+
+def hold_by_public_id(*, public_id) -> object:
+    """A gift card or wallet hold by its public id. Raises HoldNotFound."""
+    import uuid
+
+    from payments.exceptions import HoldNotFound
+
+    try:
+        value = uuid.UUID(str(public_id))
+    except ValueError:
+        raise HoldNotFound() from None
+    for ledger in (GIFT_CARDS, WALLETS):
+        hold = ledger.hold.objects.filter(public_id=value).first()
+        if hold is not None:
+            return hold
+    raise HoldNotFound()

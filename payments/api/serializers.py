@@ -126,3 +126,38 @@ class RefundOutput(serializers.Serializer):
 class WebhookAck(serializers.Serializer):
     received = serializers.BooleanField()
     duplicate = serializers.BooleanField()
+
+
+class HoldCreateInput(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["gift_card", "store_credit"])
+    code = serializers.CharField(max_length=40, required=False, help_text="gift_card: its code.")
+    customer = serializers.CharField(
+        max_length=64, required=False, help_text="store_credit: customer reference or number."
+    )
+    amount = AmountField()
+    currency = serializers.CharField(max_length=3)
+    reference = serializers.CharField(max_length=120, help_text="Till ticket or cart id.")
+    expires_in_seconds = serializers.IntegerField(
+        min_value=30, max_value=7 * 24 * 3600, required=False
+    )
+
+    def validate(self, attrs):
+        needs = "code" if attrs["source"] == "gift_card" else "customer"
+        if not attrs.get(needs):
+            raise serializers.ValidationError({needs: [f"required for {attrs['source']}"]})
+        return attrs
+
+
+class HoldCaptureInput(serializers.Serializer):
+    amount = AmountField(required=False, help_text="Default: the whole hold.")
+
+
+class HoldOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    source = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.CharField()
+    captured_amount = serializers.CharField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    reference = serializers.CharField()

@@ -28,6 +28,17 @@ urlpatterns = [
         views.RefundApi.as_view(),
         name="payments-order-refunds",
     ),
+    path("payments/holds/", views.HoldCreateApi.as_view(), name="payments-hold-create"),
+    path(
+        "payments/holds/<str:hold_id>/capture/",
+        views.HoldCaptureApi.as_view(),
+        name="payments-hold-capture",
+    ),
+    path(
+        "payments/holds/<str:hold_id>/release/",
+        views.HoldReleaseApi.as_view(),
+        name="payments-hold-release",
+    ),
     path(
         "payments/webhooks/<str:provider>/",
         views.ProviderWebhookApi.as_view(),

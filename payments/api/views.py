@@ -7,6 +7,9 @@ must never happen inside a transaction, so their key is passed to the service in
 and refund events are unique per key: a retry returns the first result).
 """
 
+from datetime import timedelta
+
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -16,12 +19,14 @@ from rest_framework.views import APIView
 from common.auth import caller_channel, caller_label, caller_owner
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
+from common.money import CurrencyMismatch
 from common.serializers import ErrorSerializer
 from customers.selectors import customer_get
 from payments import selectors
 from payments.api import serializers as io
 from payments.models import TenderKind
 from payments.orders_port import payable_order
+from payments.services import stored_value as sv
 from payments.services import tenders
 from payments.services.webhooks import provider_webhook_receive
 
@@ -167,8 +172,6 @@ class RefundApi(APIView):
         data = _validated(io.RefundInput, request)
         order = payable_order(reference=reference)
         if data["currency"] != order.currency:
-            from common.money import CurrencyMismatch
-
             raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
         customer = None
         if data["to_store_credit"]:
@@ -190,6 +193,98 @@ class RefundApi(APIView):
             {"lines": io.RefundLineOutput(lines, many=True).data, "payment": _summary(reference)},
             status=status.HTTP_201_CREATED,
         )
+
+
+def _hold_data(hold) -> dict:
+    from payments.models import GiftCardHold
+
+    account = hold.account
+    hold.source = "gift_card" if isinstance(hold, GiftCardHold) else "store_credit"
+    hold.currency = account.currency
+    return io.HoldOutput(hold).data
+
+
+class HoldCreateApi(APIView):
+    """Apply a balance to a till ticket or a cart: it is held (nobody else can spend it) until
+    captured, released, or it expires."""
+
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.HoldCreateInput,
+        responses={201: io.HoldOutput, **ERRORS},
+        description="Hold part of a gift card (`code`) or of a customer's store credit "
+        "(`customer`). 409 insufficient_balance / gift_card_blocked / gift_card_expired, 400 "
+        "currency_mismatch or a bad amount: nothing is held.",
+    )
+    def post(self, request):
+        data = _validated(io.HoldCreateInput, request)
+
+        def perform():
+            if data["source"] == "gift_card":
+                account = selectors.gift_card_by_code(code=data["code"])
+            else:
+                customer = customer_get(reference=data["customer"])
+                account = sv.wallet_for(customer=customer, currency=data["currency"])
+            if account.currency != data["currency"]:
+                raise CurrencyMismatch(
+                    f"This balance is in {account.currency}.",
+                    details={"currency": [f"must be {account.currency}"]},
+                )
+            seconds = data.get("expires_in_seconds")
+            hold = sv.balance_hold(
+                account=account,
+                amount=data["amount"],
+                idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
+                channel=caller_channel(request),
+                actor=caller_label(request),
+                reference=data["reference"],
+                expires_at=timezone.now() + timedelta(seconds=seconds) if seconds else None,
+            )
+            return Response(_hold_data(hold), status=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="payments.hold_create", perform=perform)
+
+
+class HoldCaptureApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.HoldCaptureInput,
+        responses={200: io.HoldOutput, **ERRORS},
+        description="Spend all or part of a hold (the rest goes back). 409 hold_not_open if it "
+        "was released or expired; 409 capture_exceeds_authorised above the hold.",
+    )
+    def post(self, request, hold_id: str):
+        data = _validated(io.HoldCaptureInput, request)
+
+        def perform():
+            hold = selectors.hold_by_public_id(public_id=hold_id)
+            hold = sv.hold_capture(
+                hold=hold, amount=data.get("amount"), actor=caller_label(request)
+            )
+            return Response(_hold_data(hold))
+
+        return idempotent(request, endpoint=f"payments.hold_capture:{hold_id}", perform=perform)
+
+
+class HoldReleaseApi(APIView):
+    required_scopes = [Scope.PAYMENTS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=None,
+        responses={200: io.HoldOutput, **ERRORS},
+        description="Give a hold back (the ticket was cancelled). 409 hold_not_open if captured.",
+    )
+    def post(self, request, hold_id: str):
+        def perform():
+            hold = selectors.hold_by_public_id(public_id=hold_id)
+            return Response(_hold_data(sv.hold_release(hold=hold, actor=caller_label(request))))
+
+        return idempotent(request, endpoint=f"payments.hold_release:{hold_id}", perform=perform)
 
 
 class ProviderWebhookApi(APIView):

@@ -94,6 +94,12 @@ def _order_payment(order: PayableOrder) -> OrderPayment:
     return payment
 
 
+def order_payment_sync(*, order: PayableOrder) -> OrderPayment:
+    """Take the order's current total (lines cancelled, refused at a partial pickup), so that
+    what is due is computed on what the shopper actually takes."""
+    return _order_payment(order)
+
+
 def _cover(payment_id: int, delta: Decimal) -> bool:
     """covered += delta, refused (False) when it would exceed the total or go below zero."""
     with connection.cursor() as cursor:

@@ -322,3 +322,105 @@ def test_a_bad_webhook_gets_a_4xx_and_nothing_is_stored(client, tamper):
         expected = (400, "invalid")
     assert (response.status_code, response.json()["code"]) == expected
     assert ProviderEvent.objects.count() == 0
+
+
+# ---- holds for till tickets and carts ----------------------------------------------------------
+
+
+def test_a_till_holds_a_gift_card_then_captures_part_and_the_web_cannot_spend_it_meanwhile(
+    api_client_factory, web_client
+):
+    card, code = issue("50.00")
+    till = api_client_factory(channel="store", scopes=["payments:write"])
+    # when the till applies 40 of the card to a ticket
+    held = post(
+        till,
+        "/api/v1/payments/holds/",
+        {
+            "source": "gift_card",
+            "code": code,
+            "amount": "40.00",
+            "currency": "EUR",
+            "reference": "TICKET-1",
+        },
+        "h1",
+    )
+    assert held.status_code == 201 and held.json()["status"] == "open"
+    # then the web shop cannot take more than the 10 left
+    refused = post(
+        web_client,
+        "/api/v1/payments/holds/",
+        {
+            "source": "gift_card",
+            "code": code,
+            "amount": "10.01",
+            "currency": "EUR",
+            "reference": "CART-9",
+        },
+        "w1",
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "insufficient_balance")
+    # when the till captures 32.50, twice (a retry)
+    url = f"/api/v1/payments/holds/{held.json()['id']}/capture/"
+    captured = post(till, url, {"amount": "32.50"}, "c1")
+    again = post(till, url, {"amount": "32.50"}, "c1")
+    assert captured.status_code == 200 and again.json() == captured.json()
+    assert captured.json()["captured_amount"] == "32.50"
+    assert balances(card) == (D("17.50"), D("0.00"))
+    # and a release after capture is refused
+    release = post(till, f"/api/v1/payments/holds/{held.json()['id']}/release/", {}, "r1")
+    assert (release.status_code, release.json()["code"]) == (409, "hold_not_open")
+
+
+def test_store_credit_held_at_the_till_and_released(api_client_factory):
+    customer = CustomerFactory()
+    sv.wallet_credit(
+        customer=customer,
+        amount="20.00",
+        currency="EUR",
+        idempotency_key="c",
+        channel="web",
+        actor="t",
+    )
+    till = api_client_factory(channel="store", scopes=["payments:write"])
+    held = post(
+        till,
+        "/api/v1/payments/holds/",
+        {
+            "source": "store_credit",
+            "customer": customer.number,
+            "amount": "20.00",
+            "currency": "EUR",
+            "reference": "TICKET-2",
+            "expires_in_seconds": 600,
+        },
+        "h",
+    )
+    assert held.status_code == 201
+    wallet = sv.wallet_for(customer=customer, currency="EUR")
+    assert balances(wallet) == (D("20.00"), D("20.00"))
+    released = post(till, f"/api/v1/payments/holds/{held.json()['id']}/release/", {}, "r")
+    assert released.json()["status"] == "released"
+    assert balances(wallet) == (D("20.00"), D("0.00"))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"amount": "5.00", "currency": "GBP"}, 400, "currency_mismatch"),
+        ({"amount": "-5.00"}, 400, "invalid_amount"),
+        ({"amount": "5.123"}, 400, "invalid"),
+        ({"amount": 5.5}, 400, "invalid"),
+        ({"amount": "5.00", "code": None}, 400, "invalid"),
+    ],
+)
+def test_bad_holds_are_refused_and_nothing_is_held(web_client, body, status, error):
+    card, code = issue("50.00")
+    payload = {"source": "gift_card", "code": code, "currency": "EUR", "reference": "X", **body}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    before = snapshot_payments()
+    response = post(web_client, "/api/v1/payments/holds/", payload)
+    assert (response.status_code, response.json()["code"]) == (status, error)
+    assert snapshot_payments() == before
+    missing = post(web_client, "/api/v1/payments/holds/not-a-hold/capture/", {}, "x")
+    assert (missing.status_code, missing.json()["code"]) == (404, "hold_not_found")

@@ -287,6 +287,10 @@ def test_partial_pickup_captures_stored_value_first_and_releases_the_rest(order,
     assert refreshed(tender).status == TenderStatus.VOIDED
     assert balances(gift_card) == (D("10.00"), D("0.00"))
     assert gift.gift_card_hold.__class__.objects.get().status == HoldStatus.CAPTURED
+    # the orders app cancels the refused lines: nothing is due for them
+    tenders.order_payment_sync(order=PayableOrder(**{**order.__dict__, "total": D("50.00")}))
+    summary = selectors.order_payment_summary(order_reference=order.reference)
+    assert (summary.total, summary.paid, summary.due) == (D("50.00"), D("50.00"), 0)
 
 
 @pytest.mark.parametrize(
