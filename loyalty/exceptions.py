@@ -1,0 +1,77 @@
+"""Loyalty and offer errors. Every one of them means: no point and no code was consumed."""
+
+from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
+
+
+class InvalidPoints(InvalidInput):
+    code = "invalid_points"
+    default_message = "Points must be a whole number greater than zero."
+
+
+class NoLoyaltyAccount(NotFound):
+    code = "no_loyalty_account"
+    default_message = "This customer has no loyalty account."
+
+
+class InsufficientPoints(Conflict):
+    code = "insufficient_points"
+    default_message = "Fewer points are spendable than asked (pending points cannot be spent yet)."
+
+
+class SpendNotFound(NotFound):
+    code = "points_hold_not_found"
+    default_message = "No points hold has this id."
+
+
+class SpendNotHeld(Conflict):
+    code = "points_hold_not_open"
+    default_message = "This points hold is no longer open (captured, released or expired)."
+
+
+class RefundExceedsSpent(Conflict):
+    code = "points_refund_exceeds_spent"
+    default_message = "More points cannot be given back than the spend captured."
+
+
+class ReturnExceedsPurchase(InvalidInput):
+    code = "return_exceeds_purchase"
+    default_message = "More units are returned than this purchase earned points on."
+
+
+class CouponNotFound(NotFound):
+    code = "coupon_not_found"
+    default_message = "No offer has this code."
+
+
+class CouponExpired(DomainError):
+    code = "coupon_expired"
+    http_status = 410
+    default_message = "This offer is not valid now."
+
+
+class CouponNotOwned(DomainError):
+    code = "coupon_not_owned"
+    http_status = 403
+    default_message = "This code belongs to another customer."
+
+
+class CouponChannelNotAllowed(DomainError):
+    code = "coupon_channel_not_allowed"
+    http_status = 403
+    default_message = "This offer cannot be used on this channel."
+
+
+class BasketNotEligible(DomainError):
+    code = "basket_not_eligible"
+    http_status = 422
+    default_message = "The basket does not meet the offer's conditions."
+
+
+class CouponAlreadyUsed(Conflict):
+    code = "coupon_already_used"
+    default_message = "This code was already redeemed."
+
+
+class CouponHeldElsewhere(Conflict):
+    code = "coupon_held_elsewhere"
+    default_message = "This code is applied to another cart right now."
