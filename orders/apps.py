@@ -6,6 +6,19 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders and click & collect"
 
     def ready(self):
-        from orders import customer_hooks
+        from django.db.models.signals import post_delete, post_save
+
+        from orders import customer_hooks, selectors
+        from orders.models import RoutingRule
+        from stores.models import Closure, Location, OpeningHours
 
         customer_hooks.register()
+
+        def reference_changed(**kwargs):
+            selectors.reference_data_changed()
+
+        for model in (Location, OpeningHours, Closure, RoutingRule):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    reference_changed, sender=model, dispatch_uid=f"orders-ref-{model.__name__}"
+                )

@@ -42,6 +42,8 @@ class Candidate:
     longitude: float
     transfer_days: int = 2
     capacity_left: int | None = None  # None: no daily cap
+    capacity_cap: int | None = None
+    timezone: str = "Europe/Paris"
     stock: dict[int, int] = field(default_factory=dict)  # sku_id -> available units
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from django.core.cache import cache, caches
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -46,13 +48,64 @@ def stock_column(channel: str) -> str:
     return "available" if is_online(channel) else "available_at_till"
 
 
+# Reference data read on every placement (locations, their calendars, routing rules) is cached
+# in each process under a version kept in the shared cache: a save of a Location, its opening
+# hours or closures, or a RoutingRule bumps the version (signals in OrdersConfig.ready), so every
+# process reads fresh data on its next order. REFERENCE_TTL bounds staleness if a bump is lost.
+_REFERENCE_VERSION_KEY = "orders:reference:v"
+REFERENCE_TTL = 60
+local_cache = caches["local"]
+
+
+def reference_data_changed() -> None:
+    try:
+        cache.incr(_REFERENCE_VERSION_KEY)
+    except ValueError:
+        cache.set(_REFERENCE_VERSION_KEY, int(time.time() * 1000), None)
+
+
+def _reference_cached(name: str, compute):
+    key = f"orders:ref:{name}:{cache.get(_REFERENCE_VERSION_KEY, 0)}"
+    value = local_cache.get(key)
+    if value is None:
+        value = compute()
+        local_cache.set(key, value, REFERENCE_TTL)
+    return value
+
+
 def routing_rules_for(channel: str) -> tuple[list[str], int]:
     """The operator's ordered rules for the channel (DEFAULT_RULES when none is set) and the
     number of units `protect_last_units` keeps in a store."""
-    row = RoutingRule.objects.filter(channel=channel).values("rules", "protect_last_units").first()
-    if not row or not row["rules"]:
-        return [str(rule) for rule in DEFAULT_RULES], row["protect_last_units"] if row else 2
-    return list(row["rules"]), row["protect_last_units"]
+
+    def compute():
+        row = (
+            RoutingRule.objects.filter(channel=channel)
+            .values("rules", "protect_last_units")
+            .first()
+        )
+        if not row or not row["rules"]:
+            return [str(rule) for rule in DEFAULT_RULES], row["protect_last_units"] if row else 2
+        return list(row["rules"]), row["protect_last_units"]
+
+    return _reference_cached(f"rules:{channel}", compute)
+
+
+def location_with_calendar(location_id: int | None) -> Location | None:
+    """One location with its opening hours and closures (cached, see above)."""
+    if location_id is None:
+        return None
+
+    def compute():
+        return locations_with_calendar(Location.objects.filter(pk=location_id)).first() or False
+
+    return _reference_cached(f"location:{location_id}", compute) or None
+
+
+def _active_locations() -> list[dict]:
+    return _reference_cached(
+        "active-locations",
+        lambda: list(Location.objects.filter(is_active=True).values(*_LOCATION_FIELDS)),
+    )
 
 
 def local_day(tz_name: str, at: datetime) -> date:
@@ -72,7 +125,7 @@ def routing_candidates(
     column = stock_column(channel)
     candidates: dict[int, routing.Candidate] = {}
     capped: dict[int, tuple[int, date]] = {}
-    for row in Location.objects.filter(is_active=True).values(*_LOCATION_FIELDS):
+    for row in _active_locations():
         candidates[row["pk"]] = routing.Candidate(
             id=row["pk"],
             code=row["code"],
@@ -85,6 +138,8 @@ def routing_candidates(
             longitude=float(row["longitude"]),
             transfer_days=row["transfer_days_to_stores"],
             capacity_left=row["daily_order_capacity"],
+            capacity_cap=row["daily_order_capacity"],
+            timezone=row["timezone"],
         )
         if row["daily_order_capacity"] is not None:
             capped[row["pk"]] = (row["daily_order_capacity"], local_day(row["timezone"], at))

@@ -25,14 +25,21 @@ from common.channels import SalesChannel
 from common.exceptions import IllegalTransition, InvalidInput
 from common.money import CurrencyMismatch, Money, parse_amount
 from inventory import services as stock
-from inventory.exceptions import InsufficientStock, UnknownLocation
-from inventory.models import AdjustmentReason, Reservation, ReservationStatus, StockPosition
+from inventory.exceptions import InsufficientStock, LocationInactive, UnknownLocation
+from inventory.models import (
+    AdjustmentReason,
+    Reservation,
+    ReservationStatus,
+    Sku,
+    StockPosition,
+)
 from inventory.services import ReservationRequest, validate_quantity
 from orders import pickup, routing, selectors
 from orders.exceptions import (
     OrderNotFound,
     OutOfStock,
     StoreAtCapacity,
+    StoreInactive,
     WaitingForTransfer,
     WrongPickupCode,
 )
@@ -53,7 +60,6 @@ from orders.models import (
     RoutingDecision,
 )
 from stores.models import Location
-from stores.selectors import locations_with_calendar
 
 ROUTING_ATTEMPTS = 3
 _REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -161,7 +167,7 @@ def _move(
     data: dict | None = None,
     key: str | None = None,
     fields: Sequence[str] = (),
-) -> None:
+) -> OrderEvent:
     """The one place a status changes: refuses what TRANSITIONS does not allow."""
     allowed = TRANSITIONS.get(order.status, frozenset())
     if to not in allowed:
@@ -174,7 +180,7 @@ def _move(
         order.closed_at = timezone.now()
         fields = [*fields, "closed_at"]
     order.save(update_fields=["status", "updated_at", *fields])
-    _event(
+    return _event(
         order,
         kind or to,
         actor=actor,
@@ -184,6 +190,15 @@ def _move(
         data=data,
         key=key,
     )
+
+
+def _known(model, parent, rows: list, *, field: str = "order"):
+    """A queryset whose results are already known (rows just written): what prefetch_related
+    would have produced, without the query. Filtering it queries the database as usual."""
+    queryset = model.objects.filter(**{field: parent})
+    queryset._result_cache = list(rows)
+    queryset._prefetch_done = True
+    return queryset
 
 
 def _notify(order: Order, kind: str, **extra) -> None:
@@ -254,11 +269,7 @@ def order_place(
     at = at or timezone.now()
     pickup_store = None
     if fulfilment == FulfilmentType.PICKUP:
-        location = (
-            locations_with_calendar(Location.objects.filter(pk=pickup_location_id)).first()
-            if pickup_location_id
-            else None
-        )
+        location = selectors.location_with_calendar(pickup_location_id)
         pickup_store = selectors.pickup_store_check(location, code=str(pickup_location_id or ""))
         selectors.pickup_promise(pickup_store, at=at)  # closed for weeks: refuse now
     elif fulfilment == FulfilmentType.DELIVERY:
@@ -311,31 +322,49 @@ def order_place(
                     for index, (line, price) in enumerate(zip(lines, prices, strict=True), start=1)
                 ]
             )
-            _event(order, "placed", actor=actor, channel=channel, to_status=OrderStatus.PLACED)
+            placed = _event(
+                order, "placed", actor=actor, channel=channel, to_status=OrderStatus.PLACED
+            )
             needs = [
                 routing.Need(
                     line=ol.line_no, sku_id=ol.sku_id, quantity=ol.quantity, sku_code=r.sku_code
                 )
                 for ol, r in zip(order_lines, lines, strict=True)
             ]
-            plan = _allocate(
-                order, needs, trigger="placement", actor=actor, at=at, pickup_store=pickup_store
+            allocated = _allocate(
+                order,
+                needs,
+                trigger="placement",
+                actor=actor,
+                at=at,
+                pickup_store=pickup_store,
+                order_lines=order_lines,
             )
-            if plan is None:
+            if allocated is None:
                 names = ", ".join(f"{line['sku']} ({line['requested']})" for line in order._short)
                 raise OutOfStock(
                     f"Not enough stock anywhere for: {names}. Nothing was reserved.",
                     details={"lines": order._short},
                 )
-            _move(
+            moved = _move(
                 order,
                 OrderStatus.ALLOCATED,
                 actor=actor,
                 channel=channel,
-                data={"outcome": plan.outcome},
+                data={"outcome": allocated.plan.outcome},
                 fields=["ready_by"],
             )
             _notify(order, "order_confirmed")
+            # What the API answers with, from memory: no query after the writes.
+            skus = {need.sku_id: need.sku_code for need in needs}
+            for order_line in order_lines:
+                order_line.sku = Sku(pk=order_line.sku_id, code=skus[order_line.sku_id])
+            order._prefetched_objects_cache = {
+                "lines": _known(OrderLine, order, order_lines),
+                "allocations": _known(Allocation, order, allocated.allocations),
+                "routing_decisions": _known(RoutingDecision, order, [allocated.decision]),
+                "events": _known(OrderEvent, order, [placed, moved]),
+            }
     except IntegrityError:
         existing = Order.objects.filter(created_by_key=idempotency_key).first()
         if existing is None:
@@ -355,7 +384,8 @@ def _allocate(
     at: datetime,
     pickup_store: Location | None,
     exclude: frozenset[int] = frozenset(),
-) -> routing.RoutingPlan | None:
+    order_lines: Sequence[OrderLine] | None = None,
+) -> Allocated | None:
     """Route `needs`, reserve them (all or nothing) and record allocations and the decision.
 
     A reservation can lose a race between the read and the write: the router then runs again on
@@ -370,7 +400,9 @@ def _allocate(
         candidates = selectors.routing_candidates(sku_ids=sku_ids, channel=order.channel, at=at)
         started = time.perf_counter()
         if order.fulfilment == FulfilmentType.PICKUP:
-            pickup_candidate = candidates[order.pickup_location_id]
+            pickup_candidate = candidates.get(order.pickup_location_id)
+            if pickup_candidate is None:
+                raise StoreInactive(details={"store": [str(order.pickup_location_id)]})
             if pickup_candidate.capacity_left == 0 and trigger == "placement":
                 raise StoreAtCapacity(
                     f"{pickup_candidate.code} has reached its orders for today.",
@@ -417,19 +449,36 @@ def _allocate(
                     ttl_seconds=0,
                     actor=actor,
                 )
-                _consume_capacity(order, plan, at)
+                _consume_capacity(order, plan, at, candidates)
         except InsufficientStock as exc:
             attempts.append({"attempt": attempt, "lost_race": exc.details.get("lines", [])})
             continue
-        _record_allocations(
-            order, plan, reservations, actor=actor, at=at, pickup_store=pickup_store
+        except LocationInactive:  # the cached location list was stale: read it again
+            selectors.reference_data_changed()
+            attempts.append({"attempt": attempt, "lost_race": "location deactivated"})
+            continue
+        allocations = _record_allocations(
+            order,
+            plan,
+            reservations,
+            actor=actor,
+            at=at,
+            pickup_store=pickup_store,
+            order_lines=order_lines,
         )
-        _decision(order, plan, trigger, elapsed_ms, attempts)
-        return plan
+        decision = _decision(order, plan, trigger, elapsed_ms, attempts)
+        return Allocated(plan=plan, allocations=allocations, decision=decision)
     order._short = [
         {"line": n.line, "sku": n.sku_code, "requested": n.quantity, "available": 0} for n in needs
     ]
     return None
+
+
+@dataclass
+class Allocated:
+    plan: routing.RoutingPlan
+    allocations: list[Allocation]
+    decision: RoutingDecision
 
 
 class _CapacityRace(InsufficientStock):
@@ -440,7 +489,12 @@ def trigger_is_reroute(plan: routing.RoutingPlan) -> bool:
     return plan.trigger != "placement"
 
 
-def _consume_capacity(order: Order, plan: routing.RoutingPlan, at: datetime) -> None:
+def _consume_capacity(
+    order: Order,
+    plan: routing.RoutingPlan,
+    at: datetime,
+    candidates: dict[int, routing.Candidate],
+) -> None:
     """One more order today at each capped location that prepares it (the pickup store, or each
     shipping location); a location that filled up meanwhile makes the router run again."""
     if order.fulfilment == FulfilmentType.PICKUP:
@@ -449,19 +503,13 @@ def _consume_capacity(order: Order, plan: routing.RoutingPlan, at: datetime) -> 
         ids = {order.pickup_location_id}  # it prepares the order, even lines that come by transfer
     else:
         ids = {a.location.id for a in plan.assignments}
-    caps = dict(
-        Location.objects.filter(pk__in=ids, daily_order_capacity__isnull=False).values_list(
-            "pk", "daily_order_capacity"
-        )
-    )
-    if not caps:
-        return
-    zones = dict(Location.objects.filter(pk__in=caps).values_list("pk", "timezone"))
-    for location_id in sorted(caps):  # primary-key order, like every lock in this project
-        day = selectors.local_day(zones[location_id], at)
+    capped = sorted(i for i in ids if candidates[i].capacity_cap is not None)
+    for location_id in capped:  # primary-key order, like every lock in this project
+        candidate = candidates[location_id]
+        day = selectors.local_day(candidate.timezone, at)
         LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)
         updated = LocationDayLoad.objects.filter(
-            location_id=location_id, day=day, orders__lt=caps[location_id]
+            location_id=location_id, day=day, orders__lt=candidate.capacity_cap
         ).update(orders=F("orders") + 1)
         if not updated:
             raise _CapacityRace(
@@ -478,27 +526,37 @@ def _record_allocations(
     actor: str,
     at: datetime,
     pickup_store: Location | None,
-) -> None:
-    lines = {line.line_no: line for line in order.lines.all()}
+    order_lines: Sequence[OrderLine] | None = None,
+) -> list[Allocation]:
+    lines = {line.line_no: line for line in (order_lines or order.lines.all())}
     reservation_iter = iter(reservations)
     latest_arrival = None
+    allocations = []
     for assignment in plan.assignments:
         allocation = Allocation.objects.create(
             order=order,
-            location_id=assignment.location.id,
+            location=Location(pk=assignment.location.id, code=assignment.location.code),
             kind=assignment.kind,
         )
-        AllocationLine.objects.bulk_create(
-            [
-                AllocationLine(
-                    allocation=allocation,
-                    order_line=lines[need.line],
-                    quantity=units,
-                    reservation=next(reservation_iter),
-                )
-                for need, units in assignment.lines
-            ]
-        )
+        allocation._prefetched_objects_cache = {
+            "lines": _known(
+                AllocationLine,
+                allocation,
+                AllocationLine.objects.bulk_create(
+                    [
+                        AllocationLine(
+                            allocation=allocation,
+                            order_line=lines[need.line],
+                            quantity=units,
+                            reservation=next(reservation_iter),
+                        )
+                        for need, units in assignment.lines
+                    ]
+                ),
+                field="allocation",
+            )
+        }
+        allocations.append(allocation)
         if assignment.kind == AllocationKind.TRANSFER:
             transfer = stock.transfer_request(
                 source_id=assignment.location.id,
@@ -513,19 +571,18 @@ def _record_allocations(
             allocation.save(update_fields=["transfer", "expected_at"])
             latest_arrival = max(latest_arrival or allocation.expected_at, allocation.expected_at)
     if order.fulfilment == FulfilmentType.PICKUP:
-        store = (
-            pickup_store
-            or locations_with_calendar(Location.objects.filter(pk=order.pickup_location_id)).get()
-        )
+        store = pickup_store or selectors.location_with_calendar(order.pickup_location_id)
         promise = selectors.pickup_promise(store, at=at, not_before=latest_arrival)
         order.ready_by = max(order.ready_by, promise) if order.ready_by else promise
-        order.save(update_fields=["ready_by", "updated_at"])
+        if order_lines is None:  # a re-routing; a placement saves it with its transition
+            order.save(update_fields=["ready_by", "updated_at"])
+    return allocations
 
 
 def _decision(
     order: Order, plan: routing.RoutingPlan, trigger: str, elapsed_ms: float, attempts: list
-) -> None:
-    RoutingDecision.objects.create(
+) -> RoutingDecision:
+    return RoutingDecision.objects.create(
         order=order,
         trigger=trigger,
         rules=plan.rules,
@@ -1122,11 +1179,9 @@ def _reroute(
     )
     pickup_store = None
     if order.fulfilment == FulfilmentType.PICKUP:
-        pickup_store = locations_with_calendar(
-            Location.objects.filter(pk=order.pickup_location_id)
-        ).get()
+        pickup_store = selectors.location_with_calendar(order.pickup_location_id)
     try:
-        plan = _allocate(
+        allocated = _allocate(
             order,
             [need],
             trigger=trigger,
@@ -1136,14 +1191,17 @@ def _reroute(
             exclude=exclude,
         )
     except StoreAtCapacity:  # pragma: no cover - only raised for placements
-        plan = None
-    if plan is not None:
+        allocated = None
+    if allocated is not None:
         _event(
             order,
             "line_rerouted",
             actor=actor,
             channel=channel,
-            data={"line": order_line.line_no, "to": [a.location.code for a in plan.assignments]},
+            data={
+                "line": order_line.line_no,
+                "to": [a.location.code for a in allocated.plan.assignments],
+            },
         )
         return
     order_line.status = LineStatus.UNAVAILABLE

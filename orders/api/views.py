@@ -159,7 +159,10 @@ class OrderPlaceApi(APIView):
                 idempotency_key=_service_key(request, "orders.place"),
                 actor=caller_label(request),
             )
-            return _detail(order.reference, status_code=status.HTTP_201_CREATED)
+            if order.replayed:  # the service saw this key before: read the order back
+                return _detail(order.reference, status_code=status.HTTP_201_CREATED)
+            # A new order comes back with its lines, allocations, decision and journal in memory.
+            return Response(io.OrderOutput(order).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, endpoint="orders.place", perform=perform)
 

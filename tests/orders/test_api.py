@@ -326,3 +326,21 @@ def test_the_openapi_schema_documents_the_orders_endpoints(web_client):
     schema = SchemaGenerator().get_schema(request=None, public=True)
     assert "/api/v1/orders/" in schema["paths"]
     assert "/api/v1/orders/{reference}/lines/{line}/reject/" in schema["paths"]
+
+
+def test_placing_an_order_costs_a_bounded_number_of_queries(
+    web_client, stocked, django_assert_max_num_queries
+):
+    # given the reference data (locations, rules, calendars) is warm, as it is in production
+    post(web_client, "/api/v1/orders/", body(), key="warm-up")
+
+    # then a click & collect order costs at most this many statements (savepoints included,
+    # customer identified by email and phone), however many locations there are
+    with django_assert_max_num_queries(36):
+        response = web_client.post(
+            "/api/v1/orders/", body(), format="json", HTTP_IDEMPOTENCY_KEY="measured"
+        )
+    assert response.status_code == 201
+    assert (
+        response.json() == web_client.get(f"/api/v1/orders/{response.json()['reference']}/").json()
+    )
