@@ -80,8 +80,10 @@ def _apply(parsed: base.ProviderEventData) -> str:
         tender_services.event(tender, "currency_mismatch", amount=amount, **record)
         return "ignored: currency mismatch"
 
-    if kind == base.AUTHORISATION_SUCCEEDED:
-        authorised = min(amount or Decimal(0), tender.amount)
+    if kind == base.AUTHORISATION_SUCCEEDED and not (amount and amount > 0):
+        done = tender_services.tender_fail(tender=tender, failure_code="authorised_nothing")
+    elif kind == base.AUTHORISATION_SUCCEEDED:
+        authorised = min(amount, tender.amount)
         done = Tender.objects.filter(pk=tender.pk, status=TenderStatus.PENDING).update(
             status=TenderStatus.AUTHORISED,
             amount_authorised=authorised,

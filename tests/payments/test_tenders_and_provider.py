@@ -516,3 +516,33 @@ def test_when_it_cannot_be_extended_the_till_takes_the_payment_at_pickup(order, 
         order=pickup, amount="100.00", idempotency_key="till", channel="store", actor="pos"
     )
     assert till.status == TenderStatus.CAPTURED
+
+
+def test_an_authorisation_of_nothing_fails_the_tender(order, run_webhooks):
+    # given a pending card tender (the order payment row exists)
+    tenders.order_payment_sync(order=order)
+    pending = Tender.objects.create(
+        order_reference=order.reference,
+        kind="card",
+        currency="EUR",
+        amount=D("5.00"),
+        idempotency_key="manual",
+        channel="web",
+        provider="sandbox",
+    )
+    body, headers = _signed(
+        {
+            "id": "evt_zero",
+            "type": "payment.authorised",
+            "data": {
+                "payment": "sbx_pi_x",
+                "merchant_reference": f"tender-{pending.pk}",
+                "amount": "0.00",
+                "currency": "EUR",
+            },
+        }
+    )
+    with run_webhooks():
+        provider_webhook_receive(provider_name="sandbox", headers=headers, body=body)
+    pending.refresh_from_db()
+    assert (pending.status, pending.failure_code) == (TenderStatus.FAILED, "authorised_nothing")
