@@ -224,6 +224,7 @@ class TenderKind(models.TextChoices):
     TILL = "till", "Cash or card at the store till (recorded by the POS)"
     GIFT_CARD = "gift_card", "Gift card"
     STORE_CREDIT = "store_credit", "Store credit"
+    LOYALTY_POINTS = "loyalty_points", "Loyalty points"
 
 
 class TenderStatus(models.TextChoices):
@@ -267,7 +268,7 @@ class Tender(models.Model):
     """
 
     order_reference = models.CharField(max_length=20, db_index=True)
-    kind = models.CharField(max_length=12, choices=TenderKind.choices)
+    kind = models.CharField(max_length=20, choices=TenderKind.choices)
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(help_text="What this tender was asked to cover.", **MONEY)
     amount_authorised = models.DecimalField(default=0, **MONEY)
@@ -294,6 +295,13 @@ class Tender(models.Model):
     )
     wallet_hold = models.OneToOneField(
         WalletHold, null=True, blank=True, on_delete=models.PROTECT, related_name="tender"
+    )
+    loyalty_spend = models.OneToOneField(
+        "loyalty.PointsSpend",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tender",
     )
     idempotency_key = models.CharField(max_length=255, unique=True)
     channel = models.CharField(max_length=20, choices=SalesChannel.choices)

@@ -105,13 +105,17 @@ class TenderAddApi(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         request=io.TenderAddInput,
         responses={201: io.TenderAddOutput, **ERRORS},
-        description="Add a tender to an order: `gift_card` (code; held until capture), "
-        "`store_credit` (the order's customer's wallet; held), `card` (provider token; the "
-        "authorisation outcome arrives by webhook: the tender is `pending` until then), `till` "
-        "(money the store till took; captured). Refused with no money moved: amounts <= 0 or "
-        "with too many decimals (400), another currency than the order's (400 "
-        "currency_mismatch), more than is due (409 tender_exceeds_due), a blocked/expired/"
-        "unknown gift card (409/409/404), not enough balance (409 insufficient_balance).",
+        description=(
+            "Add a tender to an order: `gift_card` (code; held until capture), `store_credit` "
+            "(the order's customer's wallet; held), `loyalty_points` (the customer's points "
+            "worth `amount`, whole points at PAYMENTS_LOYALTY_POINT_VALUE; held), `card` "
+            "(provider token; the authorisation outcome arrives by webhook: the tender is "
+            "`pending` until then; `capture_now` for pay now), `till` (money the store till "
+            "took; captured). Refused with no money moved: amounts <= 0 or with too many "
+            "decimals (400), another currency than the order's (400 currency_mismatch), more "
+            "than is due (409 tender_exceeds_due), a blocked/expired/unknown gift card "
+            "(409/409/404), not enough balance (409 insufficient_balance)."
+        ),
     )
     def post(self, request, reference: str):
         data = _validated(io.TenderAddInput, request)
@@ -139,6 +143,8 @@ class TenderAddApi(APIView):
                 )
             elif kind == TenderKind.STORE_CREDIT:
                 tender = tenders.tender_add_store_credit(idempotency_key=key, **common)
+            elif kind == TenderKind.LOYALTY_POINTS:
+                tender = tenders.tender_add_loyalty_points(idempotency_key=key, **common)
             else:
                 tender = tenders.tender_add_till(
                     till_reference=data["till_reference"], idempotency_key=key, **common

@@ -30,6 +30,7 @@ from common.exceptions import IdempotencyKeyReused
 from common.money import CurrencyMismatch
 from payments import selectors
 from payments.exceptions import (
+    InvalidAmount,
     OrderClosed,
     RefundExceedsCaptured,
     TenderExceedsDue,
@@ -51,7 +52,20 @@ from payments.services import stored_value as sv
 from payments.services.stored_value import _check_key, _num
 
 LIVE = (TenderStatus.PENDING, TenderStatus.AUTHORISED)
-DEFAULT_REFUND_ORDER = ["card", "till", "gift_card", "store_credit"]
+DEFAULT_REFUND_ORDER = ["card", "till", "gift_card", "loyalty_points", "store_credit"]
+# Captured first at hand-over: what is held on our own ledgers, then points, then the card.
+CAPTURE_ORDER = ["gift_card", "store_credit", "loyalty_points", "card"]
+
+
+def point_value() -> Decimal:
+    """What one loyalty point is worth when spent as a tender, in the programme's currency
+    (settings.PAYMENTS_LOYALTY_POINT_VALUE, default 0.01)."""
+    return Decimal(str(getattr(settings, "PAYMENTS_LOYALTY_POINT_VALUE", "0.01")))
+
+
+def _whole_points(amount: Decimal) -> int:
+    """The points worth at most `amount` (a tender is made of whole points)."""
+    return int(amount // point_value())
 
 
 def refund_order() -> list[str]:
@@ -294,6 +308,62 @@ def tender_add_store_credit(
     )
 
 
+def tender_add_loyalty_points(
+    *,
+    order: PayableOrder,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None = None,
+    hold_until: datetime | None = None,
+) -> Tender:
+    """Hold the order's customer's loyalty points worth `amount` (a whole number of points at
+    `point_value()`; the programme's currency must be the order's). Raises InvalidAmount,
+    CurrencyMismatch, the loyalty errors (NoLoyaltyAccount, InsufficientPoints); nothing is held
+    then."""
+    from customers.models import Customer
+    from loyalty import services as loyalty
+
+    value = _validate(order, amount, currency)
+    programme = loyalty.program_settings()
+    if programme.currency != order.currency:
+        raise CurrencyMismatch(
+            f"Points are worth {programme.currency}; the order is in {order.currency}."
+        )
+    points = value / point_value()
+    if points != points.to_integral_value():
+        raise InvalidAmount(
+            f"Points are spent whole: {value} is not a multiple of {point_value()}.",
+            details={"amount": [f"a multiple of {point_value()}"]},
+        )
+    customer = Customer.objects.get(pk=order.customer_id)
+
+    def body(tender: Tender) -> None:
+        ttl = _hold_expiry(order, hold_until) - timezone.now()
+        spend = loyalty.points_hold(
+            customer=customer,
+            points=int(points),
+            reference=order.reference,
+            channel=channel,
+            idempotency_key=f"tender:{idempotency_key}",
+            actor=actor,
+            ttl_minutes=max(int(ttl.total_seconds() // 60), 1),
+        )
+        _mark_held(tender, loyalty_spend=spend)
+
+    return _add(
+        order,
+        kind=TenderKind.LOYALTY_POINTS,
+        amount=value,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=body,
+    )
+
+
 def _mark_held(tender: Tender, **hold) -> None:
     Tender.objects.filter(pk=tender.pk).update(
         status=TenderStatus.AUTHORISED, amount_authorised=tender.amount, **hold
@@ -439,8 +509,10 @@ def order_payment_capture(
         else Decimal(0)
     )
     plan: list[tuple[Tender, Decimal]] = []
-    for tender in _ordered(tenders, ["gift_card", "store_credit", "card"]):
+    for tender in _ordered(tenders, CAPTURE_ORDER):
         take = min(left, tender.amount_authorised)
+        if tender.kind == TenderKind.LOYALTY_POINTS:
+            take = _whole_points(take) * point_value()
         plan.append((tender, take))
         left -= take
     card_calls = []
@@ -448,6 +520,9 @@ def order_payment_capture(
         for tender, take in plan:
             if tender.kind == TenderKind.CARD:
                 card_calls.append((tender, take))
+                continue
+            if tender.kind == TenderKind.LOYALTY_POINTS:
+                _loyalty_close(tender, take, actor=actor)
                 continue
             hold = tender.gift_card_hold or tender.wallet_hold
             if take > 0:
@@ -521,6 +596,40 @@ def card_authorisations_renew(*, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def _loyalty_close(tender: Tender, take: Decimal, *, actor: str) -> None:
+    """Capture `take` worth of a points tender (the rest goes back to the lots), or release it.
+    A hold the loyalty expiry already released expires the tender (the order is due again)."""
+    from loyalty import services as loyalty
+    from loyalty.exceptions import SpendNotHeld
+
+    spend = tender.loyalty_spend
+    try:
+        if take > 0:
+            loyalty.points_capture(
+                spend_id=spend.pk,
+                points=_whole_points(take),
+                idempotency_key=f"{merchant_reference(tender)}:capture",
+                actor=actor,
+            )
+        else:
+            loyalty.points_release(
+                spend_id=spend.pk,
+                idempotency_key=f"{merchant_reference(tender)}:release",
+                actor=actor,
+            )
+    except SpendNotHeld:
+        spend.refresh_from_db()
+        if spend.status == "captured" and take > 0:
+            _captured(tender, take, actor=actor)  # an earlier call captured it
+        else:
+            _voided(tender, actor=actor, status=TenderStatus.EXPIRED, spend_status=spend.status)
+        return
+    if take > 0:
+        _captured(tender, take, actor=actor)
+    else:
+        _voided(tender, actor=actor)
+
+
 def _captured(tender: Tender, amount: Decimal, *, actor: str = "", **data) -> bool:
     """authorised → captured for `amount`; the rest of its amount no longer covers the order."""
     if not Tender.objects.filter(pk=tender.pk, status=TenderStatus.AUTHORISED).update(
@@ -550,6 +659,8 @@ def order_payment_release(*, order_reference: str, actor: str) -> list[Tender]:
             if hold is not None:
                 sv.hold_release(hold=hold, actor=actor)
                 _voided(tender, actor=actor)
+            elif tender.loyalty_spend_id is not None:
+                _loyalty_close(tender, Decimal(0), actor=actor)
     for tender in tenders:
         if tender.kind == TenderKind.CARD and tender.provider_reference:
             tender_card_void(tender=tender, actor=actor)
@@ -611,6 +722,8 @@ def order_payment_refund(
             if left <= 0:
                 break
             take = min(left, tender.amount_captured - tender.amount_refunded)
+            if tender.kind == TenderKind.LOYALTY_POINTS and not to_store_credit:
+                take = _whole_points(take) * point_value()
             if take <= 0:
                 continue
             left -= take
@@ -628,7 +741,18 @@ def order_payment_refund(
             if to_store_credit:
                 continue
             hold = tender.gift_card_hold or tender.wallet_hold
-            if hold is not None:
+            if tender.loyalty_spend_id is not None:
+                from loyalty import services as loyalty
+
+                # Spent points come back as a new lot with a fresh validity.
+                loyalty.points_refund_spent(
+                    spend_id=tender.loyalty_spend_id,
+                    points=_whole_points(take),
+                    refund_ref=f"{idempotency_key}:{tender.pk}",
+                    channel=channel,
+                    actor=actor,
+                )
+            elif hold is not None:
                 sv.hold_refund(
                     hold=hold,
                     amount=take,
@@ -641,6 +765,11 @@ def order_payment_refund(
             elif tender.kind == TenderKind.CARD:
                 card_calls.append((tender, take))
             # a till tender: the till pays it out; the POS records it, we record the amount
+        if left > 0:  # only points were left, and they are refunded whole
+            raise RefundExceedsCaptured(
+                f"{left} {currency} cannot be refunded as whole points.",
+                details={"not_refundable": str(left)},
+            )
         if to_store_credit:
             if customer is None:
                 raise TenderStateError("A refund as store credit needs the order's customer.")
