@@ -57,15 +57,31 @@ REFERENCE_TTL = 60
 local_cache = caches["local"]
 
 
+# The shared version itself is re-read at most once a second per process (one round trip to the
+# shared cache instead of one per lookup): another process's change is seen within a second.
+_VERSION_MEMO_SECONDS = 1.0
+_version_memo: dict[str, tuple[float, int]] = {}
+
+
 def reference_data_changed() -> None:
     try:
         cache.incr(_REFERENCE_VERSION_KEY)
     except ValueError:
         cache.set(_REFERENCE_VERSION_KEY, int(time.time() * 1000), None)
+    _version_memo.clear()
+
+
+def _reference_version() -> int:
+    now = time.monotonic()
+    memo = _version_memo.get("v")
+    if memo is None or now - memo[0] > _VERSION_MEMO_SECONDS:
+        memo = (now, cache.get(_REFERENCE_VERSION_KEY, 0))
+        _version_memo["v"] = memo
+    return memo[1]
 
 
 def _reference_cached(name: str, compute):
-    key = f"orders:ref:{name}:{cache.get(_REFERENCE_VERSION_KEY, 0)}"
+    key = f"orders:ref:{name}:{_reference_version()}"
     value = local_cache.get(key)
     if value is None:
         value = compute()

@@ -4,6 +4,9 @@ import random
 import statistics
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from orders import routing
 from orders.routing import Candidate, Need
 
@@ -120,3 +123,50 @@ def test_a_ten_line_order_over_500_locations_routes_in_under_5_ms():
         timings.append(time.perf_counter() - started)
     assert plan.ok
     assert statistics.median(timings) < 0.005, f"median {statistics.median(timings) * 1000:.2f} ms"
+
+
+# ---- properties ------------------------------------------------------------------------------
+
+stock_maps = st.dictionaries(st.integers(0, 4), st.integers(0, 5), max_size=5)
+networks = st.lists(
+    st.tuples(stock_maps, st.booleans(), st.integers(1, 200)), min_size=1, max_size=12
+)
+orders = st.dictionaries(st.integers(0, 4), st.integers(1, 6), min_size=1, max_size=5)
+
+
+def _network(rows):
+    return [
+        candidate(i + 1, f"L{i:02d}", ships=ships, priority=priority, stock=stock)
+        for i, (stock, ships, priority) in enumerate(rows)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(networks, orders)
+def test_a_delivery_plan_serves_exactly_the_order_from_what_shipping_locations_hold(rows, wanted):
+    candidates = _network(rows)
+    needs = [Need(line=i + 1, sku_id=sku, quantity=q) for i, (sku, q) in enumerate(wanted.items())]
+    plan = routing.route_delivery(needs, candidates, rules=["priority"], origin=None)
+
+    shippers = [c for c in candidates if c.can_ship]
+    network_has = {n.sku_id: sum(c.stock.get(n.sku_id, 0) for c in shippers) for n in needs}
+    if plan.ok:
+        served: dict[int, int] = {}
+        for assignment in plan.assignments:
+            assert assignment.location.can_ship
+            taken: dict[int, int] = {}
+            for need, units in assignment.lines:
+                assert units > 0
+                served[need.line] = served.get(need.line, 0) + units
+                taken[need.sku_id] = taken.get(need.sku_id, 0) + units
+            for sku, units in taken.items():
+                assert units <= assignment.location.stock.get(sku, 0)  # never more than held
+        assert served == {n.line: n.quantity for n in needs}  # every unit, no more
+        if any(all(c.stock.get(n.sku_id, 0) >= n.quantity for n in needs) for c in shippers):
+            assert len(plan.assignments) == 1  # one location when one can serve everything
+    else:
+        assert plan.assignments == []
+        # refused only when the network as a whole lacks some line
+        assert any(network_has[n.sku_id] < n.quantity for n in needs)
+        short = {line["line"] for line in plan.short}
+        assert all(network_has[n.sku_id] < n.quantity for n in needs if n.line in short)
