@@ -1,1 +1,50 @@
-urlpatterns: list = []
+from django.urls import path
+
+from loyalty.api import views
+
+urlpatterns = [
+    path(
+        "loyalty/customers/<str:reference>/",
+        views.LoyaltyAccountApi.as_view(),
+        name="loyalty-account",
+    ),
+    path(
+        "loyalty/customers/<str:reference>/history/",
+        views.LoyaltyHistoryApi.as_view(),
+        name="loyalty-history",
+    ),
+    path(
+        "loyalty/customers/<str:reference>/offers/",
+        views.LoyaltyOffersApi.as_view(),
+        name="loyalty-offers",
+    ),
+    path("loyalty/points/holds/", views.PointsHoldApi.as_view(), name="loyalty-points-hold"),
+    path(
+        "loyalty/points/holds/<int:hold_id>/capture/",
+        views.PointsCaptureApi.as_view(),
+        name="loyalty-points-capture",
+    ),
+    path(
+        "loyalty/points/holds/<int:hold_id>/release/",
+        views.PointsReleaseApi.as_view(),
+        name="loyalty-points-release",
+    ),
+    path(
+        "loyalty/coupons/validate/", views.CouponValidateApi.as_view(), name="loyalty-coupon-check"
+    ),
+    path("loyalty/coupons/hold/", views.CouponHoldApi.as_view(), name="loyalty-coupon-hold"),
+    path(
+        "loyalty/coupons/release/", views.CouponReleaseApi.as_view(), name="loyalty-coupon-release"
+    ),
+    path("loyalty/coupons/redeem/", views.CouponRedeemApi.as_view(), name="loyalty-coupon-redeem"),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/report/",
+        views.CampaignReportApi.as_view(),
+        name="loyalty-campaign-report",
+    ),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/report.csv",
+        views.CampaignReportCsvApi.as_view(),
+        name="loyalty-campaign-report-csv",
+    ),
+]

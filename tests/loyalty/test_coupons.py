@@ -128,7 +128,7 @@ def test_a_finished_campaign_cannot_be_issued():
     assert Coupon.objects.count() == 0
 
 
-# ---- validation: each bad input is a clear error and consumes nothing ---------------------------
+# ---- validation: each bad input is a clear error and consumes nothing ----------------------------
 
 
 def test_validating_computes_the_discount_on_eligible_lines():

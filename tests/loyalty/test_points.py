@@ -56,7 +56,7 @@ def summary(account):
     return selectors.points_summary(account=account)
 
 
-# ---- accounts --------------------------------------------------------------
+# ---- accounts ------------------------------------------------------------------------------------
 
 
 def test_opening_an_account_attaches_the_card_as_a_loyalty_card_identifier():
@@ -71,7 +71,7 @@ def test_opening_an_account_attaches_the_card_as_a_loyalty_card_identifier():
     assert CustomerIdentifier.objects.filter(customer=customer, kind="loyalty_card").count() == 1
 
 
-# ---- earning --------------------------------------------------------------
+# ---- earning -------------------------------------------------------------------------------------
 
 
 def test_an_earn_is_a_pending_lot_that_becomes_spendable_after_the_return_window():
@@ -163,7 +163,7 @@ def test_a_customer_without_an_account_earns_nothing_and_nothing_fails():
     assert PointsLot.objects.count() == 0
 
 
-# ---- spending --------------------------------------------------------------
+# ---- spending ------------------------------------------------------------------------------------
 
 
 def test_spending_takes_the_soonest_expiring_lots_first_and_records_each_lot():
@@ -302,7 +302,7 @@ def test_buying_a_reward_spends_points_at_once():
     assert summary(account)["available"] == 25
 
 
-# ---- returns and refunds --------------------------------------------------------------
+# ---- returns and refunds -------------------------------------------------------------------------
 
 
 def test_a_return_reverses_the_returned_lines_points_pro_rata_exactly_over_several_returns():
@@ -400,7 +400,7 @@ def test_points_spent_on_a_refunded_order_come_back_as_a_new_lot_never_more_than
     assert summary(account)["available"] == 100
 
 
-# ---- expiry --------------------------------------------------------------
+# ---- expiry --------------------------------------------------------------------------------------
 
 
 def test_expiry_empties_lots_past_their_date_once():
@@ -417,7 +417,7 @@ def test_expiry_empties_lots_past_their_date_once():
     assert selectors.ledger_mismatches() == []
 
 
-# ---- tiers --------------------------------------------------------------
+# ---- tiers ---------------------------------------------------------------------------------------
 
 
 def test_tier_upgrades_at_once_on_earned_points_and_downgrades_only_at_period_end():
@@ -448,7 +448,7 @@ def test_tier_upgrades_at_once_on_earned_points_and_downgrades_only_at_period_en
     ]
 
 
-# ---- merge --------------------------------------------------------------
+# ---- merge ---------------------------------------------------------------------------------------
 
 
 def test_merging_moves_each_open_lot_with_its_own_expiry_and_unmerge_moves_it_back():
