@@ -134,6 +134,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.outbox_dispatch_task",
         "schedule": timedelta(seconds=15),
     },
+    "process-pending-pos-events": {
+        "task": "integrations.tasks.pos_events_process_pending_task",
+        "schedule": timedelta(seconds=30),
+    },
     "retry-webhook-deliveries": {
         "task": "integrations.tasks.deliveries_retry_due_task",
         "schedule": timedelta(seconds=30),
@@ -156,6 +160,10 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
+
+# --- POS integration ----------------------------------------------------------------------------
+# Largest POS event accepted (bytes); larger ones are refused with 413 and recorded as rejected.
+POS_MAX_BODY_BYTES = env_int("POS_MAX_BODY_BYTES", 256 * 1024)
 
 # --- Customers (RCU) --------------------------------------------------------------------------
 # Region used to read phone numbers typed without a country code (French national form).
@@ -212,6 +220,11 @@ SPECTACULAR_SETTINGS = {
         '`{"code": ..., "message": ..., "details": {...}}`.'
     ),
     "VERSION": "1.0.0",
+    "ENUM_NAME_OVERRIDES": {
+        "SalesChannelEnum": "common.channels.SalesChannel",
+        "AdjustmentReasonEnum": "inventory.models.AdjustmentReason",
+        "LanguageEnum": "customers.models.Language",
+    },
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }

@@ -59,3 +59,103 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None
+
+
+# --- POS ------------------------------------------------------------------------------------------
+
+from integrations import pos  # noqa: E402
+from integrations.models import (  # noqa: E402
+    PosEvent,
+    PosEventStatus,
+    PosIntegration,
+    PosTill,
+    StoreReceipt,
+    generate_webhook_secret,
+)
+
+
+class PosTillInline(admin.TabularInline):
+    model = PosTill
+    extra = 0
+
+
+@admin.action(description="Rotate the secret (the old one stays valid until cleared)")
+def rotate_secret(modeladmin, request, queryset):
+    for integration in queryset:
+        integration.previous_secret = integration.secret
+        integration.secret = generate_webhook_secret()
+        integration.save(update_fields=["secret", "previous_secret"])
+        modeladmin.message_user(
+            request,
+            f"{integration.name}: new secret {integration.secret} — give it to the "
+            "tills, then clear the previous secret.",
+            level="warning",
+        )
+
+
+@admin.action(description="Clear the previous secret (end of rotation)")
+def clear_previous_secret(modeladmin, request, queryset):
+    queryset.update(previous_secret="")
+
+
+@admin.register(PosIntegration)
+class PosIntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "vendor", "is_active", "created_at"]
+    filter_horizontal = ["stores"]
+    inlines = [PosTillInline]
+    actions = [rotate_secret, clear_previous_secret]
+    readonly_fields = ["created_at"]
+
+
+@admin.action(description="Replay the selected failed events")
+def replay_events(modeladmin, request, queryset):
+    from common.admin_utils import run_admin_service
+
+    for event in queryset.filter(status=PosEventStatus.FAILED):
+        run_admin_service(
+            request,
+            lambda e=event: pos.pos_event_replay(inbox_pk=e.pk),
+            f"Event {event.event_id} replayed.",
+        )
+
+
+@admin.register(PosEvent)
+class PosEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "integration",
+        "event_id",
+        "event_type",
+        "location",
+        "till",
+        "occurred_at",
+        "status",
+        "attempts",
+        "error",
+        "received_at",
+    ]
+    list_filter = ["status", "event_type", "integration", "location"]
+    search_fields = ["event_id", "error"]
+    date_hierarchy = "received_at"
+    actions = [replay_events]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the changelist and its replay action
+
+
+@admin.register(StoreReceipt)
+class StoreReceiptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "number",
+        "kind",
+        "location",
+        "till",
+        "customer",
+        "total",
+        "currency",
+        "occurred_at",
+        "stock_flagged",
+    ]
+    list_filter = ["kind", "location", "stock_flagged"]
+    search_fields = ["number", "order_reference", "customer__number"]
+    list_select_related = ["location", "customer"]

@@ -107,3 +107,142 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt at {self.attempted_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- POS (store tills) --------------------------------------------------------------------------
+
+
+class PosIntegration(models.Model):
+    """One POS vendor/installation, bound to one or more stores, with its own signing secret.
+
+    During a rotation two secrets are valid at once: set `secret` to the new one and keep the old
+    one in `previous_secret` until every till uses the new one, then clear it.
+    """
+
+    slug = models.SlugField(max_length=50, unique=True, help_text="Appears in the endpoint URL.")
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=100, blank=True)
+    stores = models.ManyToManyField("stores.Location", related_name="pos_integrations")
+    secret = models.CharField(max_length=100, default=generate_webhook_secret)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "POS integration"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def valid_secrets(self) -> list[str]:
+        return [s for s in (self.secret, self.previous_secret) if s]
+
+
+class PosTill(models.Model):
+    integration = models.ForeignKey(PosIntegration, on_delete=models.CASCADE, related_name="tills")
+    location = models.ForeignKey("stores.Location", on_delete=models.PROTECT, related_name="tills")
+    code = models.CharField(max_length=40)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "POS till"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "location", "code"], name="uniq_till_per_store"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id}/{self.code}"
+
+
+class PosEventType(models.TextChoices):
+    SALE = "sale", "Sale (receipt)"
+    RETURN = "return", "Return"
+    STOCK_COUNT = "stock_count", "Stock count"
+    PICKUP_HANDOVER = "pickup_handover", "Click & collect hand-over"
+
+
+class PosEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received, waiting to be processed"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed (can be replayed)"
+    REJECTED = "rejected", "Rejected at the door (nothing applied)"
+
+
+class PosEvent(models.Model):
+    """The inbox: every POS event as received, before and after processing."""
+
+    integration = models.ForeignKey(PosIntegration, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="The POS's own id; empty when the payload had none.",
+    )
+    event_type = models.CharField(max_length=20, blank=True)
+    location = models.ForeignKey(
+        "stores.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    till = models.CharField(max_length=40, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="The till's own clock.")
+    payload = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True, help_text="Kept for rejected events only.")
+    status = models.CharField(
+        max_length=10, choices=PosEventStatus.choices, default=PosEventStatus.RECEIVED
+    )
+    error = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "POS event"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "event_id"],
+                name="uniq_pos_event_id",
+                condition=models.Q(event_id__isnull=False),
+            )
+        ]
+        indexes = [models.Index(fields=["status", "location", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.status})"
+
+
+class StoreReceipt(models.Model):
+    """A till receipt (sale or return), linked to the customer when the till identified one."""
+
+    event = models.OneToOneField(PosEvent, on_delete=models.PROTECT, related_name="receipt")
+    kind = models.CharField(max_length=10, choices=[("sale", "Sale"), ("return", "Return")])
+    number = models.CharField(max_length=60)
+    location = models.ForeignKey("stores.Location", on_delete=models.PROTECT, related_name="+")
+    till = models.CharField(max_length=40)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="store_receipts",
+    )
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    lines = models.JSONField(help_text="[{sku, quantity, unit_price}]")
+    tenders = models.JSONField(default=list, blank=True)
+    order_reference = models.CharField(
+        max_length=40, blank=True, help_text="The online order a return belongs to."
+    )
+    occurred_at = models.DateTimeField()
+    stock_flagged = models.BooleanField(
+        default=False, help_text="The ledger did not have some units sold."
+    )
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["customer", "-occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.number}"

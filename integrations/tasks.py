@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.db import OperationalError
 
 from integrations import services
 
@@ -13,3 +14,23 @@ def deliveries_retry_due_task() -> int:
     # The beat also drains the outbox, in case an after-commit dispatch was lost.
     services.outbox_dispatch()
     return services.deliveries_attempt_due()
+
+
+@shared_task(
+    acks_late=True,
+    time_limit=120,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def pos_event_process_task(inbox_pk: int) -> str:
+    from integrations.pos import pos_event_process
+
+    return pos_event_process(inbox_pk=inbox_pk).status
+
+
+@shared_task(acks_late=True, time_limit=600)
+def pos_events_process_pending_task() -> int:
+    from integrations.pos import pos_events_process_pending
+
+    return pos_events_process_pending()

@@ -208,14 +208,14 @@ class NearbyOfferSerializer(serializers.Serializer):
 # ---- inputs ----------------------------------------------------------------------------------
 
 
-class LineInput(serializers.Serializer):
+class StockLineInput(serializers.Serializer):
     sku = CodeField()
     quantity = QuantityField()
 
 
 class ReceiptInput(serializers.Serializer):
     location = CodeField(max_length=20)
-    lines = LineInput(many=True, allow_empty=False, max_length=1000)
+    lines = StockLineInput(many=True, allow_empty=False, max_length=1000)
     reference = serializers.CharField(max_length=120, required=False, default="")
 
 
@@ -275,12 +275,12 @@ class SettleInput(serializers.Serializer):
 class TransferInput(serializers.Serializer):
     source = CodeField(max_length=20)
     destination = CodeField(max_length=20)
-    lines = LineInput(many=True, allow_empty=False, max_length=1000)
+    lines = StockLineInput(many=True, allow_empty=False, max_length=1000)
     reference = serializers.CharField(max_length=120, required=False, default="")
 
 
 class TransferQuantitiesInput(serializers.Serializer):
-    lines = LineInput(many=True, required=False, max_length=1000)
+    lines = StockLineInput(many=True, required=False, max_length=1000)
     close = serializers.BooleanField(required=False, default=False)
 
 
@@ -289,7 +289,7 @@ class ZeroableLineInput(serializers.Serializer):
     quantity = QuantityField(allow_zero=True)
 
 
-class TransferReceiveInput(serializers.Serializer):
+class TransferReceiptInput(serializers.Serializer):
     lines = ZeroableLineInput(
         many=True, allow_empty=True, max_length=1000, required=False, default=list
     )

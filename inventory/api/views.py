@@ -534,7 +534,7 @@ class TransferActionApi(APIView):
     action = "ship"
 
     @extend_schema(
-        request=io.TransferReceiveInput,
+        request=io.TransferReceiptInput,
         parameters=[IDEMPOTENCY_HEADER],
         responses={200: io.TransferSerializer, **ERRORS},
     )
@@ -551,7 +551,7 @@ class TransferActionApi(APIView):
                     transfer_id=pk, shipped=shipped, idempotency_key=key, actor=actor
                 )
             else:
-                data = _validated(io.TransferReceiveInput, request)
+                data = _validated(io.TransferReceiptInput, request)
                 transfer = services.transfer_receive(
                     transfer_id=pk,
                     received=dict(_sku_lines(data["lines"])),

@@ -1,0 +1,540 @@
+"""POS integration: signed, idempotent inbound events that keep the tills and the ledger one truth.
+
+Intake (`pos_event_receive`), in this order, so that a refused request changes nothing:
+1. the integration must exist and be active (404);
+2. the body must fit `POS_MAX_BODY_BYTES` (413, recorded as rejected);
+3. the HMAC-SHA256 signature over "<timestamp>.<raw body>" must match the current or the previous
+   secret within the tolerance window (401, nothing recorded: an unsigned caller cannot write);
+4. the JSON, the envelope and the event's data must be valid, the store one of the
+   integration's, the till registered there, every SKU known (4xx, recorded as rejected with the
+   reason: the admin shows what a till sent wrong);
+5. the event is inserted in the inbox under the unique (integration, POS event id): a second
+   delivery of the same id is acknowledged as a duplicate and has no effect.
+It answers 202 at once; a Celery task applies the event after commit (`pos_event_process`).
+
+Processing is idempotent too: every stock change carries the key "pos:<integration>:<event id>",
+so a replayed event cannot move stock twice. Events are dated by the till's clock; the ledger
+absorbs a sale or return dated before a count already recorded (see
+`inventory.services._absorbed_by_later_counts`), so a backlog replayed after an outage, in any
+order, ends with the same stock as live delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import serializers as drf_serializers
+
+from common.api import _validation_details
+from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from common.signing import verify_signature
+from integrations.models import (
+    PosEvent,
+    PosEventStatus,
+    PosEventType,
+    PosIntegration,
+    PosTill,
+    StoreReceipt,
+)
+from integrations.pos_serializers import CustomerLookupSerializer, EnvelopeSerializer
+from inventory import services as stock
+from inventory.exceptions import UnknownSku
+from inventory.models import Sku, TillDiscrepancy
+from stores.models import Location
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Omnistock-Signature"
+
+
+class UnknownIntegration(NotFound):
+    code = "unknown_integration"
+    default_message = "No active POS integration at this address."
+
+
+class PayloadTooLarge(DomainError):
+    code = "request_too_large"
+    http_status = 413
+    default_message = "The event is larger than this endpoint accepts."
+
+
+class MalformedEvent(InvalidInput):
+    code = "malformed_request"
+    default_message = "The body is not valid JSON."
+
+
+class StoreNotInIntegration(DomainError):
+    code = "store_not_in_integration"
+    http_status = 403
+    default_message = "This integration may not post events for this store."
+
+
+class UnknownStore(NotFound):
+    code = "unknown_location"
+    default_message = "Unknown store."
+
+
+class UnknownTill(NotFound):
+    code = "unknown_till"
+    default_message = "This till is not registered for this store."
+
+
+class EventNotReplayable(Conflict):
+    code = "event_not_replayable"
+    default_message = "Only a failed event can be replayed."
+
+
+def max_body_bytes() -> int:
+    return getattr(settings, "POS_MAX_BODY_BYTES", 256 * 1024)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status_code: int
+    body: dict
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(raw_body: bytes):
+    """JSON as the RFC defines it: Python's parser also takes NaN and Infinity, which no
+    database JSON column accepts."""
+    return json.loads(raw_body, parse_constant=_refuse_constant)
+
+
+def integration_get(*, slug: str) -> PosIntegration:
+    integration = PosIntegration.objects.filter(slug=slug, is_active=True).first()
+    if integration is None:
+        raise UnknownIntegration()
+    return integration
+
+
+def verify_request(*, integration: PosIntegration, raw_body: bytes, signature: str | None) -> None:
+    verify_signature(
+        header=signature,
+        body=raw_body,
+        secrets=integration.valid_secrets,
+        tolerance_seconds=settings.OMNISTOCK["WEBHOOK_SIGNATURE_TOLERANCE_SECONDS"],
+    )
+
+
+def _reject(
+    integration: PosIntegration,
+    error: DomainError,
+    *,
+    raw_body: bytes = b"",
+    payload=None,
+    envelope: dict | None = None,
+) -> None:
+    """Record a refused event (nothing applied) so staff can see what the till sent."""
+    envelope = envelope or {}
+    PosEvent.objects.create(
+        integration=integration,
+        event_id=None,
+        event_type=str(envelope.get("type", ""))[:20],
+        till=str(envelope.get("till", ""))[:40],
+        payload=payload if isinstance(payload, dict) else None,
+        raw_body=raw_body[:10_000].decode("utf-8", errors="replace"),
+        status=PosEventStatus.REJECTED,
+        error=f"{error.code}: {error.message} {error.details or ''}"[:500],
+    )
+
+
+def pos_event_receive(
+    *,
+    integration: PosIntegration,
+    raw_body: bytes,
+    signature: str | None,
+    content_length: int | None = None,
+) -> IntakeResult:
+    """Take one event from a till. Raises DomainError (4xx) when it is refused."""
+    size = content_length if content_length is not None else len(raw_body)
+    if size > max_body_bytes():
+        error = PayloadTooLarge(f"The event is {size} bytes; the limit is {max_body_bytes()}.")
+        _reject(integration, error)
+        raise error
+    verify_request(integration=integration, raw_body=raw_body, signature=signature)
+
+    try:
+        payload = strict_json(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        error = MalformedEvent()
+        _reject(integration, error, raw_body=raw_body)
+        raise error from None
+    envelope = EnvelopeSerializer(data=payload) if isinstance(payload, dict) else None
+    if envelope is None or not envelope.is_valid():
+        details = _validation_details(envelope.errors) if envelope is not None else {}
+        error = InvalidInput(
+            "The event is invalid.", details=details or {"body": ["not an object"]}
+        )
+        _reject(
+            integration,
+            error,
+            raw_body=raw_body,
+            payload=payload,
+            envelope=payload if isinstance(payload, dict) else None,
+        )
+        raise error
+    event = envelope.validated_data
+    try:
+        location = _check_references(integration, event)
+    except DomainError as error:
+        _reject(integration, error, raw_body=raw_body, payload=payload, envelope=payload)
+        raise
+
+    try:
+        with transaction.atomic():
+            inbox = PosEvent.objects.create(
+                integration=integration,
+                event_id=event["event_id"],
+                event_type=event["type"],
+                location=location,
+                till=event["till"],
+                occurred_at=event["occurred_at"],
+                payload=payload,
+            )
+            transaction.on_commit(lambda: _schedule(inbox.pk))
+    except IntegrityError:
+        first = PosEvent.objects.get(integration=integration, event_id=event["event_id"])
+        return IntakeResult(
+            200,
+            {
+                "status": "duplicate",
+                "event": first.pk,
+                "event_id": first.event_id,
+                "processing": first.status,
+            },
+        )
+    return IntakeResult(202, {"status": "accepted", "event": inbox.pk, "event_id": inbox.event_id})
+
+
+def _schedule(inbox_pk: int) -> None:
+    from integrations.tasks import pos_event_process_task
+
+    pos_event_process_task.delay(inbox_pk)
+
+
+def _check_references(integration: PosIntegration, event: dict) -> Location:
+    location = Location.objects.filter(code=event["store"]).first()
+    if location is None:
+        raise UnknownStore(
+            f"Unknown store {event['store']!r}.", details={"store": [event["store"]]}
+        )
+    if not integration.stores.filter(pk=location.pk).exists():
+        raise StoreNotInIntegration(
+            f"Integration {integration.slug} may not post events for {location.code}.",
+            details={"store": [location.code]},
+        )
+    if not PosTill.objects.filter(
+        integration=integration, location=location, code=event["till"], is_active=True
+    ).exists():
+        raise UnknownTill(
+            f"Till {event['till']!r} is not registered at {location.code}.",
+            details={"till": [event["till"]]},
+        )
+    codes = [line["sku"] for line in event["data"].get("lines", [])]
+    if codes:
+        known = set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
+        missing = sorted(set(codes) - known)
+        if missing:
+            raise UnknownSku(
+                f"Unknown SKU code(s): {', '.join(missing[:20])}.", details={"sku": missing}
+            )
+    return location
+
+
+# ---- processing --------------------------------------------------------------------------------
+
+
+def pos_event_process(*, inbox_pk: int) -> PosEvent:
+    """Apply one received event. Safe to run twice: a processed event is left alone, and every
+    effect is keyed by the POS event id."""
+    with transaction.atomic():
+        event = (
+            PosEvent.objects.select_for_update(of=("self",))
+            .select_related("integration", "location")
+            .get(pk=inbox_pk)
+        )
+        if event.status not in (PosEventStatus.RECEIVED, PosEventStatus.FAILED):
+            return event
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                HANDLERS[event.event_type](event, _validated_data(event))
+        except DomainError as error:  # a data problem: staff fix it, then replay
+            event.status = PosEventStatus.FAILED
+            event.error = f"{error.code}: {error.message}"[:500]
+        else:
+            event.status = PosEventStatus.PROCESSED
+            event.error = ""
+            event.processed_at = timezone.now()
+        event.save(update_fields=["status", "error", "attempts", "processed_at"])
+    return event
+
+
+def pos_events_process_pending(*, limit: int = 1000) -> int:
+    """Apply waiting events, oldest till time first (the beat's safety net for lost tasks)."""
+    pending = list(
+        PosEvent.objects.filter(status=PosEventStatus.RECEIVED)
+        .order_by("occurred_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for inbox_pk in pending:
+        pos_event_process(inbox_pk=inbox_pk)
+    return len(pending)
+
+
+def pos_event_replay(*, inbox_pk: int) -> PosEvent:
+    """Staff action: apply a failed event again, after fixing what made it fail."""
+    event = PosEvent.objects.get(pk=inbox_pk)
+    if event.status != PosEventStatus.FAILED:
+        raise EventNotReplayable(f"Event {event.event_id} is {event.status}.")
+    return pos_event_process(inbox_pk=inbox_pk)
+
+
+def _validated_data(event: PosEvent) -> dict:
+    envelope = EnvelopeSerializer(data=event.payload)
+    envelope.is_valid(raise_exception=False)
+    if envelope.errors:  # stored events passed this already; a code change could break it
+        raise InvalidInput("The stored event no longer validates.", details=envelope.errors)
+    return envelope.validated_data["data"]
+
+
+def _key(event: PosEvent, suffix: str = "") -> str:
+    return f"pos:{event.integration_id}:{event.event_id}{suffix}"
+
+
+def _actor(event: PosEvent) -> str:
+    return f"pos:{event.integration.slug}/{event.till}"
+
+
+def _sku_lines(data: dict) -> list[tuple[int, int]]:
+    ids = dict(
+        Sku.objects.filter(code__in=[line["sku"] for line in data["lines"]]).values_list(
+            "code", "pk"
+        )
+    )
+    return [(ids[line["sku"]], line["quantity"]) for line in data["lines"]]
+
+
+def _customer_for(event: PosEvent, data: dict):
+    """The RCU customer the till identified (identify-or-create), or None."""
+    given = data.get("customer") or {}
+    identifiers = [(kind, value, "") for kind, value in given.items() if value]
+    if not identifiers:
+        return None
+    from customers.exceptions import NoUsableIdentifier
+    from customers.services import customer_identify_or_create
+
+    try:
+        return customer_identify_or_create(
+            identifiers=identifiers,
+            sales_channel="store",
+            actor=_actor(event),
+            preferred_store=None,
+        ).customer
+    except NoUsableIdentifier:
+        return None  # placeholder values typed by default: an anonymous receipt
+    except DomainError:
+        logger.warning("POS event %s: customer identifiers refused", event.pk)
+        return None
+
+
+def _total(data: dict) -> Decimal:
+    return sum((line["unit_price"] * line["quantity"] for line in data["lines"]), Decimal("0"))
+
+
+def _receipt(
+    event: PosEvent, data: dict, *, kind: str, flagged: bool = False, order_reference: str = ""
+) -> StoreReceipt:
+    return StoreReceipt.objects.create(
+        event=event,
+        kind=kind,
+        number=data["receipt"],
+        location=event.location,
+        till=event.till,
+        customer=_customer_for(event, data),
+        currency=data["currency"],
+        total=_total(data),
+        lines=[
+            {
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price": str(line["unit_price"]),
+                **({"unsellable": line["unsellable"]} if "unsellable" in line else {}),
+            }
+            for line in data["lines"]
+        ],
+        tenders=[
+            {"kind": t["kind"], "amount": str(t["amount"]), "reference": t["reference"]}
+            for t in data.get("tenders", [])
+        ],
+        order_reference=order_reference,
+        occurred_at=event.occurred_at,
+        stock_flagged=flagged,
+    )
+
+
+def _apply_sale(event: PosEvent, data: dict) -> None:
+    operation = stock.stock_sell_at_till(
+        location_id=event.location_id,
+        lines=_sku_lines(data),
+        idempotency_key=_key(event),
+        occurred_at=event.occurred_at,
+        reference=data["receipt"],
+        actor=_actor(event),
+    )
+    flagged = TillDiscrepancy.objects.filter(movement__operation=operation).exists()
+    _receipt(event, data, kind="sale", flagged=flagged)
+
+
+def _apply_return(event: PosEvent, data: dict) -> None:
+    if data["order_reference"]:
+        _apply_order_return(event, data)
+        _receipt(event, data, kind="return", order_reference=data["order_reference"])
+        return
+    ids = dict(
+        Sku.objects.filter(code__in=[line["sku"] for line in data["lines"]]).values_list(
+            "code", "pk"
+        )
+    )
+    by_condition: dict[bool, list[tuple[int, int]]] = defaultdict(list)
+    for line in data["lines"]:
+        by_condition[line["unsellable"]].append((ids[line["sku"]], line["quantity"]))
+    for unsellable, lines in sorted(by_condition.items()):
+        stock.stock_return(
+            location_id=event.location_id,
+            lines=lines,
+            unsellable=unsellable,
+            reason=data["reason"][:20] if unsellable else "",
+            idempotency_key=_key(event, ":unsellable" if unsellable else ""),
+            occurred_at=event.occurred_at,
+            reference=data["receipt"],
+            actor=_actor(event),
+        )
+    _receipt(event, data, kind="return")
+
+
+def _apply_order_return(event: PosEvent, data: dict) -> None:
+    """An online order brought back to this store: the orders app moves the units into this
+    store's stock and records the refund owed."""
+    from orders.models import Order
+    from orders.services import ReturnLineRequest, order_return
+
+    order = Order.objects.filter(reference=data["order_reference"]).first()
+    if order is None:
+        raise NotFound(
+            f"No order {data['order_reference']!r}.",
+            details={"order_reference": [data["order_reference"]]},
+        )
+    lines_by_sku = {line.sku.code: line for line in order.lines.select_related("sku")}
+    requests = []
+    for line in data["lines"]:
+        order_line = lines_by_sku.get(line["sku"])
+        if order_line is None:
+            raise InvalidInput(
+                f"{line['sku']} is not in order {order.reference}.",
+                details={"lines": [line["sku"]]},
+            )
+        requests.append(
+            ReturnLineRequest(
+                line_no=order_line.line_no,
+                quantity=line["quantity"],
+                unsellable=line["unsellable"],
+                reason=data["reason"],
+            )
+        )
+    order_return(
+        order_id=order.pk,
+        location_id=event.location_id,
+        lines=requests,
+        actor=_actor(event),
+        channel="store",
+        idempotency_key=_key(event),
+    )
+
+
+def _apply_count(event: PosEvent, data: dict) -> None:
+    ids = dict(
+        Sku.objects.filter(code__in=[line["sku"] for line in data["lines"]]).values_list(
+            "code", "pk"
+        )
+    )
+    stock.stock_count_apply(
+        location_id=event.location_id,
+        counts=[(ids[line["sku"]], line["counted"]) for line in data["lines"]],
+        counted_at=event.occurred_at,
+        idempotency_key=_key(event),
+        actor=_actor(event),
+        channel="store",
+    )
+
+
+def _apply_handover(event: PosEvent, data: dict) -> None:
+    from orders.models import Order
+    from orders.services import order_collect
+
+    order = Order.objects.filter(reference=data["order_reference"]).first()
+    if order is None:
+        raise NotFound(
+            f"No order {data['order_reference']!r}.",
+            details={"order_reference": [data["order_reference"]]},
+        )
+    order_collect(
+        order_id=order.pk,
+        code=data["pickup_code"],
+        actor=_actor(event),
+        channel="store",
+        idempotency_key=_key(event),
+    )
+
+
+HANDLERS = {
+    PosEventType.SALE: _apply_sale,
+    PosEventType.RETURN: _apply_return,
+    PosEventType.STOCK_COUNT: _apply_count,
+    PosEventType.PICKUP_HANDOVER: _apply_handover,
+}
+
+
+# ---- customer lookup (synchronous) -------------------------------------------------------------
+
+
+def pos_customer_lookup(
+    *, integration: PosIntegration, raw_body: bytes, signature: str | None
+) -> dict:
+    """A till scanned a card (or typed a phone/email): who is it? Signed like events."""
+    verify_request(integration=integration, raw_body=raw_body, signature=signature)
+    try:
+        payload = strict_json(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedEvent() from None
+    query = CustomerLookupSerializer(data=payload if isinstance(payload, dict) else {})
+    if not query.is_valid():
+        raise drf_serializers.ValidationError(query.errors)
+    from customers.selectors import customer_resolve
+
+    resolution = customer_resolve(
+        identifiers=[(kind, value, "") for kind, value in query.validated_data.items()]
+    )
+    customer = resolution.customer
+    if customer is None:
+        raise NotFound("No customer has this identifier.", details={"customer": ["unknown"]})
+    return {
+        "customer": {
+            "reference": str(customer.reference),
+            "number": customer.number,
+            "first_name": customer.first_name,
+            "last_name": customer.last_name,
+            "language": customer.language,
+        }
+    }

@@ -1,0 +1,103 @@
+"""The POS event payloads, validated strictly at the door (a rejected event applies nothing)."""
+
+from rest_framework import serializers
+
+from common.serializers import CodeField, QuantityField
+from integrations.models import PosEventType
+
+
+class SaleLineSerializer(serializers.Serializer):
+    sku = CodeField()
+    quantity = QuantityField()
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+
+
+class ReturnLineSerializer(SaleLineSerializer):
+    unsellable = serializers.BooleanField(default=False)
+
+
+class TenderSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["cash", "card", "gift_card", "store_credit", "loyalty_points", "other"]
+    )
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    reference = serializers.CharField(max_length=100, required=False, default="")
+
+
+class CustomerIdentifiersSerializer(serializers.Serializer):
+    loyalty_card = serializers.CharField(max_length=40, required=False)
+    phone = serializers.CharField(max_length=40, required=False)
+    email = serializers.CharField(max_length=254, required=False)
+
+
+class SaleDataSerializer(serializers.Serializer):
+    receipt = serializers.CharField(max_length=60)
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+    lines = SaleLineSerializer(many=True, allow_empty=False, max_length=500)
+    tenders = TenderSerializer(many=True, required=False, default=list, max_length=20)
+    customer = CustomerIdentifiersSerializer(required=False)
+
+
+class ReturnDataSerializer(SaleDataSerializer):
+    lines = ReturnLineSerializer(many=True, allow_empty=False, max_length=500)
+    reason = serializers.CharField(max_length=120, required=False, default="")
+    order_reference = serializers.CharField(
+        max_length=40,
+        required=False,
+        default="",
+        help_text="The online order these units belong to.",
+    )
+
+
+class CountLineSerializer(serializers.Serializer):
+    sku = CodeField()
+    counted = QuantityField(allow_zero=True)
+
+
+class StockCountDataSerializer(serializers.Serializer):
+    lines = CountLineSerializer(many=True, allow_empty=False, max_length=5000)
+
+
+class PaidAtTillSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["cash", "card", "other"])
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+
+
+class PickupHandoverDataSerializer(serializers.Serializer):
+    order_reference = serializers.CharField(max_length=40)
+    pickup_code = serializers.CharField(max_length=200)
+    paid_at_till = PaidAtTillSerializer(required=False)
+
+
+DATA_SERIALIZERS = {
+    PosEventType.SALE: SaleDataSerializer,
+    PosEventType.RETURN: ReturnDataSerializer,
+    PosEventType.STOCK_COUNT: StockCountDataSerializer,
+    PosEventType.PICKUP_HANDOVER: PickupHandoverDataSerializer,
+}
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    """Every POS event: its own id, its type, the till's clock, where, and the data."""
+
+    event_id = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=PosEventType.choices)
+    occurred_at = serializers.DateTimeField(help_text="The till's clock, with its UTC offset.")
+    store = CodeField(max_length=20)
+    till = serializers.CharField(max_length=40)
+    data = serializers.DictField()
+
+    def validate(self, attrs):
+        data = DATA_SERIALIZERS[attrs["type"]](data=attrs["data"])
+        if not data.is_valid():
+            raise serializers.ValidationError({"data": data.errors})
+        attrs["data"] = data.validated_data
+        return attrs
+
+
+class CustomerLookupSerializer(CustomerIdentifiersSerializer):
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send a loyalty_card, phone or email.")
+        return attrs
