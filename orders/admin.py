@@ -142,7 +142,7 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "closed_at",
     ]
     exclude = ["pickup_nonce", "created_by_key", "ship_latitude", "ship_longitude"]
-    actions = ["start_picking", "cancel_orders"]
+    actions = ["start_picking", "ship_transfers", "cancel_orders"]
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("orders.view_order")
@@ -183,6 +183,35 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
             "cancelled",
         )
+
+    @admin.action(
+        description="Ship their transfers to the pickup store (from my locations)",
+        permissions=["transfer"],
+    )
+    def ship_transfers(self, request, queryset):
+        allowed = staff_location_ids(request.user)
+        pending = Allocation.objects.filter(
+            order__in=queryset, kind="transfer", status="reserved"
+        ).select_related("order", "location")
+        if allowed is not None:
+            pending = pending.filter(location_id__in=allowed)
+        if not pending:
+            messages.warning(request, "No transfer of these orders waits to leave your locations.")
+        for allocation in pending:
+            run_admin_service(
+                request,
+                lambda allocation=allocation: services.order_transfer_ship(
+                    order_id=allocation.order_id,
+                    allocation_id=allocation.pk,
+                    actor=admin_actor(request),
+                    channel=SalesChannel.BACKOFFICE,
+                    idempotency_key=admin_key(f"transfer-ship:{allocation.pk}"),
+                ),
+                f"{allocation.order.reference}: transfer from {allocation.location.code} shipped.",
+            )
+
+    def has_transfer_permission(self, request):
+        return request.user.has_perm("orders.receive_order_transfer")
 
     def has_prepare_permission(self, request):
         return request.user.has_perm("orders.prepare_order")

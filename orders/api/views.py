@@ -82,6 +82,26 @@ def _customer(request, data: dict):
     ).customer
 
 
+def _contacts(customer, data: dict) -> dict[str, str]:
+    """Where order messages go: what the channel sent, else the customer's primary email and
+    phone in the customer reference (an order placed with a reference only)."""
+    email = (data.get("email") or "").strip()
+    phone = _contact_phone(data.get("phone"))
+    if not email or not phone:
+        from customers.models import CustomerIdentifier
+
+        known: dict[str, str] = {}
+        for kind, value in (
+            CustomerIdentifier.objects.filter(customer=customer, kind__in=["email", "phone"])
+            .order_by("-is_primary", "pk")
+            .values_list("kind", "value_normalised")[:10]
+        ):
+            known.setdefault(kind, value)
+        email = email or known.get("email", "")
+        phone = phone or known.get("phone", "")
+    return {"contact_email": email, "contact_phone": phone}
+
+
 def _contact_phone(raw: str | None) -> str:
     from customers.identifiers import parse_identifier
 
@@ -153,8 +173,7 @@ class OrderPlaceApi(APIView):
                 fulfilment=fulfilment["type"],
                 pickup_location_id=pickup_id,
                 address=address,
-                contact_email=customer_data.get("email", "").strip(),
-                contact_phone=_contact_phone(customer_data.get("phone")),
+                **_contacts(customer, customer_data),
                 language=customer_data.get("language") or customer.language,
                 idempotency_key=_service_key(request, "orders.place"),
                 actor=caller_label(request),

@@ -151,3 +151,28 @@ def test_routing_rules_are_validated_in_the_admin(admin_client):
         {"channel": "web", "rules": '["priority", "distance"]', "protect_last_units": 2},
     )
     assert response.status_code == 302
+
+
+def test_a_warehouse_operator_ships_the_transfers_of_orders_from_their_warehouse(
+    client, customer, store, warehouse, sku
+):
+    # given a click & collect order whose line comes from the warehouse
+    receive(warehouse, sku, 3)
+    order = place_pickup(customer, store, [line(sku, 2)])
+    operator = UserFactory(username="olga")
+    operator.groups.add(Group.objects.get(name="Warehouse operator"))
+    StaffAssignment.objects.create(user=operator, location=warehouse)
+    client.force_login(operator)
+
+    # when the operator ships the order's transfers from the orders list
+    with committed():
+        client.post(
+            "/admin/orders/order/",
+            {"action": "ship_transfers", "_selected_action": [order.pk]},
+        )
+
+    # then the units left the warehouse and are on their way to the store
+    wh = position(warehouse, sku)
+    assert (wh.on_hand, wh.reserved) == (1, 0)
+    assert position(store, sku).incoming == 2
+    assert order.allocations.get(kind="transfer").status == "in_transit"

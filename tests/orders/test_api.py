@@ -344,3 +344,20 @@ def test_placing_an_order_costs_a_bounded_number_of_queries(
     assert (
         response.json() == web_client.get(f"/api/v1/orders/{response.json()['reference']}/").json()
     )
+
+
+def test_an_order_placed_with_a_customer_reference_notifies_the_customer_s_known_contacts(
+    web_client, stocked
+):
+    from django.core import mail
+
+    from tests.customers.factories import IdentifierFactory
+
+    known = IdentifierFactory(value_normalised="known@example.test", value_raw="known@example.test")
+    payload = body(customer={"reference": str(known.customer.reference)})
+
+    response = post(web_client, "/api/v1/orders/", payload)
+
+    assert response.status_code == 201, response.json()
+    assert Order.objects.get().contact_email == "known@example.test"
+    assert [m.to for m in mail.outbox] == [["known@example.test"]]
