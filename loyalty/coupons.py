@@ -10,6 +10,8 @@ abandoned cart's hold expires and frees it (lazily on the next use, and by a per
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -465,6 +467,31 @@ def campaign_report(*, campaign: Campaign) -> dict:
         "revenue": str(revenue),
         "currency": campaign.currency,
     }
+
+
+REPORT_FIELDS = [
+    "campaign",
+    "name",
+    "issued",
+    "recipients",
+    "redeemed",
+    "redemption_rate",
+    "redeemed_in_store",
+    "redeemed_online",
+    "o2o_days",
+    "o2o_store_visitors",
+    "revenue",
+    "currency",
+]
+
+
+def campaign_reports_csv(reports: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_FIELDS)
+    writer.writeheader()
+    for report in reports:
+        writer.writerow({field: report[field] for field in REPORT_FIELDS})
+    return buffer.getvalue()
 
 
 def o2o_count(*, campaign: Campaign) -> int:

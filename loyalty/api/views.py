@@ -6,9 +6,6 @@ that writes takes an Idempotency-Key (`common.idempotency.idempotent`); the serv
 namespaced by the calling API key, so a retry of the same call applies once.
 """
 
-import csv
-import io as stdio
-
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -365,16 +362,6 @@ class CampaignReportApi(APIView):
         return Response(io.ReportOutput(coupons.campaign_report(campaign=campaign)).data)
 
 
-def report_csv(reports: list[dict]) -> str:
-    buffer = stdio.StringIO()
-    fields = list(io.ReportOutput().fields)
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    for report in reports:
-        writer.writerow({field: report[field] for field in fields})
-    return buffer.getvalue()
-
-
 class CampaignReportCsvApi(APIView):
     required_scopes = [Scope.CUSTOMERS_READ]
 
@@ -382,7 +369,8 @@ class CampaignReportCsvApi(APIView):
     def get(self, request, campaign_id: int):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         response = HttpResponse(
-            report_csv([coupons.campaign_report(campaign=campaign)]), content_type="text/csv"
+            coupons.campaign_reports_csv([coupons.campaign_report(campaign=campaign)]),
+            content_type="text/csv",
         )
         response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}.csv"'
         return response
