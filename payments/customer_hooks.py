@@ -19,6 +19,7 @@ import uuid
 from decimal import Decimal
 
 from common.channels import SalesChannel
+from common.exceptions import Conflict
 from payments.models import EntryKind, StoreCreditWallet, WalletEntry
 from payments.services.stored_value import WALLETS, _account_update, _entry_create, wallet_for
 
@@ -36,8 +37,11 @@ def _move(*, source_id: int, target_id: int, amount: Decimal, key: str, reason: 
             d_balance=delta,
             need_available=-delta if delta < 0 else None,
         )
-        if row is None:  # pragma: no cover - the amount was read under the customer locks
-            raise RuntimeError(f"Wallet {account_id} changed during a merge")
+        if row is None:  # a payment took store credit between our read and this update
+            raise Conflict(
+                "The store credit changed while the records were merged; retry the merge.",
+                details={"wallet": [account_id]},
+            )
         _entry_create(
             WALLETS,
             account_id=account_id,
