@@ -9,6 +9,7 @@ takes an idempotency key: a retried call with the same key returns the order unc
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -109,6 +110,30 @@ class DeliveryAddress:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+DEADLOCK_ATTEMPTS = 3
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def _retry_on_deadlock(service):
+    """Run a service again when PostgreSQL aborted it for a deadlock. A service that settles an
+    order's reservations and then routes a line again takes position locks in two rounds, so a
+    concurrent placement can deadlock with it; PostgreSQL aborts one of the two and this replays
+    it (its savepoint was rolled back, so the caller's transaction is intact)."""
+
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return service(*args, **kwargs)
+            except OperationalError as exc:
+                state = getattr(exc.__cause__, "sqlstate", None)
+                if state not in _RETRYABLE_SQLSTATES or attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
 
 
 def _new_reference(channel: str) -> str:
@@ -239,6 +264,7 @@ def _validate_lines(lines: Sequence[OrderLineRequest]) -> tuple[str, list[Decima
 # ---- placement -------------------------------------------------------------------------------
 
 
+@_retry_on_deadlock
 def order_place(
     *,
     channel: str,
@@ -611,11 +637,12 @@ def _open_lines(order: Order, *, location_id: int | None = None) -> list[Allocat
     queryset = (
         AllocationLine.objects.filter(allocation__order=order, is_active=True)
         .exclude(allocation__status__in=[AllocationStatus.FULFILLED, AllocationStatus.RELEASED])
-        .select_related("allocation", "order_line__sku")
+        .select_related("allocation", "order_line__sku", "reservation")
     )
     if location_id is not None:
         queryset = queryset.filter(allocation__location_id=location_id)
-    return list(queryset.order_by("pk"))
+    # Stock positions are then settled in primary-key order, like every multi-row lock.
+    return list(queryset.order_by("reservation__position_id", "pk"))
 
 
 def order_picking_start(*, order_id: int, actor: str, channel: str, idempotency_key: str) -> Order:
@@ -710,6 +737,7 @@ def _release_all(order: Order, *, actor: str, reason: str) -> int:
     return released
 
 
+@_retry_on_deadlock
 def order_collect(
     *, order_id: int, code: str, actor: str, channel: str, idempotency_key: str
 ) -> Order:
@@ -729,6 +757,7 @@ def order_collect(
     return order
 
 
+@_retry_on_deadlock
 def order_ship(
     *,
     order_id: int,
@@ -786,6 +815,7 @@ def order_deliver(*, order_id: int, actor: str, channel: str, idempotency_key: s
     return order
 
 
+@_retry_on_deadlock
 def order_cancel(
     *, order_id: int, actor: str, channel: str, idempotency_key: str, reason: str = ""
 ) -> Order:
@@ -809,6 +839,7 @@ def order_cancel(
     return order
 
 
+@_retry_on_deadlock
 def order_expire(*, order_id: int, now: datetime | None = None) -> Order | None:
     """An order not collected by its deadline: cancelled, its units back on sale. Safe to run
     twice (an order no longer ready, or not overdue, is left alone)."""
@@ -882,6 +913,7 @@ def _allocation(order: Order, allocation_id: int) -> Allocation:
     return allocation
 
 
+@_retry_on_deadlock
 def order_transfer_ship(
     *, order_id: int, allocation_id: int, actor: str, channel: str, idempotency_key: str
 ) -> Order:
@@ -926,6 +958,7 @@ def order_transfer_ship(
     return order
 
 
+@_retry_on_deadlock
 def order_transfer_receive(
     *,
     order_id: int,
@@ -1028,6 +1061,7 @@ def order_transfer_receive(
 REJECTION_REASONS = ("not_on_shelf", "damaged")
 
 
+@_retry_on_deadlock
 def order_line_reject(
     *,
     order_id: int,
@@ -1271,6 +1305,7 @@ class ReturnLineRequest:
     reason: str = ""
 
 
+@_retry_on_deadlock
 def order_return(
     *,
     order_id: int,
