@@ -192,6 +192,62 @@ def client_process(args):
     return results
 
 
+# ---- CPU accounting (the machine may be shared: CPU time per order is the stable measure) -----
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields and int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and its live children, plus what its exited children used."""
+    total = 0.0
+    fields = _stat(root)
+    if fields:
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        total += (utime + stime + cutime + cstime) / _TICKS
+    for child in _children(root):
+        fields = _stat(child)
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+def postmaster_pid() -> int | None:
+    from django.db import connection
+
+    port = str(connection.settings_dict.get("PORT") or "5432")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline") as handle:
+                cmdline = handle.read().split("\0")
+        except OSError:
+            continue
+        is_postmaster = cmdline and cmdline[0].endswith("postgres") and "-p" in cmdline
+        if is_postmaster and cmdline[cmdline.index("-p") + 1] == port:
+            return int(entry)
+    return None
+
+
 def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "bench-only-secret", "LOG_LEVEL": "WARNING"}
     env["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
@@ -229,16 +285,23 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
 
 def bench_http(data: dict, seconds: float, workers: int, threads: int) -> dict:
     port = free_port()
+    postmaster = postmaster_pid()
     server = start_gunicorn(port, workers, threads)
     try:
         start_at = time.time() + 2
         deadline = start_at + seconds
         ctx = mp.get_context("fork")
         with ctx.Pool(CLIENT_PROCESSES) as pool:
-            batches = pool.map(
+            pending = pool.map_async(
                 client_process,
                 [(port, data, deadline, start_at, w) for w in range(CLIENT_PROCESSES)],
             )
+            time.sleep(max(start_at - time.time(), 0))
+            app_before = tree_cpu_seconds(server.pid)
+            db_before = tree_cpu_seconds(postmaster) if postmaster else 0.0
+            batches = pending.get()
+            app_cpu = tree_cpu_seconds(server.pid) - app_before
+            db_cpu = (tree_cpu_seconds(postmaster) - db_before) if postmaster else None
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -254,6 +317,8 @@ def bench_http(data: dict, seconds: float, workers: int, threads: int) -> dict:
         "accepted": accepted,
         "latency": summary_ms([elapsed for _, elapsed, _ in results]),
         "errors_sample": errors[:3],
+        "app_cpu": app_cpu,
+        "db_cpu": db_cpu,
     }
 
 
@@ -377,6 +442,12 @@ def main():
     routing_result = bench_routing(rng, 50 if args.quick else 300)
     lat = result["latency"]
     verdict = "met" if rate >= 300 else "NOT met"
+    requests = max(attempted, 1)
+    app_ms = result["app_cpu"] * 1000 / requests
+    db_ms = (result["db_cpu"] or 0) * 1000 / requests
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / (app_ms + db_ms) if app_ms + db_ms else 0
+    load = os.getloadavg()[0]
     markdown = f"""## Orders (issue #4)
 
 `python bench/bench_orders.py{" --quick" if args.quick else ""}`: gunicorn `config.wsgi` with
@@ -396,6 +467,9 @@ journaled with its routing decision, and its confirmation is queued on Redis.
 | Oversold positions (reserved > on hand − unsellable) | {checks["oversold_positions"]} |
 | Ledger ≠ positions | {checks["ledger_mismatches"]} |
 | Accepted orders whose reservations differ from their lines | {checks["orders_with_wrong_reservations"]} |
+| CPU per request: gunicorn (Django) / PostgreSQL | {app_ms:.1f} ms / {db_ms:.1f} ms |
+| Ceiling on {cores} dedicated cores at that CPU cost | ≈ {ceiling:.0f} requests/s |
+| Load average at the end (the machine may be shared) | {load:.1f} |
 
 Routing a 10-line delivery order over {routing_result["locations"]} locations
 ({routing_result["outcome"]} plan): pure router p50 {routing_result["pure"]["p50"]:.2f} ms,

@@ -59,7 +59,7 @@ def _order_for(request, reference: str, *, staff_action: bool = False):
 
 def _detail(reference: str, *, status_code=status.HTTP_200_OK) -> Response:
     return Response(
-        io.OrderOutput(selectors.order_get(reference=reference)).data, status=status_code
+        io.order_representation(selectors.order_get(reference=reference)), status=status_code
     )
 
 
@@ -181,7 +181,7 @@ class OrderPlaceApi(APIView):
             if order.replayed:  # the service saw this key before: read the order back
                 return _detail(order.reference, status_code=status.HTTP_201_CREATED)
             # A new order comes back with its lines, allocations, decision and journal in memory.
-            return Response(io.OrderOutput(order).data, status=status.HTTP_201_CREATED)
+            return Response(io.order_representation(order), status=status.HTTP_201_CREATED)
 
         return idempotent(request, endpoint="orders.place", perform=perform)
 
@@ -191,7 +191,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses={200: io.OrderOutput, **ERRORS})
     def get(self, request, reference: str):
-        return Response(io.OrderOutput(_order_for(request, reference)).data)
+        return Response(io.order_representation(_order_for(request, reference)))
 
 
 class OrderActionApi(APIView):

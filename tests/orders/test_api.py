@@ -361,3 +361,28 @@ def test_an_order_placed_with_a_customer_reference_notifies_the_customer_s_known
     assert response.status_code == 201, response.json()
     assert Order.objects.get().contact_email == "known@example.test"
     assert [m.to for m in mail.outbox] == [["known@example.test"]]
+
+
+def test_the_fast_order_rendering_equals_the_documented_serializer(
+    web_client, till_client, stocked, warehouse, sku
+):
+    # given orders in various states: with a transfer, cancelled, shipped with a delivery address
+    from orders.api.serializers import OrderOutput, order_representation
+    from orders.selectors import order_get
+
+    receive(warehouse, sku, 5)
+    pickup_ref = post(web_client, "/api/v1/orders/", body(), key="a").json()["reference"]
+    post(web_client, f"/api/v1/orders/{pickup_ref}/cancel/", {"reason": "x"}, key="b")
+    delivery_ref = post(
+        web_client,
+        "/api/v1/orders/",
+        body(fulfilment={"type": "delivery", "address": HOME}),
+        key="c",
+    ).json()["reference"]
+    post(till_client, f"/api/v1/orders/{delivery_ref}/picking/", key="d")
+    post(till_client, f"/api/v1/orders/{delivery_ref}/ship/", key="e")
+
+    # then both renderings agree on every field
+    for reference in (pickup_ref, delivery_ref):
+        order = order_get(reference=reference)
+        assert order_representation(order) == OrderOutput(order).data
