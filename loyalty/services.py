@@ -464,8 +464,9 @@ def points_earn_for_source(
     lines = _clean_lines(lines, currency)
     occurred_at = occurred_at or timezone.now()
     customer = customer_follow(customer)
+    # The customer is not part of the fingerprint: a POS event retried after the customer was
+    # merged (now resolving to the survivor) must replay, not be refused.
     params = {
-        "customer": customer.pk,
         "source": [source_type, source_ref],
         "lines": [[ln.line_ref, ln.sku, ln.quantity, str(ln.amount)] for ln in lines],
         "currency": currency,
