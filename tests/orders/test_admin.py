@@ -176,3 +176,26 @@ def test_a_warehouse_operator_ships_the_transfers_of_orders_from_their_warehouse
     assert (wh.on_hand, wh.reserved) == (1, 0)
     assert position(store, sku).incoming == 2
     assert order.allocations.get(kind="transfer").status == "in_transit"
+
+
+def test_the_location_scope_mixin_filters_any_admin_by_the_staff_s_locations(
+    rf, associate, store, sku
+):
+    # given positions at the associate's store and at another location
+    from django.contrib import admin as django_admin
+
+    from inventory.models import StockPosition
+    from orders.access import StaffLocationScopedAdmin
+
+    other = LocationFactory(code="LYON01")
+    receive(store, sku, 1)
+    receive(other, sku, 1)
+
+    class ScopedPositions(StaffLocationScopedAdmin, django_admin.ModelAdmin):
+        pass
+
+    request = rf.get("/")
+    request.user = associate
+    scoped = ScopedPositions(StockPosition, django_admin.site)
+
+    assert list(scoped.get_queryset(request).values_list("location_id", flat=True)) == [store.pk]

@@ -386,3 +386,26 @@ def test_the_fast_order_rendering_equals_the_documented_serializer(
     for reference in (pickup_ref, delivery_ref):
         order = order_get(reference=reference)
         assert order_representation(order) == OrderOutput(order).data
+
+
+def test_cart_check_when_the_network_cannot_serve_offers_the_stores_that_can(
+    web_client, store, sku
+):
+    # given the chosen store and the warehouse have nothing, a nearby store has 2
+    nearby = LocationFactory(code="PARIS02", latitude="48.870000", longitude="2.340000")
+    receive(nearby, sku, 2)
+
+    answer = web_client.post(
+        "/api/v1/orders/cart-check/",
+        {"store": "PARIS01", "lines": [{"sku": "TSHIRT-M", "quantity": 2}]},
+        format="json",
+    ).json()
+
+    # then the cart cannot be collected there, and the nearby store is offered with its promise
+    assert (answer["can_collect"], answer["mode"], answer["ready_by"]) == (
+        False,
+        "unavailable",
+        None,
+    )
+    assert [alt["store"] for alt in answer["alternatives"]] == ["PARIS02"]
+    assert answer["alternatives"][0]["ready_by"] is not None
