@@ -22,6 +22,7 @@ from loyalty.models import (
     PointsOperation,
     PointsSpend,
     ProgramSettings,
+    Reward,
     Tier,
     TierChange,
 )
@@ -66,6 +67,13 @@ class EarningRuleAdmin(admin.ModelAdmin):
     ]
     list_filter = ["scope", "is_active"]
     search_fields = ["name", "value"]
+
+
+@admin.register(Reward)
+class RewardAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "points_cost", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "code"]
 
 
 # ---- ledgers (read-only) -------------------------------------------------------------------

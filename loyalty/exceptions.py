@@ -75,3 +75,8 @@ class CouponAlreadyUsed(Conflict):
 class CouponHeldElsewhere(Conflict):
     code = "coupon_held_elsewhere"
     default_message = "This code is applied to another cart right now."
+
+
+class RewardUnavailable(NotFound):
+    code = "reward_unavailable"
+    default_message = "No active reward has this code on this channel."

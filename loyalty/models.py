@@ -336,6 +336,26 @@ class TierChange(models.Model):
         return f"{self.from_tier} → {self.to_tier}"
 
 
+class Reward(models.Model):
+    """An item of the rewards catalogue, bought with points."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=120)
+    points_cost = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=True)
+    channels = models.JSONField(
+        default=list, blank=True, help_text="Sales channels where it can be bought (empty: all)."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(points_cost__gt=0), name="reward_cost_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points_cost} pts)"
+
+
 # ---- personal offers -----------------------------------------------------------------------
 
 

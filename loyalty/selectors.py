@@ -14,6 +14,7 @@ from loyalty.models import (
     PointsLot,
     PointsMovement,
     PointsSpend,
+    Reward,
     SpendStatus,
 )
 
@@ -96,3 +97,7 @@ def ledger_mismatches() -> list[dict]:
         if -(spend["out"] or 0) != kept:
             problems.append({"spend": spend["pk"], "kept": kept, "ledger": -(spend["out"] or 0)})
     return problems
+
+
+def rewards_list() -> list[Reward]:
+    return list(Reward.objects.filter(is_active=True).order_by("points_cost", "code"))

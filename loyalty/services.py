@@ -40,6 +40,7 @@ from loyalty.exceptions import (
     NoLoyaltyAccount,
     RefundExceedsSpent,
     ReturnExceedsPurchase,
+    RewardUnavailable,
     SpendNotFound,
     SpendNotHeld,
 )
@@ -55,6 +56,7 @@ from loyalty.models import (
     PointsReversal,
     PointsSpend,
     ProgramSettings,
+    Reward,
     RuleScope,
     SourceType,
     SpendPurpose,
@@ -841,6 +843,31 @@ def points_spend_for_reward(
     )
     return points_capture(
         spend_id=spend.pk, idempotency_key=f"{idempotency_key}:capture", actor=actor
+    )
+
+
+def reward_buy(
+    *,
+    customer: Customer,
+    reward_code: str,
+    channel: str,
+    idempotency_key: str,
+    store: Location | None = None,
+    actor: str = "",
+) -> PointsSpend:
+    """Buy a catalogue reward with points (its cost, soonest-expiring lots first).
+    Raises RewardUnavailable, NoLoyaltyAccount, InsufficientPoints; nothing is spent then."""
+    reward = Reward.objects.filter(code=reward_code, is_active=True).first()
+    if reward is None or (reward.channels and channel not in reward.channels):
+        raise RewardUnavailable(details={"reward": [str(reward_code)]})
+    return points_spend_for_reward(
+        customer=customer,
+        points=reward.points_cost,
+        reward_ref=f"reward:{reward.code}",
+        channel=channel,
+        idempotency_key=idempotency_key,
+        store=store,
+        actor=actor,
     )
 
 

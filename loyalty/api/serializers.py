@@ -105,6 +105,12 @@ class CouponRedeemInput(CouponInput):
     cart_ref = serializers.CharField(max_length=120, required=False, allow_blank=True)
 
 
+class RewardBuyInput(serializers.Serializer):
+    customer = serializers.CharField(max_length=40, help_text="Reference (UUID) or number.")
+    reward = serializers.SlugField(max_length=40)
+    store = serializers.CharField(max_length=20, required=False, help_text="Location code.")
+
+
 # ---- outputs --------------------------------------------------------------------------------
 
 
@@ -219,3 +225,10 @@ class ReportOutput(serializers.Serializer):
     o2o_store_visitors = serializers.IntegerField()
     revenue = serializers.CharField()
     currency = serializers.CharField()
+
+
+class RewardOutput(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    points_cost = serializers.IntegerField()
+    channels = serializers.ListField(child=serializers.CharField())

@@ -29,6 +29,8 @@ urlpatterns = [
         views.PointsReleaseApi.as_view(),
         name="loyalty-points-release",
     ),
+    path("loyalty/rewards/", views.RewardListApi.as_view(), name="loyalty-rewards"),
+    path("loyalty/rewards/buy/", views.RewardBuyApi.as_view(), name="loyalty-reward-buy"),
     path(
         "loyalty/coupons/validate/", views.CouponValidateApi.as_view(), name="loyalty-coupon-check"
     ),

@@ -244,6 +244,48 @@ class PointsReleaseApi(APIView):
         return idempotent(request, endpoint=f"loyalty.points_release:{hold_id}", perform=perform)
 
 
+class RewardListApi(APIView):
+    """The rewards catalogue (active rewards buyable on the caller's channel)."""
+
+    required_scopes = [Scope.CUSTOMERS_READ]
+
+    @extend_schema(responses={200: io.RewardOutput(many=True), **ERRORS})
+    def get(self, request):
+        channel = caller_channel(request)
+        rewards = [r for r in selectors.rewards_list() if not r.channels or channel in r.channels]
+        return Response(io.RewardOutput(rewards, many=True).data)
+
+
+class RewardBuyApi(APIView):
+    """Buy a reward with points (spent at once, soonest-expiring lots first)."""
+
+    required_scopes = [Scope.LOYALTY_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.RewardBuyInput,
+        responses={201: io.SpendOutput, **ERRORS},
+        description="404 reward_unavailable, 409 insufficient_points, 404 no_loyalty_account.",
+    )
+    def post(self, request):
+        data = _validated(io.RewardBuyInput, request)
+        customer = customer_get(reference=data["customer"])
+        store = _store(data.get("store"))
+
+        def perform():
+            spend = services.reward_buy(
+                customer=customer,
+                reward_code=data["reward"],
+                channel=caller_channel(request),
+                store=store,
+                idempotency_key=_service_key(request),
+                actor=caller_label(request),
+            )
+            return Response(io.SpendOutput(spend).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="loyalty.reward_buy", perform=perform)
+
+
 class CouponValidateApi(APIView):
     """Check a code against a cart (owner, validity, channel, basket rules). Changes nothing."""
 

@@ -29,6 +29,7 @@ def test_every_loyalty_admin_page_renders(staff_client):
     campaign = CampaignFactory()
     for model in (
         "programsettings",
+        "reward",
         "tier",
         "earningrule",
         "loyaltyaccount",
