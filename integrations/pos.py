@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
@@ -52,6 +53,7 @@ from stores.models import Location
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Omnistock-Signature"
+local_cache = caches["local"]
 
 
 class UnknownIntegration(NotFound):
@@ -105,10 +107,24 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def strict_json(raw_body: bytes):
-    """JSON as the RFC defines it: Python's parser also takes NaN and Infinity, which no
-    database JSON column accepts."""
-    return json.loads(raw_body, parse_constant=_refuse_constant)
+    """JSON that the database can store. Python's parser also takes NaN and Infinity (not JSON),
+    and "\\u0000" (JSON, but PostgreSQL text and jsonb cannot hold a NUL character); both were
+    found by the property test as 500s, and are refused as malformed."""
+    payload = json.loads(raw_body, parse_constant=_refuse_constant)
+    if _has_nul(payload):
+        raise ValueError("NUL characters are not accepted")
+    return payload
 
 
 def integration_get(*, slug: str) -> PosIntegration:
@@ -143,7 +159,8 @@ def _reject(
         event_type=str(envelope.get("type", ""))[:20],
         till=str(envelope.get("till", ""))[:40],
         payload=payload if isinstance(payload, dict) else None,
-        raw_body=raw_body[:10_000].decode("utf-8", errors="replace"),
+        # Kept for staff to read; NUL cannot be stored in a PostgreSQL text column.
+        raw_body=raw_body[:10_000].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
         status=PosEventStatus.REJECTED,
         error=f"{error.code}: {error.message} {error.details or ''}"[:500],
     )
@@ -223,24 +240,48 @@ def _schedule(inbox_pk: int) -> None:
     pos_event_process_task.delay(inbox_pk)
 
 
+_SCOPE_SECONDS = 10
+
+
+def _integration_scope(integration: PosIntegration) -> dict:
+    """Which stores (by code) and tills an integration may post for. Kept in process memory for
+    a few seconds: the intake is the hot path, and a store or till added in the admin is seen
+    after `_SCOPE_SECONDS` at most."""
+    key = f"pos:scope:{integration.pk}"
+    scope = local_cache.get(key)
+    if scope is None:
+        tills = PosTill.objects.filter(integration=integration, is_active=True)
+        scope = {
+            "stores": dict(integration.stores.values_list("code", "pk")),
+            "tills": set(tills.values_list("location_id", "code")),
+        }
+        local_cache.set(key, scope, _SCOPE_SECONDS)
+    return scope
+
+
+def integration_scope_changed(integration_id: int) -> None:
+    local_cache.delete(f"pos:scope:{integration_id}")
+
+
 def _check_references(integration: PosIntegration, event: dict) -> Location:
-    location = Location.objects.filter(code=event["store"]).first()
-    if location is None:
-        raise UnknownStore(
-            f"Unknown store {event['store']!r}.", details={"store": [event["store"]]}
-        )
-    if not integration.stores.filter(pk=location.pk).exists():
+    scope = _integration_scope(integration)
+    location_id = scope["stores"].get(event["store"])
+    if location_id is None:
+        location = Location.objects.filter(code=event["store"]).first()
+        if location is None:
+            raise UnknownStore(
+                f"Unknown store {event['store']!r}.", details={"store": [event["store"]]}
+            )
         raise StoreNotInIntegration(
             f"Integration {integration.slug} may not post events for {location.code}.",
             details={"store": [location.code]},
         )
-    if not PosTill.objects.filter(
-        integration=integration, location=location, code=event["till"], is_active=True
-    ).exists():
+    if (location_id, event["till"]) not in scope["tills"]:
         raise UnknownTill(
-            f"Till {event['till']!r} is not registered at {location.code}.",
+            f"Till {event['till']!r} is not registered at {event['store']}.",
             details={"till": [event["till"]]},
         )
+    location = Location(pk=location_id, code=event["store"])
     codes = [line["sku"] for line in event["data"].get("lines", [])]
     if codes:
         known = set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
@@ -393,7 +434,12 @@ def _apply_sale(event: PosEvent, data: dict) -> None:
         reference=data["receipt"],
         actor=_actor(event),
     )
-    flagged = TillDiscrepancy.objects.filter(movement__operation=operation).exists()
+    applied = getattr(operation, "applied", None)
+    flagged = (
+        applied.till_discrepancies > 0
+        if applied is not None
+        else TillDiscrepancy.objects.filter(movement__operation=operation).exists()
+    )
     _receipt(event, data, kind="sale", flagged=flagged)
 
 

@@ -174,6 +174,7 @@ class PositionOutcome:
 class ApplyResult:
     movements: list[StockMovement] = field(default_factory=list)
     outcomes: dict[int, PositionOutcome] = field(default_factory=dict)
+    till_discrepancies: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,9 +283,11 @@ def _apply_operation(
         actor=actor,
         reference=reference,
         params=params,
-        body=lambda op: stock_apply(operation=op, changes=changes, occurred_at=occurred_at),
+        body=lambda op: setattr(
+            op, "applied", stock_apply(operation=op, changes=changes, occurred_at=occurred_at)
+        ),
     )
-    operation.replayed = replayed
+    operation.replayed = replayed  # a replay has no `applied`: nothing was applied this time
     return operation
 
 
@@ -614,6 +617,7 @@ def _flag_till_discrepancies(changes, movements, result: ApplyResult, positions)
                     ),
                 )
             )
+    result.till_discrepancies = len(flagged)
     if flagged:
         TillDiscrepancy.objects.bulk_create([discrepancy for _, discrepancy in flagged])
         events_record(

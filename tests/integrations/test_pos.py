@@ -315,12 +315,20 @@ def test_malformed_json_and_oversized_bodies(client, integration, settings):
     assert StockMovement.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", [b'{"event_id": NaN}', b'{"quantity": Infinity}'])
+@pytest.mark.parametrize(
+    "raw", [b'{"event_id": NaN}', b'{"quantity": Infinity}', b'{"event_id": "a\\u0000b"}']
+)
 def test_non_standard_json_constants_are_malformed(client, integration, raw):
     # Python's parser accepts them; no JSON column does (found by the property test).
     response = post(client, None, raw=raw)
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_request"
+
+
+def test_a_raw_nul_byte_is_refused_and_the_rejection_is_still_recorded(client, integration):
+    response = post(client, None, raw=b'{"event_id": "a\x00b"}')
+    assert response.status_code == 400
+    assert "\ufffd" in PosEvent.objects.get().raw_body
 
 
 def test_unknown_integration_is_404(client, integration):
