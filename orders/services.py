@@ -25,6 +25,7 @@ from django.utils import timezone
 from common.channels import SalesChannel
 from common.exceptions import IllegalTransition, InvalidInput
 from common.money import CurrencyMismatch, Money, parse_amount
+from customers.models import Customer
 from inventory import services as stock
 from inventory.exceptions import InsufficientStock, LocationInactive, UnknownLocation
 from inventory.models import (
@@ -268,7 +269,7 @@ def _validate_lines(lines: Sequence[OrderLineRequest]) -> tuple[str, list[Decima
 def order_place(
     *,
     channel: str,
-    customer,
+    customer: Customer,
     lines: Sequence[OrderLineRequest],
     fulfilment: str,
     idempotency_key: str,
@@ -283,10 +284,15 @@ def order_place(
     """Create an order and reserve every line (or nothing: OutOfStock names the short lines).
 
     Click & collect needs an active store that offers pickup and opens in the coming weeks;
-    home delivery needs an address with coordinates. The routing decision is recorded.
+    home delivery needs an address with coordinates. The routing decision is recorded. A new
+    order comes back with its lines, allocations, decision and events already loaded (the API
+    renders it without reading it back); `order.replayed` tells a retry with a known key.
     """
     if not idempotency_key or len(idempotency_key) > 255:
-        raise InvalidInput("An idempotency key is required.", details={"idempotency_key": ["?"]})
+        raise InvalidInput(
+            "An idempotency key of at most 255 characters is required.",
+            details={"idempotency_key": ["required"]},
+        )
     existing = Order.objects.filter(created_by_key=idempotency_key).first()
     if existing:
         existing.replayed = True
@@ -301,7 +307,8 @@ def order_place(
     elif fulfilment == FulfilmentType.DELIVERY:
         if address is None:
             raise InvalidInput(
-                "Home delivery needs an address with coordinates.", details={"address": ["?"]}
+                "Home delivery needs an address with coordinates.",
+                details={"address": ["required"]},
             )
     else:
         raise InvalidInput(
@@ -511,7 +518,7 @@ class _CapacityRace(InsufficientStock):
     pass
 
 
-def trigger_is_reroute(plan: routing.RoutingPlan) -> bool:
+def _is_reroute(plan: routing.RoutingPlan) -> bool:
     return plan.trigger != "placement"
 
 
@@ -524,7 +531,7 @@ def _consume_capacity(
     """One more order today at each capped location that prepares it (the pickup store, or each
     shipping location); a location that filled up meanwhile makes the router run again."""
     if order.fulfilment == FulfilmentType.PICKUP:
-        if trigger_is_reroute(plan):
+        if _is_reroute(plan):
             return  # the pickup store already counted this order when it was placed
         ids = {order.pickup_location_id}  # it prepares the order, even lines that come by transfer
     else:
