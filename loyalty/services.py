@@ -380,13 +380,18 @@ def _rule_matches(rule: EarningRule, line: PurchaseLine, *, channel: str, tier: 
 
 
 def points_for_lines(
-    *, lines: Sequence[PurchaseLine], channel: str, tier: Tier | None, at: datetime
+    *,
+    lines: Sequence[PurchaseLine],
+    channel: str,
+    tier: Tier | None,
+    at: datetime,
+    program: ProgramSettings | None = None,
 ) -> tuple[list[int], int]:
     """Points per line and the flat bonus, by the rules in force at `at` (pure, no writes).
 
     Per line: floor(amount × points_per_unit × tier multiplier × the highest matching multiplier
     of each scope). An excluded SKU earns 0. Below the minimum order value nothing is earned."""
-    program = program_settings()
+    program = program or program_settings()
     total = sum((line.amount for line in lines), Decimal(0))
     if total < program.min_order_value or total <= 0:
         return [0 for _ in lines], 0
@@ -474,13 +479,19 @@ def points_earn_for_source(
         "currency": currency,
     }
 
+    created: list[PointsLot] = []
+
     def body(operation: PointsOperation) -> dict:
-        account = LoyaltyAccount.objects.filter(customer=customer, is_active=True).first()
+        account = (
+            LoyaltyAccount.objects.select_for_update()
+            .select_related("tier")
+            .filter(customer=customer, is_active=True)
+            .first()
+        )
         if account is None:
             return {"lot": None, "reason": "no_account"}
-        account = _lock_account(account.pk)
         per_line, bonus = points_for_lines(
-            lines=lines, channel=channel, tier=account.tier, at=occurred_at
+            lines=lines, channel=channel, tier=account.tier, at=occurred_at, program=program
         )
         total = sum(per_line) + bonus
         if total <= 0:
@@ -513,6 +524,7 @@ def points_earn_for_source(
             ]
         )
         tier_upgrade_check(account=account, at=timezone.now())
+        created.append(lot)
         return {"lot": lot.pk}
 
     operation, _ = _run(
@@ -523,6 +535,8 @@ def points_earn_for_source(
         actor=actor,
         body=body,
     )
+    if created:
+        return created[0]
     lot_id = operation.result.get("lot")
     return PointsLot.objects.get(pk=lot_id) if lot_id else None
 
@@ -1042,9 +1056,11 @@ def _tier_set(account: LoyaltyAccount, tier: Tier | None, points: int, reason: s
 def tier_upgrade_check(*, account: LoyaltyAccount, at: datetime) -> Tier | None:
     """Upgrade at once when the rolling earned points reach a higher tier (never downgrade
     here). The account must be locked by the caller. Returns the new tier or None."""
+    current = account.tier.threshold_points if account.tier else -1
+    if not Tier.objects.filter(threshold_points__gt=current).exists():
+        return None  # already at the top (or no tiers): no need to add up the period
     points = qualifying_points(account=account, at=at)
     best = _tier_for(points)
-    current = account.tier.threshold_points if account.tier else -1
     if best is not None and best.threshold_points > current:
         _tier_set(account, best, points, "upgrade", at)
         return best
