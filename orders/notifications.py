@@ -12,6 +12,27 @@ def _local(moment, location):
     return moment.astimezone(location.tz) if location is not None else moment
 
 
+def order_contacts(order: Order) -> tuple[str, str]:
+    """Where the order's messages go: the contact given with the order, else the customer's
+    email and phone in the customer reference (primary first)."""
+    email, phone = order.contact_email, order.contact_phone
+    if not email or not phone:
+        from customers.models import CustomerIdentifier
+
+        known: dict[str, str] = {}
+        for kind, value in (
+            CustomerIdentifier.objects.filter(
+                customer_id=order.customer_id, kind__in=["email", "phone"]
+            )
+            .order_by("-is_primary", "pk")
+            .values_list("kind", "value_normalised")[:10]
+        ):
+            known.setdefault(kind, value)
+        email = email or known.get("email", "")
+        phone = phone or known.get("phone", "")
+    return email, phone
+
+
 def order_message_context(*, order_id: int, kind: str, extra: dict) -> tuple[Order, dict]:
     order = Order.objects.select_related("customer", "pickup_location").get(pk=order_id)
     store = order.pickup_location

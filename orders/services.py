@@ -218,15 +218,6 @@ def _move(
     )
 
 
-def _known(model, parent, rows: list, *, field: str = "order"):
-    """A queryset whose results are already known (rows just written): what prefetch_related
-    would have produced, without the query. Filtering it queries the database as usual."""
-    queryset = model.objects.filter(**{field: parent})
-    queryset._result_cache = list(rows)
-    queryset._prefetch_done = True
-    return queryset
-
-
 def _notify(order: Order, kind: str, **extra) -> None:
     from orders.tasks import order_notify_task
 
@@ -285,7 +276,7 @@ def order_place(
 
     Click & collect needs an active store that offers pickup and opens in the coming weeks;
     home delivery needs an address with coordinates. The routing decision is recorded. A new
-    order comes back with its lines, allocations, decision and events already loaded (the API
+    order comes back with its lines, allocations, decision and events in `order.loaded` (the API
     renders it without reading it back); `order.replayed` tells a retry with a known key.
     """
     if not idempotency_key or len(idempotency_key) > 255:
@@ -392,11 +383,11 @@ def order_place(
             skus = {need.sku_id: need.sku_code for need in needs}
             for order_line in order_lines:
                 order_line.sku = Sku(pk=order_line.sku_id, code=skus[order_line.sku_id])
-            order._prefetched_objects_cache = {
-                "lines": _known(OrderLine, order, order_lines),
-                "allocations": _known(Allocation, order, allocated.allocations),
-                "routing_decisions": _known(RoutingDecision, order, [allocated.decision]),
-                "events": _known(OrderEvent, order, [placed, moved]),
+            order.loaded = {
+                "lines": order_lines,
+                "allocations": allocated.allocations,
+                "routing_decisions": [allocated.decision],
+                "events": [placed, moved],
             }
     except IntegrityError:
         existing = Order.objects.filter(created_by_key=idempotency_key).first()
@@ -571,24 +562,17 @@ def _record_allocations(
             location=Location(pk=assignment.location.id, code=assignment.location.code),
             kind=assignment.kind,
         )
-        allocation._prefetched_objects_cache = {
-            "lines": _known(
-                AllocationLine,
-                allocation,
-                AllocationLine.objects.bulk_create(
-                    [
-                        AllocationLine(
-                            allocation=allocation,
-                            order_line=lines[need.line],
-                            quantity=units,
-                            reservation=next(reservation_iter),
-                        )
-                        for need, units in assignment.lines
-                    ]
-                ),
-                field="allocation",
-            )
-        }
+        allocation.loaded_lines = AllocationLine.objects.bulk_create(
+            [
+                AllocationLine(
+                    allocation=allocation,
+                    order_line=lines[need.line],
+                    quantity=units,
+                    reservation=next(reservation_iter),
+                )
+                for need, units in assignment.lines
+            ]
+        )
         allocations.append(allocation)
         if assignment.kind == AllocationKind.TRANSFER:
             transfer = stock.transfer_request(

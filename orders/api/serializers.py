@@ -316,8 +316,27 @@ def _decimal(value, places: int) -> str:
     return f"{value.quantize(Decimal(1).scaleb(-places)):f}"
 
 
+def _parts(order) -> dict:
+    """What the service just wrote (`order.loaded`, a new order), else the related rows."""
+    loaded = getattr(order, "loaded", None)
+    if loaded is not None:
+        return loaded
+    return {
+        "lines": order.lines.all(),
+        "allocations": order.allocations.all(),
+        "routing_decisions": order.routing_decisions.all(),
+        "events": order.events.all(),
+    }
+
+
+def _allocation_lines(allocation):
+    loaded = getattr(allocation, "loaded_lines", None)
+    return allocation.lines.all() if loaded is None else loaded
+
+
 def order_representation(order) -> dict:
     fulfilment_is_delivery = order.fulfilment == "delivery"
+    parts = _parts(order)
     return {
         "reference": order.reference,
         "channel": order.channel,
@@ -351,7 +370,7 @@ def order_representation(order) -> dict:
                 "status": line.status,
                 "quantity_returned": line.quantity_returned,
             }
-            for line in order.lines.all()
+            for line in parts["lines"]
         ],
         "allocations": [
             {
@@ -371,10 +390,10 @@ def order_representation(order) -> dict:
                         else None,
                         "is_active": held.is_active,
                     }
-                    for held in allocation.lines.all()
+                    for held in _allocation_lines(allocation)
                 ],
             }
-            for allocation in order.allocations.all()
+            for allocation in parts["allocations"]
         ],
         "routing_decisions": [
             {
@@ -387,7 +406,7 @@ def order_representation(order) -> dict:
                 "duration_ms": _decimal(Decimal(decision.duration_ms), 3),
                 "created_at": _when(decision.created_at),
             }
-            for decision in order.routing_decisions.all()
+            for decision in parts["routing_decisions"]
         ],
         "events": [
             {
@@ -399,6 +418,6 @@ def order_representation(order) -> dict:
                 "data": event.data,
                 "occurred_at": _when(event.occurred_at),
             }
-            for event in order.events.all()
+            for event in parts["events"]
         ],
     }

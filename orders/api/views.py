@@ -83,23 +83,12 @@ def _customer(request, data: dict):
 
 
 def _contacts(customer, data: dict) -> dict[str, str]:
-    """Where order messages go: what the channel sent, else the customer's primary email and
-    phone in the customer reference (an order placed with a reference only)."""
-    email = (data.get("email") or "").strip()
-    phone = _contact_phone(data.get("phone"))
-    if not email or not phone:
-        from customers.models import CustomerIdentifier
-
-        known: dict[str, str] = {}
-        for kind, value in (
-            CustomerIdentifier.objects.filter(customer=customer, kind__in=["email", "phone"])
-            .order_by("-is_primary", "pk")
-            .values_list("kind", "value_normalised")[:10]
-        ):
-            known.setdefault(kind, value)
-        email = email or known.get("email", "")
-        phone = phone or known.get("phone", "")
-    return {"contact_email": email, "contact_phone": phone}
+    """The contact sent with the order; without one, messages go to the customer's primary
+    email and phone in the customer reference, looked up when they are sent."""
+    return {
+        "contact_email": (data.get("email") or "").strip(),
+        "contact_phone": _contact_phone(data.get("phone")),
+    }
 
 
 def _contact_phone(raw: str | None) -> str:
