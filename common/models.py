@@ -18,7 +18,9 @@ class Scope(models.TextChoices):
     CUSTOMERS_READ = "customers:read", "Read customer profiles and history"
     CUSTOMERS_WRITE = "customers:write", "Update customer profiles, identifiers and consents"
     CUSTOMERS_PRIVACY = "customers:privacy", "Export and erase customer data (GDPR)"
+    PAYMENTS_READ = "payments:read", "Read payments, gift card balances and store credit"
     PAYMENTS_WRITE = "payments:write", "Add tenders, request refunds"
+    GIFT_CARDS_ISSUE = "gift_cards:issue", "Issue (sell) gift cards"
     LOYALTY_WRITE = "loyalty:write", "Spend points, redeem coupons"
     POS_EVENTS = "pos:events", "Post POS events"
 

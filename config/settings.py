@@ -146,6 +146,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "common.tasks.idempotency_records_purge_task",
         "schedule": crontab(hour=4, minute=7),
     },
+    "expire-balance-holds": {
+        "task": "payments.tasks.holds_expire_task",
+        "schedule": timedelta(minutes=1),
+    },
+    "renew-card-authorisations": {
+        "task": "payments.tasks.card_authorisations_renew_task",
+        "schedule": timedelta(minutes=15),
+    },
+    "reconcile-stored-value": {
+        "task": "payments.tasks.ledger_reconcile_task",
+        "schedule": crontab(hour=3, minute=29),
+    },
+    "sandbox-expire-authorisations": {  # only does something with the sandbox provider
+        "task": "payments.tasks.sandbox_authorisations_expire_task",
+        "schedule": timedelta(minutes=5),
+    },
     "reconcile-stock-ledger": {
         "task": "inventory.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=3, minute=17),

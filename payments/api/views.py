@@ -55,7 +55,7 @@ def _summary(order_reference: str) -> dict:
 class GiftCardBalanceApi(APIView):
     """The balance of a gift card. POST so that the code stays out of URLs and access logs."""
 
-    required_scopes = [Scope.PAYMENTS_WRITE]
+    required_scopes = [Scope.PAYMENTS_READ]
 
     @extend_schema(
         request=io.GiftCardBalanceInput,
@@ -71,7 +71,7 @@ class GiftCardBalanceApi(APIView):
 
 
 class StoreCreditApi(APIView):
-    required_scopes = [Scope.PAYMENTS_WRITE]
+    required_scopes = [Scope.PAYMENTS_READ]
 
     @extend_schema(
         responses={200: io.StoreCreditOutput, **ERRORS},
@@ -87,7 +87,7 @@ class StoreCreditApi(APIView):
 
 
 class OrderPaymentApi(APIView):
-    required_scopes = [Scope.PAYMENTS_WRITE]
+    required_scopes = [Scope.PAYMENTS_READ]
 
     @extend_schema(
         responses={200: io.PaymentSummaryOutput, **ERRORS},

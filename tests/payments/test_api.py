@@ -66,7 +66,7 @@ def test_store_credit_of_a_customer_in_any_channel(api_client_factory):
         channel="web",
         actor="t",
     )
-    till = api_client_factory(channel="store", scopes=["payments:write"])
+    till = api_client_factory(channel="store", scopes=["payments:read"])
     response = till.get(f"/api/v1/payments/customers/{customer.reference}/store-credit/")
     assert response.status_code == 200
     assert response.json()["wallets"] == [
