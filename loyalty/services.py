@@ -483,7 +483,7 @@ def points_earn_for_source(
 
     def body(operation: PointsOperation) -> dict:
         account = (
-            LoyaltyAccount.objects.select_for_update()
+            LoyaltyAccount.objects.select_for_update(of=("self",))
             .select_related("tier")
             .filter(customer=customer, is_active=True)
             .first()
