@@ -535,6 +535,20 @@ def _apply_handover(event: PosEvent, data: dict) -> None:
             f"No order {data['order_reference']!r}.",
             details={"order_reference": [data["order_reference"]]},
         )
+    if data.get("paid_at_till"):  # paid at pickup: the till took the money (same transaction)
+        from payments.orders_port import payable_order
+        from payments.services.tenders import tender_add_till
+
+        paid = data["paid_at_till"]
+        tender_add_till(
+            order=payable_order(reference=order.reference),
+            amount=paid["amount"],
+            currency=paid["currency"],
+            idempotency_key=_key(event, ":till"),
+            channel="store",
+            actor=_actor(event),
+            till_reference=f"{event.till}:{event.event_id}",
+        )
     order_collect(
         order_id=order.pk,
         code=data["pickup_code"],

@@ -231,6 +231,51 @@ def test_pickup_handover_collects_the_order(client, integration, store, sku):
     assert (position(store, sku).on_hand, position(store, sku).reserved) == (2, 0)
 
 
+def test_handover_paid_at_the_till_records_the_payment_and_collects(
+    client, integration, store, sku
+):
+    receive(store, sku, 3)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order = order_services.order_place(
+            channel="web",
+            customer=CustomerFactory(),
+            fulfilment="pickup",
+            pickup_location_id=store.pk,
+            idempotency_key="o-2",
+            actor="test",
+            lines=[
+                order_services.OrderLineRequest(
+                    sku_id=sku.pk, quantity=2, unit_price="19.90", currency="EUR", sku_code=sku.code
+                )
+            ],
+        )
+        order_services.order_picking_start(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="p-2"
+        )
+        order_services.order_mark_ready(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="r-2"
+        )
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+
+    post(
+        client,
+        event(
+            "H2",
+            "pickup_handover",
+            order_reference=order.reference,
+            pickup_code=code,
+            paid_at_till={"kind": "card", "amount": "39.80", "currency": "EUR"},
+        ),
+    )
+
+    order.refresh_from_db()
+    assert order.status == "collected"
+    from payments.selectors import order_payment_summary
+
+    summary = order_payment_summary(order_reference=order.reference)
+    assert (str(summary.paid), str(summary.due)) == ("39.80", "0.00")
+
+
 def test_previous_secret_is_accepted_during_a_rotation(client, integration, store, sku):
     receive(store, sku, 2)
     integration.previous_secret, integration.secret = integration.secret, "new-secret"
