@@ -292,7 +292,17 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             "order_id": order.pk,
             "actor": admin_actor(request),
             "channel": SalesChannel.BACKOFFICE,
-            "idempotency_key": f"{request.POST.get('form_key', '')}:{action}:{order.pk}",
+            # One key per form submission and target: a double submit applies once, while two
+            # different lines rejected from the same page are two requests.
+            "idempotency_key": ":".join(
+                [
+                    request.POST.get("form_key", ""),
+                    action,
+                    str(order.pk),
+                    request.POST.get("line", ""),
+                    request.POST.get("allocation", ""),
+                ]
+            ),
         }
         needs = {
             "picking": "orders.prepare_order",

@@ -199,3 +199,21 @@ def test_the_location_scope_mixin_filters_any_admin_by_the_staff_s_locations(
     scoped = ScopedPositions(StockPosition, django_admin.site)
 
     assert list(scoped.get_queryset(request).values_list("location_id", flat=True)) == [store.pk]
+
+
+def test_two_lines_rejected_from_the_same_board_page_are_both_rejected_and_a_double_submit_once(
+    client, associate, customer, store, warehouse, sku, sku2
+):
+    receive(store, sku, 2)
+    receive(store, sku2, 2)
+    receive(warehouse, sku, 5)
+    receive(warehouse, sku2, 5)
+    order = place_pickup(customer, store, [line(sku, 1), line(sku2, 1)])
+    client.force_login(associate)
+
+    board_post(client, store, order, "reject", line=1, reason="damaged", found_quantity=0)
+    board_post(client, store, order, "reject", line=1, reason="damaged", found_quantity=0)
+    board_post(client, store, order, "reject", line=2, reason="damaged", found_quantity=0)
+
+    assert order.events.filter(kind="line_rejected").count() == 2
+    assert (position(store, sku).unsellable, position(store, sku2).unsellable) == (1, 1)
