@@ -18,6 +18,7 @@ from customers.registry import (
     HistoryCursor,
     HistoryEntry,
     register_customer_link,
+    register_erasure_blocker,
     register_erasure_handler,
     register_export_contributor,
     register_history_provider,
@@ -25,7 +26,7 @@ from customers.registry import (
     register_merge_handler,
 )
 from loyalty import services
-from loyalty.models import Coupon, CouponRedemption, LoyaltyAccount, PointsMovement
+from loyalty.models import Coupon, CouponRedemption, LoyaltyAccount, PointsMovement, PointsSpend
 
 HISTORY = "loyalty"
 
@@ -121,6 +122,14 @@ def history(customer: Customer, *, before: HistoryCursor | None, limit: int) -> 
     return entries
 
 
+def open_holds_erasure_blocker(customer: Customer) -> list[str]:
+    return [
+        f"Points hold {spend.pk} ({spend.points} points for {spend.reference}) is open; "
+        "capture or release it first."
+        for spend in PointsSpend.objects.filter(account__customer=customer, status="held")
+    ]
+
+
 def register() -> None:
     register_customer_link(Coupon, "customer")
     register_customer_link(CouponRedemption, "customer")
@@ -129,5 +138,6 @@ def register() -> None:
     )
     register_merge_blocker("loyalty.open_holds", services.open_holds_blocker)
     register_export_contributor("loyalty", export_loyalty)
+    register_erasure_blocker("loyalty.open_holds", open_holds_erasure_blocker)
     register_erasure_handler("loyalty.accounts", services.account_erase)
     register_history_provider(HISTORY, history)

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from common.exceptions import IdempotencyKeyReused
 from customers import services as customer_services
+from customers.exceptions import ErasureBlocked
 from customers.models import CustomerIdentifier
 from customers.selectors import customer_resolve_one
 from loyalty import selectors, services
@@ -519,3 +520,15 @@ def test_erasure_forfeits_points_and_export_lists_the_ledger():
     assert (account.points_remaining, account.is_active) == (0, False)
     assert account.card_number.startswith("ERASED")
     assert selectors.ledger_mismatches() == []
+
+
+def test_an_open_points_hold_blocks_erasure():
+    account = AccountFactory()
+    spendable_earn(account.customer, "10.00")
+    services.points_hold(
+        customer=account.customer, points=5, reference="T", channel="store", idempotency_key="h"
+    )
+    with pytest.raises(ErasureBlocked):
+        customer_services.customer_erase(customer=account.customer, actor="dpo", reason="request")
+    account.refresh_from_db()
+    assert (account.points_remaining, account.is_active) == (5, True)
