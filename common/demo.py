@@ -18,6 +18,7 @@ from inventory.validators import gtin_with_check_digit
 from stores.models import Closure, Location, LocationKind, OpeningHours
 
 DEMO_STAFF = ("admin", "admin")
+DEMO_POS = ("demo-tills", "whsec_demo_pos_secret")  # slug, signing secret
 DEMO_KEYS = {
     # name: (raw key, channel, scopes)
     "demo-web-storefront": (
@@ -207,6 +208,7 @@ def load(*, seed: int = 7) -> bool:
         skus = _skus()
         _api_keys()
         _staff()
+        _pos(stores)
     stock.stock_receive(
         location_id=warehouse.pk,
         idempotency_key="demo:receipt:warehouse",
@@ -293,6 +295,23 @@ def _api_keys() -> None:
         key = ApiKey(name=name, channel=channel, scopes=[str(s) for s in scopes])
         key.set_key(raw)
         key.save()
+
+
+def _pos(stores) -> None:
+    from integrations.models import PosIntegration, PosTill
+
+    slug, secret = DEMO_POS
+    integration = PosIntegration.objects.create(
+        slug=slug, name="Demo tills", vendor="Demo POS", secret=secret
+    )
+    integration.stores.add(*stores)
+    PosTill.objects.bulk_create(
+        [
+            PosTill(integration=integration, location=store, code=code)
+            for store in stores
+            for code in ("T1", "T2")
+        ]
+    )
 
 
 def _staff() -> None:
