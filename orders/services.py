@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -312,7 +312,9 @@ def order_place(
 
     try:
         with transaction.atomic():
-            order = Order.objects.create(
+            # The order row is written once routing has reserved its stock, already allocated:
+            # a refused order writes nothing, and an accepted one costs no status UPDATE.
+            order = Order(
                 reference=_new_reference(channel),
                 created_by_key=idempotency_key,
                 channel=channel,
@@ -334,27 +336,56 @@ def order_place(
                 pickup_nonce=pickup.new_nonce() if pickup_store else "",
                 placed_at=at,
             )
-            order_lines = OrderLine.objects.bulk_create(
-                [
-                    OrderLine(
-                        order=order,
-                        line_no=index,
-                        sku_id=line.sku_id,
-                        quantity=line.quantity,
-                        unit_price=price,
-                    )
-                    for index, (line, price) in enumerate(zip(lines, prices, strict=True), start=1)
-                ]
-            )
-            placed = _event(
-                order, "placed", actor=actor, channel=channel, to_status=OrderStatus.PLACED
-            )
             needs = [
                 routing.Need(
-                    line=ol.line_no, sku_id=ol.sku_id, quantity=ol.quantity, sku_code=r.sku_code
+                    line=index, sku_id=line.sku_id, quantity=line.quantity, sku_code=line.sku_code
                 )
-                for ol, r in zip(order_lines, lines, strict=True)
+                for index, line in enumerate(lines, start=1)
             ]
+            written: dict = {}
+
+            def persist(plan: routing.RoutingPlan) -> list[OrderLine]:
+                order.status = OrderStatus.ALLOCATED
+                order.ready_by = _promise(order, plan, at=at, store=pickup_store)
+                order.save(force_insert=True)
+                written["events"] = OrderEvent.objects.bulk_create(
+                    [
+                        OrderEvent(
+                            order=order,
+                            kind="placed",
+                            to_status=OrderStatus.PLACED,
+                            actor=actor[:150],
+                            channel=channel,
+                            occurred_at=at,
+                        ),
+                        OrderEvent(
+                            order=order,
+                            kind="allocated",
+                            from_status=OrderStatus.PLACED,
+                            to_status=OrderStatus.ALLOCATED,
+                            actor=actor[:150],
+                            channel=channel,
+                            data={"outcome": plan.outcome},
+                            occurred_at=timezone.now(),
+                        ),
+                    ]
+                )
+                written["lines"] = OrderLine.objects.bulk_create(
+                    [
+                        OrderLine(
+                            order=order,
+                            line_no=index,
+                            sku_id=line.sku_id,
+                            quantity=line.quantity,
+                            unit_price=price,
+                        )
+                        for index, (line, price) in enumerate(
+                            zip(lines, prices, strict=True), start=1
+                        )
+                    ]
+                )
+                return written["lines"]
+
             allocated = _allocate(
                 order,
                 needs,
@@ -362,7 +393,7 @@ def order_place(
                 actor=actor,
                 at=at,
                 pickup_store=pickup_store,
-                order_lines=order_lines,
+                persist=persist,
             )
             if allocated is None:
                 names = ", ".join(f"{line['sku']} ({line['requested']})" for line in order._short)
@@ -370,24 +401,16 @@ def order_place(
                     f"Not enough stock anywhere for: {names}. Nothing was reserved.",
                     details={"lines": order._short},
                 )
-            moved = _move(
-                order,
-                OrderStatus.ALLOCATED,
-                actor=actor,
-                channel=channel,
-                data={"outcome": allocated.plan.outcome},
-                fields=["ready_by"],
-            )
             _notify(order, "order_confirmed")
             # What the API answers with, from memory: no query after the writes.
             skus = {need.sku_id: need.sku_code for need in needs}
-            for order_line in order_lines:
+            for order_line in written["lines"]:
                 order_line.sku = Sku(pk=order_line.sku_id, code=skus[order_line.sku_id])
             order.loaded = {
-                "lines": order_lines,
+                "lines": written["lines"],
                 "allocations": allocated.allocations,
                 "routing_decisions": [allocated.decision],
-                "events": [placed, moved],
+                "events": written["events"],
             }
     except IntegrityError:
         existing = Order.objects.filter(created_by_key=idempotency_key).first()
@@ -408,9 +431,12 @@ def _allocate(
     at: datetime,
     pickup_store: Location | None,
     exclude: frozenset[int] = frozenset(),
-    order_lines: Sequence[OrderLine] | None = None,
+    persist: Callable[[routing.RoutingPlan], list[OrderLine]] | None = None,
 ) -> Allocated | None:
     """Route `needs`, reserve them (all or nothing) and record allocations and the decision.
+
+    `persist(plan)` (a placement) writes the order and its lines once the stock is reserved and
+    returns the lines; without it the order exists already (a re-routing).
 
     A reservation can lose a race between the read and the write: the router then runs again on
     fresh stock (up to ROUTING_ATTEMPTS), so the loser is routed elsewhere. Returns None (with
@@ -481,6 +507,7 @@ def _allocate(
             selectors.reference_data_changed()
             attempts.append({"attempt": attempt, "lost_race": "location deactivated"})
             continue
+        order_lines = persist(plan) if persist else None
         allocations = _record_allocations(
             order,
             plan,
@@ -554,7 +581,6 @@ def _record_allocations(
 ) -> list[Allocation]:
     lines = {line.line_no: line for line in (order_lines or order.lines.all())}
     reservation_iter = iter(reservations)
-    latest_arrival = None
     allocations = []
     for assignment in plan.assignments:
         allocation = Allocation.objects.create(
@@ -586,14 +612,28 @@ def _record_allocations(
             allocation.transfer = transfer
             allocation.expected_at = at + timedelta(days=assignment.location.transfer_days)
             allocation.save(update_fields=["transfer", "expected_at"])
-            latest_arrival = max(latest_arrival or allocation.expected_at, allocation.expected_at)
-    if order.fulfilment == FulfilmentType.PICKUP:
-        store = pickup_store or selectors.location_with_calendar(order.pickup_location_id)
-        promise = selectors.pickup_promise(store, at=at, not_before=latest_arrival)
+    if order_lines is None and order.fulfilment == FulfilmentType.PICKUP:
+        # A re-routing may push the promise later (a line now comes by transfer).
+        promise = _promise(order, plan, at=at, store=pickup_store)
         order.ready_by = max(order.ready_by, promise) if order.ready_by else promise
-        if order_lines is None:  # a re-routing; a placement saves it with its transition
-            order.save(update_fields=["ready_by", "updated_at"])
+        order.save(update_fields=["ready_by", "updated_at"])
     return allocations
+
+
+def _promise(
+    order: Order, plan: routing.RoutingPlan, *, at: datetime, store: Location | None
+) -> datetime | None:
+    """When a click & collect order is ready: the store's lead time in its opening hours, after
+    the slowest transfer has arrived. None for home delivery."""
+    if order.fulfilment != FulfilmentType.PICKUP:
+        return None
+    store = store or selectors.location_with_calendar(order.pickup_location_id)
+    arrivals = [
+        at + timedelta(days=a.location.transfer_days)
+        for a in plan.assignments
+        if a.kind == AllocationKind.TRANSFER
+    ]
+    return selectors.pickup_promise(store, at=at, not_before=max(arrivals, default=None))
 
 
 def _decision(

@@ -336,7 +336,7 @@ def test_placing_an_order_costs_a_bounded_number_of_queries(
 
     # then a click & collect order costs at most this many statements (savepoints included,
     # customer identified by email and phone), however many locations there are
-    with django_assert_max_num_queries(36):
+    with django_assert_max_num_queries(34):
         response = web_client.post(
             "/api/v1/orders/", body(), format="json", HTTP_IDEMPOTENCY_KEY="measured"
         )
