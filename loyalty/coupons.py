@@ -27,7 +27,7 @@ from common.channels import is_online
 from common.exceptions import IdempotencyKeyReused, InvalidInput
 from common.money import parse_amount
 from customers.models import Customer, CustomerStatus
-from customers.selectors import customer_follow, customer_has_consent
+from customers.selectors import customer_has_consent
 from loyalty.exceptions import (
     BasketNotEligible,
     CouponAlreadyUsed,
@@ -50,6 +50,7 @@ from loyalty.models import (
     SourceType,
     TargetKind,
 )
+from loyalty.selectors import customer_live
 from stores.models import Location
 
 # Unambiguous alphabet (no 0/O, 1/I/L): 12 characters ≈ 60 bits, not guessable by enumeration.
@@ -247,7 +248,7 @@ def coupon_validate(
     at = at or timezone.now()
     coupon = _coupon_by_code(code)
     campaign = coupon.campaign
-    if customer_follow(coupon.customer).pk != customer_follow(customer).pk:
+    if coupon.customer_id != customer_live(customer).pk:  # codes follow merges (a link)
         raise CouponNotOwned()
     if not (campaign.starts_at <= at < campaign.ends_at):
         raise CouponExpired(details={"valid_from": campaign.starts_at, "until": campaign.ends_at})
@@ -352,7 +353,7 @@ def coupon_release(*, code: str, customer: Customer, cart_ref: str) -> bool:
     """Free a code held for this cart (the cart dropped it). Returns False when it was not held
     for this cart (already free, expired and taken, or redeemed)."""
     coupon = _coupon_by_code(code)
-    if customer_follow(coupon.customer).pk != customer_follow(customer).pk:
+    if coupon.customer_id != customer_live(customer).pk:  # codes follow merges (a link)
         raise CouponNotOwned()
     return bool(
         Coupon.objects.filter(pk=coupon.pk, status=CouponStatus.HELD, hold_ref=cart_ref).update(
@@ -410,7 +411,7 @@ def coupon_redeem(
             return CouponRedemption.objects.create(
                 coupon=result.coupon,
                 campaign=result.coupon.campaign,
-                customer=customer_follow(customer),
+                customer=customer_live(customer),
                 channel=channel,
                 store=store,
                 till=till[:40],
@@ -451,7 +452,7 @@ def offers_for(*, customer: Customer, channel: str | None = None, at: datetime |
     at = at or timezone.now()
     coupons = (
         Coupon.objects.select_related("campaign")
-        .filter(customer=customer_follow(customer), campaign__starts_at__lte=at)
+        .filter(customer=customer_live(customer), campaign__starts_at__lte=at)
         .filter(campaign__ends_at__gt=at)
         .filter(_usable_by("", at) | Q(status=CouponStatus.HELD))
         .order_by("campaign__ends_at", "pk")

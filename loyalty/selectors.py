@@ -9,6 +9,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.selectors import customer_follow
 from loyalty.models import (
     LoyaltyAccount,
     PointsLot,
@@ -17,6 +18,13 @@ from loyalty.models import (
     Reward,
     SpendStatus,
 )
+
+
+def customer_live(customer: Customer) -> Customer:
+    """The record that holds this person now, read from the database (a Customer instance loaded
+    before a merge still says it is active): follows `merged_into` to the survivor."""
+    fresh = Customer.objects.filter(pk=customer.pk).first() or customer
+    return customer_follow(fresh)
 
 
 def account_get(*, customer: Customer) -> LoyaltyAccount | None:

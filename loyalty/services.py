@@ -33,7 +33,6 @@ from common.channels import SalesChannel
 from common.exceptions import IdempotencyKeyReused, InvalidInput
 from common.money import parse_amount
 from customers.models import Customer, IdentifierKind
-from customers.selectors import customer_follow
 from loyalty.exceptions import (
     InsufficientPoints,
     InvalidPoints,
@@ -64,6 +63,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from loyalty.selectors import customer_live
 from stores.models import Location
 
 MAX_POINTS = 10_000_000
@@ -172,7 +172,7 @@ def account_open(
     from customers.identifiers import normalise_card
     from customers.services import identifier_add
 
-    customer = customer_follow(customer)
+    customer = customer_live(customer)
     existing = LoyaltyAccount.objects.filter(customer=customer).first()
     if existing is not None:
         return existing
@@ -197,7 +197,7 @@ def account_open(
 
 
 def account_for(customer: Customer) -> LoyaltyAccount:
-    account = LoyaltyAccount.objects.filter(customer=customer_follow(customer)).first()
+    account = LoyaltyAccount.objects.filter(customer=customer_live(customer)).first()
     if account is None:
         raise NoLoyaltyAccount()
     return account
@@ -470,7 +470,7 @@ def points_earn_for_source(
         )
     lines = _clean_lines(lines, currency)
     occurred_at = occurred_at or timezone.now()
-    customer = customer_follow(customer)
+    customer = customer_live(customer)
     # The customer is not part of the fingerprint: a POS event retried after the customer was
     # merged (now resolving to the survivor) must replay, not be refused.
     params = {
