@@ -532,3 +532,17 @@ def test_an_open_points_hold_blocks_erasure():
         customer_services.customer_erase(customer=account.customer, actor="dpo", reason="request")
     account.refresh_from_db()
     assert (account.points_remaining, account.is_active) == (5, True)
+
+
+def test_a_purchase_sent_for_an_absorbed_record_earns_on_the_survivor():
+    # given a record merged into another, and a POS that still holds the old record
+    survivor, absorbed = AccountFactory(), AccountFactory()
+    stale = absorbed.customer
+    customer_services.customer_merge(
+        survivor=survivor.customer, absorbed=stale, actor="cs", reason="same", force=True
+    )
+    # when a receipt arrives for the old record
+    lot = earn(stale, "25.00", source_type="store_receipt", channel="store")
+    # then the survivor's account earns it
+    assert lot.account == survivor
+    assert summary(absorbed)["pending"] == 0
