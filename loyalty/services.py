@@ -177,23 +177,23 @@ def account_open(
     if existing is not None:
         return existing
     number = normalise_card(card_number) if card_number else card_number_new()
-    with transaction.atomic():
-        identifier_add(
-            customer=customer,
-            kind=IdentifierKind.LOYALTY_CARD,
-            value=number,
-            is_primary=True,
-            sales_channel=channel,
-            actor=actor,
-        )
-        try:
-            with transaction.atomic():
-                return LoyaltyAccount.objects.create(customer=customer, card_number=number)
-        except IntegrityError:
-            account = LoyaltyAccount.objects.filter(customer=customer).first()
-            if account is None:
-                raise
-            return account
+    try:
+        with transaction.atomic():
+            identifier_add(
+                customer=customer,
+                kind=IdentifierKind.LOYALTY_CARD,
+                value=number,
+                is_primary=True,
+                sales_channel=channel,
+                actor=actor,
+            )
+            return LoyaltyAccount.objects.create(customer=customer, card_number=number)
+    except IntegrityError:
+        # A concurrent enrolment won: its card stands, this one's identifier is rolled back.
+        account = LoyaltyAccount.objects.filter(customer=customer).first()
+        if account is None:
+            raise
+        return account
 
 
 def account_for(customer: Customer) -> LoyaltyAccount:

@@ -296,3 +296,18 @@ def test_campaign_report_as_json_and_csv(web_client):
     assert header.startswith("campaign,name,issued,recipients,redeemed,redemption_rate")
     assert row.split(",")[2:5] == ["1", "1", "1"]
     assert web_client.get("/api/v1/loyalty/campaigns/999999/report/").status_code == 404
+
+
+def test_loyalty_movements_appear_in_the_customers_unified_history(web_client):
+    # given two earns (the factory account has no customers-app events of its own)
+    account = AccountFactory()
+    spendable_earn(account.customer, "10.00")
+    spendable_earn(account.customer, "20.00")
+    url = f"/api/v1/customers/{account.customer.reference}/history/"
+    # when the history is read one entry per page
+    first = web_client.get(url, {"limit": 1}).json()
+    second = web_client.get(url, {"limit": 1, "cursor": first["next_cursor"]}).json()
+    # then both movements appear once, in order, newest first
+    entries = first["results"] + second["results"]
+    assert [e["kind"] for e in entries] == ["points_credit", "points_credit"]
+    assert [e["summary"].split(" ")[0] for e in entries] == ["+20", "+10"]
