@@ -146,6 +146,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "common.tasks.idempotency_records_purge_task",
         "schedule": crontab(hour=4, minute=7),
     },
+    "expire-uncollected-orders": {
+        "task": "orders.tasks.orders_expire_overdue_task",
+        "schedule": timedelta(minutes=5),
+    },
+    "remind-pickups": {
+        "task": "orders.tasks.orders_remind_pickup_task",
+        "schedule": timedelta(minutes=15),
+    },
+    "check-back-in-stock-alerts": {
+        "task": "notifications.tasks.alerts_check_task",
+        "schedule": timedelta(minutes=1),
+    },
     "expire-balance-holds": {
         "task": "payments.tasks.holds_expire_task",
         "schedule": timedelta(minutes=1),
@@ -176,6 +188,9 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
+SMS_SENDER = os.environ.get("SMS_SENDER", "")
+# A reminder goes this many hours before a ready order's pickup deadline.
+ORDERS_PICKUP_REMINDER_HOURS = env_int("ORDERS_PICKUP_REMINDER_HOURS", 24)
 
 # --- POS integration ----------------------------------------------------------------------------
 # Largest POS event accepted (bytes); larger ones are refused with 413 and recorded as rejected.

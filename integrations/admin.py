@@ -72,6 +72,7 @@ from integrations.models import (  # noqa: E402
     StoreReceipt,
     generate_webhook_secret,
 )
+from stores.access import StaffLocationScopedAdmin  # noqa: E402
 
 
 class PosTillInline(admin.TabularInline):
@@ -120,7 +121,7 @@ def replay_events(modeladmin, request, queryset):
 
 
 @admin.register(PosEvent)
-class PosEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PosEventAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "integration",
@@ -144,7 +145,7 @@ class PosEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StoreReceipt)
-class StoreReceiptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StoreReceiptAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "kind",

@@ -3,6 +3,7 @@ stock services, and every change becomes a ledger movement."""
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from common.admin_utils import ReadOnlyAdminMixin, admin_actor, admin_key, run_admin_service
@@ -22,6 +23,7 @@ from inventory.models import (
     TransferLine,
     TransferStatus,
 )
+from stores.access import StaffLocationScopedAdmin, staff_location_ids
 from stores.models import Location
 
 
@@ -185,7 +187,7 @@ request_transfer.__name__ = "request_transfer"
 
 
 @admin.register(StockPosition)
-class StockPositionAdmin(admin.ModelAdmin):
+class StockPositionAdmin(StaffLocationScopedAdmin, admin.ModelAdmin):
     list_display = [
         "sku",
         "location",
@@ -237,7 +239,7 @@ class StockPositionAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockMovementAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "occurred_at",
@@ -307,7 +309,7 @@ def release_reservations(modeladmin, request, queryset):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReservationAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "sku",
@@ -403,9 +405,17 @@ class TransferAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None  # the changelist and its actions
 
+    def get_queryset(self, request):
+        # Staff see the transfers that leave or reach their stores.
+        queryset = super().get_queryset(request)
+        allowed = staff_location_ids(request.user)
+        if allowed is None:
+            return queryset
+        return queryset.filter(Q(source__in=allowed) | Q(destination__in=allowed))
+
 
 @admin.register(StockCount)
-class StockCountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockCountAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "location", "counted_at", "created_at"]
     list_filter = ["location"]
 
@@ -422,7 +432,8 @@ class StockCountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(TillDiscrepancy)
-class TillDiscrepancyAdmin(admin.ModelAdmin):
+class TillDiscrepancyAdmin(StaffLocationScopedAdmin, admin.ModelAdmin):
+    staff_location_field = "movement__location"
     list_display = ["id", "movement", "on_hand_after", "sellable_after", "resolved", "created_at"]
     list_filter = ["resolved"]
     readonly_fields = ["movement", "on_hand_after", "sellable_after", "created_at"]

@@ -1,7 +1,7 @@
 """Back office for orders: read-only orders with their routing decisions and journal, a pickup
 board per store with the staff actions, and the per-channel routing rules.
 
-Staff see the orders of the locations they are attached to (orders.access); every action calls an
+Staff see the orders of the locations they are attached to (stores.access); every action calls an
 orders service, with an idempotency key embedded in the form so that a double submit applies
 once.
 """
@@ -26,7 +26,6 @@ from common.admin_utils import (
 )
 from common.channels import SalesChannel
 from orders import selectors, services
-from orders.access import may_act_at, staff_location_ids
 from orders.models import (
     Allocation,
     Order,
@@ -37,6 +36,7 @@ from orders.models import (
     RoutingDecision,
     RoutingRule,
 )
+from stores.access import may_act_at, staff_location_ids
 from stores.models import Location
 
 

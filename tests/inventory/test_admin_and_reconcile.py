@@ -103,3 +103,38 @@ def test_reconcile_proves_positions_equal_their_movements_and_rebuilds_them(stor
     call_command("stock_reconcile", "--rebuild")
     assert position(store, sku).on_hand == 5
     call_command("stock_reconcile")
+
+
+def test_store_staff_see_only_their_stores_stock_and_cannot_act_elsewhere(client, store, sku):
+    from django.contrib.auth.models import Permission
+
+    from stores.models import StaffAssignment
+    from tests.factories import LocationFactory
+
+    other = LocationFactory(code="LYON01")
+    receive(store, sku, 2)
+    receive(other, sku, 2)
+    associate = UserFactory()
+    associate.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_stockposition", "change_stockposition"])
+    )
+    StaffAssignment.objects.create(user=associate, location=store)
+    client.force_login(associate)
+
+    listing = client.get("/admin/inventory/stockposition/")
+    foreign = position(other, sku)
+    client.post(
+        "/admin/inventory/stockposition/",
+        {
+            "action": "receive_stock",
+            "_selected_action": [foreign.pk],
+            "apply": "1",
+            "idempotency_key": "admin:x",
+            "quantity": "5",
+            "reference": "",
+        },
+    )
+
+    shown = list(listing.context["cl"].queryset)
+    assert shown == [position(store, sku)]
+    assert position(other, sku).on_hand == 2  # the other store's stock did not move

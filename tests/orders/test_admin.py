@@ -185,7 +185,7 @@ def test_the_location_scope_mixin_filters_any_admin_by_the_staff_s_locations(
     from django.contrib import admin as django_admin
 
     from inventory.models import StockPosition
-    from orders.access import StaffLocationScopedAdmin
+    from stores.access import StaffLocationScopedAdmin
 
     other = LocationFactory(code="LYON01")
     receive(store, sku, 1)
