@@ -203,6 +203,32 @@ def account_for(customer: Customer) -> LoyaltyAccount:
     return account
 
 
+def _lock_live_account(customer: Customer) -> LoyaltyAccount | None:
+    """Lock the account that holds this person's points now. A merge may commit while we wait
+    for the lock (it locks the accounts too): the customer is then re-read after the lock is
+    granted, and we move on to the survivor's account."""
+    for _ in range(5):
+        customer = customer_live(customer)
+        account_id = (
+            LoyaltyAccount.objects.filter(customer=customer, is_active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if account_id is None:
+            return None
+        locked = (
+            LoyaltyAccount.objects.select_for_update(of=("self",))
+            .select_related("tier")
+            .get(pk=account_id)
+        )
+        # A new statement after the lock: under READ COMMITTED it sees a merge that committed
+        # while we waited.
+        owner = Customer.objects.filter(pk=locked.customer_id).values("merged_into_id").first()
+        if locked.customer_id == customer.pk and owner and owner["merged_into_id"] is None:
+            return locked
+    raise RuntimeError("customer merged repeatedly while locking its account")  # pragma: no cover
+
+
 def _lock_accounts(*ids: int) -> dict[int, LoyaltyAccount]:
     rows = LoyaltyAccount.objects.select_for_update().filter(pk__in=sorted(set(ids))).order_by("pk")
     return {row.pk: row for row in rows}
@@ -482,12 +508,7 @@ def points_earn_for_source(
     created: list[PointsLot] = []
 
     def body(operation: PointsOperation) -> dict:
-        account = (
-            LoyaltyAccount.objects.select_for_update(of=("self",))
-            .select_related("tier")
-            .filter(customer=customer, is_active=True)
-            .first()
-        )
+        account = _lock_live_account(customer)
         if account is None:
             return {"lot": None, "reason": "no_account"}
         per_line, bonus = points_for_lines(
@@ -650,10 +671,9 @@ def points_hold(
         raise InvalidInput("A reference is required.", details={"reference": ["blank"]})
     if purpose not in SpendPurpose.values:
         raise InvalidInput("Unknown purpose.", details={"purpose": [str(purpose)]})
-    account = account_for(customer)
     ttl = program_settings().hold_ttl_minutes if ttl_minutes is None else ttl_minutes
     params = {
-        "account": account.pk,
+        "customer": customer.pk,
         "points": points,
         "reference": reference,
         "purpose": purpose,
@@ -661,7 +681,9 @@ def points_hold(
     }
 
     def body(operation: PointsOperation) -> dict:
-        locked = _lock_account(account.pk)
+        locked = _lock_live_account(customer)
+        if locked is None:
+            raise NoLoyaltyAccount()
         now = timezone.now()
         spend = PointsSpend.objects.create(
             account=locked,
@@ -944,12 +966,14 @@ def points_adjust(
 ) -> PointsLot:
     """A goodwill credit: a new lot, spendable at once, with the normal validity."""
     points = validate_points(points)
-    account = account_for(customer)
+    account_for(customer)
     if not reason.strip():
         raise InvalidInput("A reason is required.", details={"reason": ["blank"]})
 
     def body(operation: PointsOperation) -> dict:
-        locked = _lock_account(account.pk)
+        locked = _lock_live_account(customer)
+        if locked is None:
+            raise NoLoyaltyAccount()
         now = timezone.now()
         lot = _lot_create(
             operation,
@@ -968,7 +992,7 @@ def points_adjust(
     operation, _ = _run(
         kind="adjust",
         idempotency_key=idempotency_key,
-        params={"account": account.pk, "points": points, "reason": reason},
+        params={"customer": customer.pk, "points": points, "reason": reason},
         channel=channel,
         actor=actor,
         body=body,

@@ -133,3 +133,33 @@ def test_32_workers_redeeming_one_code_exactly_one_wins():
     assert CouponRedemption.objects.filter(coupon=coupon).count() == 1
     coupon.refresh_from_db()
     assert coupon.status == "redeemed"
+
+
+def test_a_merge_racing_spends_on_the_absorbed_account_keeps_the_ledger_exact():
+    from customers import services as customer_services
+    from customers.models import CustomerMerge
+
+    # given two accounts of one person, the absorbed one with 100 spendable points
+    survivor, absorbed = AccountFactory(), AccountFactory()
+    earn(absorbed.customer, "100.00", at=timezone.now() - timedelta(days=31))
+    stale = absorbed.customer
+
+    # when a forced merge runs while seven tills spend 10 points each from the absorbed record
+    def call(i):
+        if i == 0:
+            return customer_services.customer_merge(
+                survivor=survivor.customer, absorbed=stale, actor="cs", reason="same", force=True
+            )
+        return services.points_hold(
+            customer=stale, points=10, reference=f"T{i}", channel="web", idempotency_key=f"m-{i}"
+        )
+
+    outcomes = _race(8, call)
+
+    # then no deadlock or crash, and every point is either held or on one of the two accounts
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    assert isinstance(outcomes[0], CustomerMerge)
+    held = sum(o.points for o in outcomes[1:])
+    total = sum(selectors.points_summary(account=a)["available"] for a in (survivor, absorbed))
+    assert held == 70 and total == 30
+    assert selectors.ledger_mismatches() == []
