@@ -23,9 +23,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.channels import SalesChannel
-from common.exceptions import IllegalTransition, InvalidInput
+from common.exceptions import DomainError, IllegalTransition, InvalidInput
 from common.money import CurrencyMismatch, Money, parse_amount
 from customers.models import Customer
+from integrations.services import events_record
 from inventory import services as stock
 from inventory.exceptions import InsufficientStock, LocationInactive, UnknownLocation
 from inventory.models import (
@@ -170,7 +171,7 @@ def _event(
     data: dict | None = None,
     key: str | None = None,
 ) -> OrderEvent:
-    return OrderEvent.objects.create(
+    journal = OrderEvent.objects.create(
         order=order,
         kind=kind,
         from_status=from_status,
@@ -181,6 +182,28 @@ def _event(
         idempotency_key=key,
         occurred_at=timezone.now(),
     )
+    # The same event for subscribers (storefront, marketplace connectors), in the same
+    # transaction: signed, retried webhooks `order.<kind>` (integrations outbox).
+    events_record(
+        [
+            (
+                f"order.{kind}",
+                {
+                    "order": order.reference,
+                    "channel": order.channel,
+                    "status": order.status,
+                    "from_status": from_status,
+                    "fulfilment": order.fulfilment,
+                    "pickup_location": order.pickup_location.code
+                    if order.pickup_location_id
+                    else None,
+                    "data": data or {},
+                },
+            )
+        ],
+        occurred_at=journal.occurred_at,
+    )
+    return journal
 
 
 def _move(
@@ -206,6 +229,7 @@ def _move(
         order.closed_at = timezone.now()
         fields = [*fields, "closed_at"]
     order.save(update_fields=["status", "updated_at", *fields])
+    _settle_payment_after_commit(order, to, actor=actor, channel=channel)
     return _event(
         order,
         kind or to,
@@ -216,6 +240,23 @@ def _move(
         data=data,
         key=key,
     )
+
+
+# Money follows the goods: captured when they leave (collected, shipped), released when the
+# order ends without them (cancelled, expired). Provider calls never run inside our transaction:
+# the intent commits with the status, a task calls the payments app afterwards.
+_CAPTURE_ON = {OrderStatus.COLLECTED, OrderStatus.SHIPPED}
+_RELEASE_ON = {OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+
+
+def _settle_payment_after_commit(order: Order, to: str, *, actor: str, channel: str) -> None:
+    from orders.tasks import order_payment_capture_task, order_payment_release_task
+
+    reference = order.reference
+    if to in _CAPTURE_ON:
+        transaction.on_commit(lambda: order_payment_capture_task.delay(reference, actor, channel))
+    elif to in _RELEASE_ON:
+        transaction.on_commit(lambda: order_payment_release_task.delay(reference, actor))
 
 
 def _notify(order: Order, kind: str, **extra) -> None:
@@ -1440,5 +1481,58 @@ def order_return(
                 "refund_owed": refund.as_dict(),
             },
         )
+        if record.refund_amount > 0:  # back to the original tenders (the payments app's rule)
+            from orders.tasks import order_refund_task
+
+            record_id = record.pk
+            transaction.on_commit(lambda: order_refund_task.delay(record_id, actor, channel))
     record.replayed = False
     return record
+
+
+def order_return_refund(*, return_id: int, actor: str, channel: str) -> str:
+    """Refund a return to the order's tenders (the payments app decides the split). Keyed by the
+    return, so it refunds once. When the payments app cannot (nothing captured through it, or
+    less than owed), the refund stays owed and the journal says why, for customer service.
+    Returns "refunded", "already_refunded" or "manual"."""
+    from payments.services.tenders import order_payment_refund
+
+    record = Return.objects.select_related("order", "order__customer").get(pk=return_id)
+    order = record.order
+    key = f"order-return:{record.pk}"
+    if OrderEvent.objects.filter(idempotency_key=key).exists():
+        return "already_refunded"
+    try:
+        lines = order_payment_refund(
+            order_reference=order.reference,
+            amount=record.refund_amount,
+            currency=order.currency,
+            idempotency_key=key,
+            channel=channel,
+            actor=actor,
+            customer=order.customer,
+            reason=f"return {record.pk}",
+        )
+    except DomainError as exc:
+        _event(
+            order,
+            "refund_manual",
+            actor=actor,
+            channel=channel,
+            data={
+                "return": record.pk,
+                "amount": str(record.refund_amount),
+                "reason": exc.message,
+                "code": exc.code,
+            },
+        )
+        return "manual"
+    _event(
+        order,
+        "refunded",
+        actor=actor,
+        channel=channel,
+        key=key,
+        data={"return": record.pk, "amount": str(record.refund_amount), "tenders": lines},
+    )
+    return "refunded"

@@ -27,3 +27,34 @@ def orders_expire_overdue_task() -> int:
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=280)
 def orders_remind_pickup_task() -> int:
     return services.orders_remind_pickup()
+
+
+# ---- money follows the goods (the payments app, called after our commit) ----------------------
+
+
+@shared_task(
+    acks_late=True, time_limit=120, autoretry_for=(OSError,), retry_backoff=True, max_retries=6
+)
+def order_payment_capture_task(order_reference: str, actor: str, channel: str) -> int:
+    """Collected or shipped: capture what the order's tenders authorised (safe to run twice:
+    captured tenders are no longer authorised)."""
+    from payments.services.tenders import order_payment_capture
+
+    return len(order_payment_capture(order_reference=order_reference, actor=actor, channel=channel))
+
+
+@shared_task(
+    acks_late=True, time_limit=120, autoretry_for=(OSError,), retry_backoff=True, max_retries=6
+)
+def order_payment_release_task(order_reference: str, actor: str) -> int:
+    """Cancelled or not collected: the shopper pays nothing (safe to run twice)."""
+    from payments.services.tenders import order_payment_release
+
+    return len(order_payment_release(order_reference=order_reference, actor=actor))
+
+
+@shared_task(
+    acks_late=True, time_limit=120, autoretry_for=(OSError,), retry_backoff=True, max_retries=6
+)
+def order_refund_task(return_id: int, actor: str, channel: str) -> str:
+    return services.order_return_refund(return_id=return_id, actor=actor, channel=channel)

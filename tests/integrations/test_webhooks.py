@@ -183,3 +183,45 @@ def test_signature_rejects_tampering_staleness_and_accepts_rotated_secrets():
                 tolerance_seconds=300,
                 now=now,
             )
+
+
+def test_order_events_reach_subscribers_through_their_topic_filter(receiver, committing):
+    from orders import services as order_services
+    from tests.customers.factories import CustomerFactory
+
+    hook = receiver()
+    WebhookEndpoint.objects.create(
+        name="marketplace", url=hook.url, topics=["order.ready_for_pickup"]
+    )
+    services.endpoints_changed()
+    store, sku = LocationFactory(code="PARIS01"), SkuFactory()
+    receive(store, sku, 2)
+
+    with committing():
+        order = order_services.order_place(
+            channel="web",
+            customer=CustomerFactory(),
+            fulfilment="pickup",
+            pickup_location_id=store.pk,
+            idempotency_key="o-1",
+            actor="test",
+            lines=[
+                order_services.OrderLineRequest(
+                    sku_id=sku.pk, quantity=1, unit_price="9.90", currency="EUR", sku_code=sku.code
+                )
+            ],
+        )
+    with committing():
+        order_services.order_picking_start(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="p"
+        )
+    with committing():
+        order_services.order_mark_ready(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="r"
+        )
+
+    assert OutboxEvent.objects.filter(topic="order.picking").exists()
+    bodies = [json.loads(body) for _, body in hook.requests]
+    assert [b["topic"] for b in bodies] == ["order.ready_for_pickup"]
+    assert bodies[0]["data"]["order"] == order.reference
+    assert bodies[0]["data"]["pickup_location"] == "PARIS01"

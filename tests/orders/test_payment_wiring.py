@@ -1,0 +1,163 @@
+"""Money follows the goods: orders and payments wired together."""
+
+from decimal import Decimal
+
+import pytest
+
+from orders import services
+from orders.models import Order
+from payments.orders_port import payable_order
+from payments.selectors import order_payment_summary
+from payments.services import stored_value as sv
+from payments.services.tenders import tender_add_gift_card
+from tests.factories import LocationFactory
+from tests.orders.conftest import act, key, line, place_pickup, receive
+
+pytestmark = pytest.mark.django_db
+
+
+def _gift_card(amount="100.00"):
+    return sv.gift_card_issue(
+        amount=amount,
+        currency="EUR",
+        source="goodwill",
+        channel="backoffice",
+        actor="test",
+        idempotency_key=key(),
+    )
+
+
+def _paid_with_gift_card(customer, store, sku, quantity=2):
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, quantity, "20.00")])
+    card = _gift_card()
+    tender_add_gift_card(
+        order=payable_order(reference=order.reference),
+        code=card.code,
+        amount=order.total_amount,
+        idempotency_key=key(),
+        channel="web",
+        actor="test",
+    )
+    return order, card
+
+
+def _ready(order):
+    act(
+        services.order_picking_start,
+        order_id=order.pk,
+        actor="t",
+        channel="backoffice",
+        idempotency_key=key(),
+    )
+    act(
+        services.order_mark_ready,
+        order_id=order.pk,
+        actor="t",
+        channel="backoffice",
+        idempotency_key=key(),
+    )
+
+
+def _balance(card) -> Decimal:
+    return card.card.__class__.objects.get(pk=card.card.pk).balance
+
+
+def test_collecting_captures_the_gift_card_hold(customer, store, sku):
+    from orders import pickup
+
+    order, card = _paid_with_gift_card(customer, store, sku)
+    assert order_payment_summary(order_reference=order.reference).authorised == Decimal("40.00")
+    _ready(order)
+    order.refresh_from_db()
+
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+
+    summary = order_payment_summary(order_reference=order.reference)
+    assert (summary.paid, summary.due) == (Decimal("40.00"), Decimal("0.00"))
+    assert _balance(card) == Decimal("60.00")
+
+
+def test_cancelling_releases_the_hold_and_costs_nothing(customer, store, sku):
+    order, card = _paid_with_gift_card(customer, store, sku)
+
+    act(
+        services.order_cancel,
+        order_id=order.pk,
+        actor="t",
+        channel="web",
+        idempotency_key=key(),
+        reason="changed my mind",
+    )
+
+    summary = order_payment_summary(order_reference=order.reference)
+    assert (summary.authorised, summary.paid) == (Decimal("0"), Decimal("0"))
+    assert _balance(card) == Decimal("100.00")
+
+
+def test_a_return_in_another_store_refunds_the_gift_card(customer, store, sku):
+    from orders import pickup
+
+    order, card = _paid_with_gift_card(customer, store, sku)
+    _ready(order)
+    order.refresh_from_db()
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+    elsewhere = LocationFactory(code="LYON01")
+
+    act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=elsewhere.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        lines=[services.ReturnLineRequest(line_no=1, quantity=1)],
+    )
+
+    assert order_payment_summary(order_reference=order.reference).refunded == Decimal("20.00")
+    assert _balance(card) == Decimal("80.00")
+    assert Order.objects.get(pk=order.pk).events.filter(kind="refunded").exists()
+
+
+def test_a_return_of_an_order_paid_outside_is_left_for_customer_service(customer, store, sku):
+    from orders import pickup
+
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 1, "20.00")])
+    _ready(order)
+    order.refresh_from_db()
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+
+    act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=store.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        lines=[services.ReturnLineRequest(line_no=1, quantity=1)],
+    )
+
+    manual = Order.objects.get(pk=order.pk).events.get(kind="refund_manual")
+    assert manual.data["amount"] == "20.00"
