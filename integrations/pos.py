@@ -35,6 +35,7 @@ from rest_framework import serializers as drf_serializers
 
 from common.api import _validation_details
 from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from common.money import Money
 from common.signing import verify_signature
 from integrations.models import (
     PosEvent,
@@ -527,7 +528,7 @@ def _apply_count(event: PosEvent, data: dict) -> None:
 
 def _apply_handover(event: PosEvent, data: dict) -> None:
     from orders.models import Order
-    from orders.services import order_collect
+    from orders.services import order_handover
 
     order = Order.objects.filter(reference=data["order_reference"]).first()
     if order is None:
@@ -535,26 +536,15 @@ def _apply_handover(event: PosEvent, data: dict) -> None:
             f"No order {data['order_reference']!r}.",
             details={"order_reference": [data["order_reference"]]},
         )
-    if data.get("paid_at_till"):  # paid at pickup: the till took the money (same transaction)
-        from payments.orders_port import payable_order
-        from payments.services.tenders import tender_add_till
-
-        paid = data["paid_at_till"]
-        tender_add_till(
-            order=payable_order(reference=order.reference),
-            amount=paid["amount"],
-            currency=paid["currency"],
-            idempotency_key=_key(event, ":till"),
-            channel="store",
-            actor=_actor(event),
-            till_reference=f"{event.till}:{event.event_id}",
-        )
-    order_collect(
+    paid = data.get("paid_at_till")
+    order_handover(
         order_id=order.pk,
         code=data["pickup_code"],
         actor=_actor(event),
         channel="store",
         idempotency_key=_key(event),
+        paid_at_till=Money(paid["amount"], paid["currency"]) if paid else None,
+        till_reference=f"{event.till}:{event.event_id}",
     )
 
 

@@ -25,6 +25,7 @@ from common.admin_utils import (
     run_admin_service,
 )
 from common.channels import SalesChannel
+from common.money import Money
 from orders import selectors, services
 from orders.models import (
     Allocation,
@@ -257,6 +258,10 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             self._board_action(request, location)
             return redirect("admin:orders_board_location", location_id=location.pk)
         board = selectors.pickup_board(location_id=location.pk)
+        from payments.selectors import order_payment_summary
+
+        for order in [*board["ready"], *board["overdue"]]:  # what the till must take, if any
+            order.due_at_till = order_payment_summary(order_reference=order.reference).due
         incoming = (
             Allocation.objects.filter(
                 order__pickup_location=location, kind="transfer", status="in_transit"
@@ -318,7 +323,18 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         elif action == "ready":
             call, done = (lambda: services.order_mark_ready(**common)), "is ready (customer told)"
         elif action == "collect":
-            call = lambda: services.order_collect(code=request.POST.get("code", ""), **common)  # noqa: E731
+            paid = None
+            if request.POST.get("paid_at_till"):  # the till took what was due
+                from payments.selectors import order_payment_summary
+
+                due = order_payment_summary(order_reference=order.reference).due
+                paid = Money(due, order.currency) if due > 0 else None
+            call = lambda: services.order_handover(  # noqa: E731
+                code=request.POST.get("code", ""),
+                paid_at_till=paid,
+                till_reference=f"board:{location.code}",
+                **common,
+            )
             done = "was handed over"
         elif action == "reject":
             form = RejectForm(request.POST)

@@ -830,6 +830,43 @@ def order_collect(
 
 
 @_retry_on_deadlock
+def order_handover(
+    *,
+    order_id: int,
+    code: str,
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+    paid_at_till: Money | None = None,
+    till_reference: str = "",
+) -> Order:
+    """Hand-over at the store (the till or the admin pickup board): when the order was to be
+    paid at pickup, the till's payment is recorded with the collection — in one transaction,
+    paid and collected or neither (a wrong code records no payment)."""
+    with transaction.atomic():
+        if paid_at_till is not None:
+            from payments.orders_port import payable_order
+            from payments.services.tenders import tender_add_till
+
+            reference = Order.objects.values_list("reference", flat=True).get(pk=order_id)
+            tender_add_till(
+                order=payable_order(reference=reference),
+                amount=paid_at_till.amount,
+                currency=paid_at_till.currency,
+                idempotency_key=f"{idempotency_key}:till",
+                channel=channel,
+                actor=actor,
+                till_reference=till_reference,
+            )
+        return order_collect(
+            order_id=order_id,
+            code=code,
+            actor=actor,
+            channel=channel,
+            idempotency_key=idempotency_key,
+        )
+
+
 def order_ship(
     *,
     order_id: int,

@@ -108,8 +108,17 @@ def order_payment_summary(*, order_reference: str) -> PaymentSummary:
     )
     paid = sum((t.amount_captured for t in tenders), zero)
     refunded = sum((t.amount_refunded for t in tenders), zero)
-    if payment is None:
-        return PaymentSummary(order_reference, "", zero, zero, zero, zero, zero, tenders)
+    if payment is None:  # no tender yet: the whole order is due (pay at pickup, or not paid)
+        from payments.exceptions import OrderNotPayable
+        from payments.orders_port import payable_order
+
+        try:
+            order = payable_order(reference=order_reference)
+        except OrderNotPayable:
+            return PaymentSummary(order_reference, "", zero, zero, zero, zero, zero, tenders)
+        return PaymentSummary(
+            order_reference, order.currency, order.total, zero, zero, zero, order.total, tenders
+        )
     return PaymentSummary(
         order_reference=order_reference,
         currency=payment.currency,

@@ -217,3 +217,31 @@ def test_two_lines_rejected_from_the_same_board_page_are_both_rejected_and_a_dou
 
     assert order.events.filter(kind="line_rejected").count() == 2
     assert (position(store, sku).unsellable, position(store, sku2).unsellable) == (1, 1)
+
+
+def test_the_board_shows_what_is_due_and_records_the_till_payment_at_hand_over(
+    client, associate, customer, store, sku
+):
+    # given an order to be paid at pickup, ready at the associate's store
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2, "20.00")])
+    client.force_login(associate)
+    board_post(client, store, order, "picking")
+    board_post(client, store, order, "ready")
+    assert "40.00 EUR" in client.get(f"/admin/orders/order/board/{store.pk}/").content.decode()
+
+    # a wrong code records no payment either
+    board_post(client, store, order, "collect", code="WRONG1", paid_at_till="1")
+    from payments.selectors import order_payment_summary
+
+    assert order_payment_summary(order_reference=order.reference).paid == 0
+
+    # when the till took the money and the code is right
+    order.refresh_from_db()
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+    board_post(client, store, order, "collect", code=code, paid_at_till="1")
+
+    # then the order is collected and paid
+    summary = order_payment_summary(order_reference=order.reference)
+    assert Order.objects.get(pk=order.pk).status == "collected"
+    assert (str(summary.paid), str(summary.due)) == ("40.00", "0.00")
