@@ -241,6 +241,24 @@ def run_points(mode, label, customer_ids, seconds):
     }
 
 
+def seed_hot(customer_id):
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from loyalty import services
+    from loyalty.services import PurchaseLine
+
+    services.points_earn_for_source(
+        customer=Customer.objects.get(pk=customer_id),
+        source_type="store_receipt",
+        source_ref="seed-hot",
+        lines=[PurchaseLine("1", "SKU", 1, Decimal("1000000.00"))],
+        currency="EUR",
+        channel="store",
+        occurred_at=timezone.now() - timedelta(days=31),
+    )
+
+
 def overspend(customer_id):
     """Points captured from the hot account beyond what it ever had (must be 0)."""
     from django.db.models import Sum
@@ -272,6 +290,7 @@ def main():
     earn = run_points("earn", "earn", customer_ids, seconds)
     spend = run_points("spend", "spread", customer_ids, seconds)
     hot_id = customer_ids[1]
+    seed_hot(hot_id)  # enough points that the hot run never runs dry
     hot = run_points("spend", "hot", [hot_id], seconds)
     hot_overspend, hot_left = overspend(hot_id)
     mismatches = len(ledger_mismatches())
@@ -303,7 +322,8 @@ after all are connected); {rounds} codes in a row.
 (`points_earn_for_source`: operation row, lot, movement, earn lines, account cache, tier check).
 Spend: `points_hold` (3 points, soonest-expiring lots first) then `points_capture`, two
 transactions. {len(customer_ids)} accounts with 1,000 spendable points each; the hot scenario
-spends from one account only (every spend serialised on its row lock).
+spends from one account only (every spend serialised on its row lock; seeded with 1,000,000 more
+points so that it never runs dry).
 
 | scenario | operations/s | done | refused (insufficient points) | errors | latency p50 / p99 ms |
 |---|---|---|---|---|---|
