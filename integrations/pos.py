@@ -441,7 +441,45 @@ def _apply_sale(event: PosEvent, data: dict) -> None:
         if applied is not None
         else TillDiscrepancy.objects.filter(movement__operation=operation).exists()
     )
-    _receipt(event, data, kind="sale", flagged=flagged)
+    receipt = _receipt(event, data, kind="sale", flagged=flagged)
+    if receipt.customer_id:
+        _earn_loyalty_points(event, receipt, data)
+
+
+def _earn_loyalty_points(event: PosEvent, receipt: StoreReceipt, data: dict) -> None:
+    """A store receipt earns points once (keyed by the POS event); a refusal (e.g. a currency
+    the programme does not earn on) never blocks the sale: it is logged on the event."""
+    from loyalty.services import PurchaseLine, points_earn_for_source
+
+    categories = dict(
+        Sku.objects.filter(code__in=[line["sku"] for line in data["lines"]]).values_list(
+            "code", "category"
+        )
+    )
+    try:
+        with transaction.atomic():
+            points_earn_for_source(
+                customer=receipt.customer,
+                source_type="store_receipt",
+                source_ref=f"pos:{event.integration_id}:{event.event_id}",
+                lines=[
+                    PurchaseLine(
+                        line_ref=str(index),
+                        sku=line["sku"],
+                        quantity=line["quantity"],
+                        amount=line["unit_price"] * line["quantity"],
+                        category=categories.get(line["sku"], ""),
+                    )
+                    for index, line in enumerate(data["lines"], start=1)
+                ],
+                currency=data["currency"],
+                channel="store",
+                store=event.location,
+                occurred_at=event.occurred_at,
+                actor=_actor(event),
+            )
+    except DomainError as exc:
+        logger.warning("POS event %s: no loyalty points (%s)", event.pk, exc.code)
 
 
 def _apply_return(event: PosEvent, data: dict) -> None:
@@ -586,5 +624,37 @@ def pos_customer_lookup(
             "first_name": customer.first_name,
             "last_name": customer.last_name,
             "language": customer.language,
-        }
+        },
+        **_loyalty_for_till(customer),
     }
+
+
+def _loyalty_for_till(customer) -> dict:
+    """What the till shows next to the name: points (spendable, pending), tier, and the personal
+    offers usable in a store."""
+    from loyalty.coupons import offers_for
+    from loyalty.selectors import account_get, points_summary
+
+    account = account_get(customer=customer)
+    loyalty = None
+    if account is not None:
+        summary = points_summary(account=account)
+        loyalty = {
+            "card_number": account.card_number,
+            "points_available": summary["available"],
+            "points_pending": summary["pending"],
+            "tier": account.tier.name if account.tier_id else None,
+        }
+    offers = [
+        {
+            "code": coupon.code,
+            "campaign": coupon.campaign.name,
+            "discount_type": coupon.campaign.discount_type,
+            "discount_value": str(coupon.campaign.discount_value),
+            "currency": coupon.campaign.currency,
+            "min_basket": str(coupon.campaign.min_basket),
+            "valid_until": coupon.campaign.ends_at.isoformat(),
+        }
+        for coupon in offers_for(customer=customer, channel="store")
+    ]
+    return {"loyalty": loyalty, "offers": offers}

@@ -230,6 +230,8 @@ def _move(
         fields = [*fields, "closed_at"]
     order.save(update_fields=["status", "updated_at", *fields])
     _settle_payment_after_commit(order, to, actor=actor, channel=channel)
+    if to in _CAPTURE_ON:
+        _earn_loyalty_points(order, actor=actor)
     return _event(
         order,
         kind or to,
@@ -257,6 +259,45 @@ def _settle_payment_after_commit(order: Order, to: str, *, actor: str, channel: 
         transaction.on_commit(lambda: order_payment_capture_task.delay(reference, actor, channel))
     elif to in _RELEASE_ON:
         transaction.on_commit(lambda: order_payment_release_task.delay(reference, actor))
+
+
+def _earn_loyalty_points(order: Order, *, actor: str) -> None:
+    """The goods were truly bought (collected, shipped): the customer earns the points of the
+    lines taken, once per order (the loyalty app keys the earning by the order reference)."""
+    from loyalty.services import PurchaseLine, points_earn_for_source
+
+    lines = [
+        PurchaseLine(
+            line_ref=str(line.line_no),
+            sku=line.sku.code,
+            quantity=line.quantity,
+            amount=line.unit_price * line.quantity,
+            category=line.sku.category,
+        )
+        for line in order.lines.select_related("sku").filter(status=LineStatus.OPEN)
+    ]
+    if not lines:
+        return
+    try:
+        with transaction.atomic():  # a refusal (e.g. another currency) never blocks the goods
+            points_earn_for_source(
+                customer=order.customer,
+                source_type="order",
+                source_ref=order.reference,
+                lines=lines,
+                currency=order.currency,
+                channel=order.channel,
+                store=order.pickup_location,
+                actor=actor,
+            )
+    except DomainError as exc:
+        _event(
+            order,
+            "loyalty_not_earned",
+            actor=actor,
+            channel=order.channel,
+            data={"code": exc.code, "reason": exc.message},
+        )
 
 
 def _notify(order: Order, kind: str, **extra) -> None:

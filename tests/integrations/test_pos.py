@@ -461,3 +461,59 @@ def test_customer_lookup_by_card(client, integration):
     assert found.json()["customer"]["number"] == customer.number
     assert unknown.status_code == 404
     assert unsigned.status_code == 401
+
+
+def test_a_store_receipt_of_a_member_earns_points_once(client, integration, store, sku):
+    from loyalty.models import PointsLot
+    from loyalty.services import account_open
+
+    receive(store, sku, 5)
+    customer = CustomerFactory()
+    account = account_open(customer=customer, channel="store", actor="test")
+
+    post(client, sale("L1", quantity=2, customer={"loyalty_card": account.card_number}))
+    post(client, sale("L1", quantity=2, customer={"loyalty_card": account.card_number}))
+
+    lot = PointsLot.objects.get(account=account)
+    assert (lot.source_type, lot.source_ref) == ("store_receipt", f"pos:{integration.pk}:L1")
+    assert lot.amount > 0
+
+
+def test_customer_lookup_shows_points_and_the_offers_usable_in_store(client, integration):
+    from datetime import UTC, datetime, timedelta
+
+    from loyalty.models import Campaign, Coupon
+    from loyalty.services import account_open
+
+    customer = CustomerFactory(first_name="Inès")
+    account = account_open(customer=customer, channel="store", actor="test")
+    now = datetime.now(UTC)
+    campaign = Campaign.objects.create(
+        name="Come back",
+        discount_type="amount",
+        discount_value="10.00",
+        currency="EUR",
+        starts_at=now - timedelta(days=1),
+        ends_at=now + timedelta(days=10),
+        channels=["store", "web"],
+        issue_channel="email",
+        target_kind="list",
+    )
+    Coupon.objects.create(
+        campaign=campaign,
+        customer=customer,
+        code="CB7K2M9Q4X",
+        issue_channel="email",
+        issued_at=now,
+    )
+
+    found = post(
+        client,
+        {"loyalty_card": account.card_number},
+        url="/api/v1/pos/paris-tills/customer-lookup/",
+    ).json()
+
+    assert found["customer"]["first_name"] == "Inès"
+    assert found["loyalty"]["card_number"] == account.card_number
+    assert found["loyalty"]["points_available"] == 0
+    assert [offer["code"] for offer in found["offers"]] == ["CB7K2M9Q4X"]

@@ -161,3 +161,28 @@ def test_a_return_of_an_order_paid_outside_is_left_for_customer_service(customer
 
     manual = Order.objects.get(pk=order.pk).events.get(kind="refund_manual")
     assert manual.data["amount"] == "20.00"
+
+
+def test_a_collected_order_earns_the_customer_s_points_once(customer, store, sku):
+    from loyalty.models import PointsLot
+    from loyalty.services import account_open
+    from orders import pickup
+
+    account = account_open(customer=customer, channel="web", actor="test")
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2, "20.00")])
+    _ready(order)
+    order.refresh_from_db()
+
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+
+    lot = PointsLot.objects.get(account=account)
+    assert (lot.source_type, lot.source_ref) == ("order", order.reference)
+    assert lot.amount > 0
