@@ -300,6 +300,37 @@ def _earn_loyalty_points(order: Order, *, actor: str) -> None:
         )
 
 
+def _reverse_loyalty_points(order: Order, record: Return, *, actor: str, channel: str) -> None:
+    """Points earned on the returned lines go back, pro rata (the loyalty app keys it by the
+    return); like earning, a refusal never blocks the return: the journal says why."""
+    from loyalty.services import ReturnedLine, points_reverse_for_return
+
+    lines = [
+        ReturnedLine(line_ref=str(line.order_line.line_no), quantity=line.quantity)
+        for line in record.lines.select_related("order_line")
+    ]
+    if not lines:
+        return
+    try:
+        with transaction.atomic():
+            points_reverse_for_return(
+                source_type="order",
+                source_ref=order.reference,
+                return_ref=f"order-return:{record.pk}",
+                lines=lines,
+                channel=channel,
+                actor=actor,
+            )
+    except DomainError as exc:
+        _event(
+            order,
+            "loyalty_not_reversed",
+            actor=actor,
+            channel=channel,
+            data={"return": record.pk, "code": exc.code, "reason": exc.message},
+        )
+
+
 def _notify(order: Order, kind: str, **extra) -> None:
     from orders.tasks import order_notify_task
 
@@ -1559,6 +1590,7 @@ def order_return(
                 "refund_owed": refund.as_dict(),
             },
         )
+        _reverse_loyalty_points(order, record, actor=actor, channel=channel)
         if record.refund_amount > 0:  # back to the original tenders (the payments app's rule)
             from orders.tasks import order_refund_task
 

@@ -186,3 +186,36 @@ def test_a_collected_order_earns_the_customer_s_points_once(customer, store, sku
     lot = PointsLot.objects.get(account=account)
     assert (lot.source_type, lot.source_ref) == ("order", order.reference)
     assert lot.amount > 0
+
+
+def test_a_return_takes_back_the_points_of_the_returned_units(customer, store, sku):
+    from loyalty.models import PointsLot
+    from loyalty.services import account_open
+    from orders import pickup
+
+    account = account_open(customer=customer, channel="web", actor="test")
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2, "20.00")])
+    _ready(order)
+    order.refresh_from_db()
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+    earned = PointsLot.objects.get(account=account).amount
+
+    act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=store.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        lines=[services.ReturnLineRequest(line_no=1, quantity=1)],
+    )
+
+    assert PointsLot.objects.get(account=account).remaining == earned - earned // 2
