@@ -59,18 +59,12 @@ def _ready(order):
     )
 
 
-def _balance(card) -> Decimal:
-    return card.card.__class__.objects.get(pk=card.card.pk).balance
-
-
-def test_collecting_captures_the_gift_card_hold(customer, store, sku):
+def _collect(order):
+    """Ready, then handed over against the right code."""
     from orders import pickup
 
-    order, card = _paid_with_gift_card(customer, store, sku)
-    assert order_payment_summary(order_reference=order.reference).authorised == Decimal("40.00")
     _ready(order)
     order.refresh_from_db()
-
     act(
         services.order_collect,
         order_id=order.pk,
@@ -79,6 +73,16 @@ def test_collecting_captures_the_gift_card_hold(customer, store, sku):
         idempotency_key=key(),
         code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
     )
+
+
+def _balance(card) -> Decimal:
+    return card.card.__class__.objects.get(pk=card.card.pk).balance
+
+
+def test_collecting_captures_the_gift_card_hold(customer, store, sku):
+    order, card = _paid_with_gift_card(customer, store, sku)
+    assert order_payment_summary(order_reference=order.reference).authorised == Decimal("40.00")
+    _collect(order)
 
     summary = order_payment_summary(order_reference=order.reference)
     assert (summary.paid, summary.due) == (Decimal("40.00"), Decimal("0.00"))
@@ -103,19 +107,8 @@ def test_cancelling_releases_the_hold_and_costs_nothing(customer, store, sku):
 
 
 def test_a_return_in_another_store_refunds_the_gift_card(customer, store, sku):
-    from orders import pickup
-
     order, card = _paid_with_gift_card(customer, store, sku)
-    _ready(order)
-    order.refresh_from_db()
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        actor="t",
-        channel="store",
-        idempotency_key=key(),
-        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
-    )
+    _collect(order)
     elsewhere = LocationFactory(code="LYON01")
 
     act(
@@ -134,20 +127,10 @@ def test_a_return_in_another_store_refunds_the_gift_card(customer, store, sku):
 
 
 def test_a_return_of_an_order_paid_outside_is_left_for_customer_service(customer, store, sku):
-    from orders import pickup
 
     receive(store, sku, 5)
     order = place_pickup(customer, store, [line(sku, 1, "20.00")])
-    _ready(order)
-    order.refresh_from_db()
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        actor="t",
-        channel="store",
-        idempotency_key=key(),
-        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
-    )
+    _collect(order)
 
     act(
         services.order_return,
@@ -166,22 +149,11 @@ def test_a_return_of_an_order_paid_outside_is_left_for_customer_service(customer
 def test_a_collected_order_earns_the_customer_s_points_once(customer, store, sku):
     from loyalty.models import PointsLot
     from loyalty.services import account_open
-    from orders import pickup
 
     account = account_open(customer=customer, channel="web", actor="test")
     receive(store, sku, 5)
     order = place_pickup(customer, store, [line(sku, 2, "20.00")])
-    _ready(order)
-    order.refresh_from_db()
-
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        actor="t",
-        channel="store",
-        idempotency_key=key(),
-        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
-    )
+    _collect(order)
 
     lot = PointsLot.objects.get(account=account)
     assert (lot.source_type, lot.source_ref) == ("order", order.reference)
@@ -191,21 +163,11 @@ def test_a_collected_order_earns_the_customer_s_points_once(customer, store, sku
 def test_a_return_takes_back_the_points_of_the_returned_units(customer, store, sku):
     from loyalty.models import PointsLot
     from loyalty.services import account_open
-    from orders import pickup
 
     account = account_open(customer=customer, channel="web", actor="test")
     receive(store, sku, 5)
     order = place_pickup(customer, store, [line(sku, 2, "20.00")])
-    _ready(order)
-    order.refresh_from_db()
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        actor="t",
-        channel="store",
-        idempotency_key=key(),
-        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
-    )
+    _collect(order)
     earned = PointsLot.objects.get(account=account).amount
 
     act(
