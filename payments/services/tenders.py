@@ -225,6 +225,45 @@ def tender_hold_expired(*, hold) -> None:
         _voided(tender, status=TenderStatus.EXPIRED, actor="hold-expiry")
 
 
+def _add_stored_value(
+    order: PayableOrder,
+    *,
+    account,
+    kind: str,
+    hold_field: str,
+    amount,
+    idempotency_key: str,
+    channel: str,
+    actor: str,
+    currency: str | None,
+    hold_until: datetime | None,
+) -> Tender:
+    """A tender that holds part of a stored-value balance (gift card or store credit wallet)."""
+
+    def body(tender: Tender) -> None:
+        hold = sv.balance_hold(
+            account=account,
+            amount=tender.amount,
+            idempotency_key=f"tender:{idempotency_key}",
+            channel=channel,
+            actor=actor,
+            reference=order.reference,
+            expires_at=_hold_expiry(order, hold_until),
+        )
+        _mark_held(tender, **{hold_field: hold})
+
+    return _add(
+        order,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        channel=channel,
+        actor=actor,
+        body=body,
+    )
+
+
 def tender_add_gift_card(
     *,
     order: PayableOrder,
@@ -243,28 +282,17 @@ def tender_add_gift_card(
         raise CurrencyMismatch(
             f"This gift card is in {card.currency}; the order is in {order.currency}."
         )
-
-    def body(tender: Tender) -> None:
-        hold = sv.balance_hold(
-            account=card,
-            amount=tender.amount,
-            idempotency_key=f"tender:{idempotency_key}",
-            channel=channel,
-            actor=actor,
-            reference=order.reference,
-            expires_at=_hold_expiry(order, hold_until),
-        )
-        _mark_held(tender, gift_card_hold=hold)
-
-    return _add(
+    return _add_stored_value(
         order,
+        account=card,
         kind=TenderKind.GIFT_CARD,
+        hold_field="gift_card_hold",
         amount=amount,
-        currency=currency,
         idempotency_key=idempotency_key,
         channel=channel,
         actor=actor,
-        body=body,
+        currency=currency,
+        hold_until=hold_until,
     )
 
 
@@ -283,28 +311,17 @@ def tender_add_store_credit(
 
     customer = Customer.objects.get(pk=order.customer_id)
     wallet = sv.wallet_for(customer=customer, currency=order.currency)
-
-    def body(tender: Tender) -> None:
-        hold = sv.balance_hold(
-            account=wallet,
-            amount=tender.amount,
-            idempotency_key=f"tender:{idempotency_key}",
-            channel=channel,
-            actor=actor,
-            reference=order.reference,
-            expires_at=_hold_expiry(order, hold_until),
-        )
-        _mark_held(tender, wallet_hold=hold)
-
-    return _add(
+    return _add_stored_value(
         order,
+        account=wallet,
         kind=TenderKind.STORE_CREDIT,
+        hold_field="wallet_hold",
         amount=amount,
-        currency=currency,
         idempotency_key=idempotency_key,
         channel=channel,
         actor=actor,
-        body=body,
+        currency=currency,
+        hold_until=hold_until,
     )
 
 
