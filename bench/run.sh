@@ -12,6 +12,7 @@ servers_start shared_buffers=512MB
 export DATABASE_URL="$DATABASE_URL_THROWAWAY" REDIS_URL="$REDIS_URL_THROWAWAY"
 export DB_CONN_MAX_AGE=600
 mkdir -p bench/results
+failed=()
 for script in bench/bench_${BENCH:-*}.py; do
   name=$(basename "$script" .py)
   echo "== $name"
@@ -19,6 +20,12 @@ for script in bench/bench_${BENCH:-*}.py; do
   "${RUN_AS[@]}" "$PGBIN/dropdb" -h 127.0.0.1 -p "$PGPORT" -U omnistock --if-exists omnistock
   "${RUN_AS[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U omnistock omnistock
   "$PY" manage.py migrate --noinput >/dev/null
-  (cd bench && "../$PY" "$(basename "$script")" "$@")
+  if ! (cd bench && "../$PY" "$(basename "$script")" "$@"); then
+    failed+=("$name")  # keep going: one broken benchmark must not hide the others' figures
+  fi
 done
 "$PY" bench/assemble.py
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
