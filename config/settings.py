@@ -174,6 +174,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.tasks.sandbox_authorisations_expire_task",
         "schedule": timedelta(minutes=5),
     },
+    "loyalty-points-expire": {
+        "task": "loyalty.tasks.points_expire_task",
+        "schedule": crontab(hour=3, minute=20),
+    },
+    "loyalty-points-holds-expire": {
+        "task": "loyalty.tasks.points_holds_expire_task",
+        "schedule": timedelta(minutes=1),
+    },
+    "loyalty-coupon-holds-expire": {
+        "task": "loyalty.tasks.coupon_holds_expire_task",
+        "schedule": timedelta(minutes=5),
+    },
+    "loyalty-tiers-review": {
+        "task": "loyalty.tasks.tiers_review_task",
+        "schedule": crontab(hour=3, minute=40),
+    },
+    "loyalty-ledger-reconcile": {
+        "task": "loyalty.tasks.ledger_reconcile_task",
+        "schedule": crontab(hour=4, minute=30),
+    },
     "reconcile-stock-ledger": {
         "task": "inventory.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=3, minute=17),
@@ -203,6 +223,10 @@ CUSTOMERS_DEFAULT_PHONE_REGION = os.environ.get("CUSTOMERS_DEFAULT_PHONE_REGION"
 # customers/identifiers.py, add yours here (regex per kind) or in the admin (junk patterns).
 CUSTOMERS_EXTRA_JUNK_VALUES: dict[str, list[str]] = {}
 CUSTOMERS_JUNK_CACHE_SECONDS = env_int("CUSTOMERS_JUNK_CACHE_SECONDS", 60)
+
+# --- Loyalty --------------------------------------------------------------------------------------
+# A coupon applied to a cart or a till ticket is held this long before it is free again.
+LOYALTY_COUPON_HOLD_TTL_SECONDS = env_int("LOYALTY_COUPON_HOLD_TTL_SECONDS", 1800)
 
 # --- Payments ----------------------------------------------------------------------------------
 # Card processors are reached through a provider backend (payments/providers/). The sandbox
