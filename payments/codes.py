@@ -1,6 +1,7 @@
 """Gift card codes: 15 random characters of the Crockford base-32 alphabet (75 bits, so they
 cannot be guessed) and a check character (Luhn mod 32, which catches every single mistyped
-character and every swap of two neighbours), shown in groups of four: `7KQ3-M9XD-2HCF-WT4B`.
+character and every swap of two neighbours but one: `0` and `Z` — like Luhn mod 10 misses 09/90),
+shown in groups of four: `7KQ3-M9XD-2HCF-WT4B`. A missed typo only means "no such card".
 
 Typing is forgiving: case, spaces and dashes are ignored, and I/L read as 1, O as 0.
 """

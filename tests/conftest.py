@@ -3,12 +3,19 @@ import os
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from common.auth import ALL_SCOPES
 from tests.factories import make_api_key
 
 _keys = itertools.count(1)
+
+# CI replays the same examples on every run (a red CI is then reproducible, never a dice roll);
+# developers' runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
