@@ -32,11 +32,11 @@ _DRF_CODES: dict[type, str] = {
 }
 
 
-def _validation_details(detail) -> dict:
+def validation_details(detail) -> dict:
     if isinstance(detail, dict):
         return {
             field: (
-                _validation_details(value)
+                validation_details(value)
                 if isinstance(value, dict)
                 else [str(item) for item in value]
                 if isinstance(value, list)
@@ -73,7 +73,7 @@ def exception_handler(exc, context):
     set_rollback()
     code = _DRF_CODES.get(type(exc), getattr(exc, "default_code", "error"))
     if isinstance(exc, drf_exceptions.ValidationError):
-        payload = error_payload(code, "Some fields are invalid.", _validation_details(exc.detail))
+        payload = error_payload(code, "Some fields are invalid.", validation_details(exc.detail))
     elif isinstance(exc, drf_exceptions.ParseError):
         payload = error_payload(code, f"The request body could not be parsed: {exc.detail}")
     else:

@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
 
-from common.api import _validation_details
+from common.api import validation_details
 from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from common.money import Money
 from common.signing import verify_signature
@@ -190,7 +190,7 @@ def pos_event_receive(
         raise error from None
     envelope = EnvelopeSerializer(data=payload) if isinstance(payload, dict) else None
     if envelope is None or not envelope.is_valid():
-        details = _validation_details(envelope.errors) if envelope is not None else {}
+        details = validation_details(envelope.errors) if envelope is not None else {}
         error = InvalidInput(
             "The event is invalid.", details=details or {"body": ["not an object"]}
         )
