@@ -507,6 +507,46 @@ def _apply_return(event: PosEvent, data: dict) -> None:
             actor=_actor(event),
         )
     _receipt(event, data, kind="return")
+    if data["original_event_id"]:
+        _reverse_loyalty_points(event, data)
+
+
+def _reverse_loyalty_points(event: PosEvent, data: dict) -> None:
+    """Points earned on the original receipt's returned lines go back, pro rata (once per
+    return event); like earning, a refusal never blocks the return."""
+    from loyalty.services import ReturnedLine, points_reverse_for_return
+
+    original = StoreReceipt.objects.filter(
+        event__integration_id=event.integration_id,
+        event__event_id=data["original_event_id"],
+        kind="sale",
+    ).first()
+    if original is None:
+        logger.warning(
+            "POS event %s: original sale %s not found", event.pk, data["original_event_id"]
+        )
+        return
+    # The sale earned per line, numbered from 1 in receipt order (`_earn_loyalty_points`).
+    line_refs = {line["sku"]: str(index) for index, line in enumerate(original.lines, start=1)}
+    returned = [
+        ReturnedLine(line_ref=line_refs[line["sku"]], quantity=line["quantity"])
+        for line in data["lines"]
+        if line["sku"] in line_refs
+    ]
+    if not returned:
+        return
+    try:
+        with transaction.atomic():
+            points_reverse_for_return(
+                source_type="store_receipt",
+                source_ref=f"pos:{event.integration_id}:{data['original_event_id']}",
+                return_ref=_key(event),
+                lines=returned,
+                channel="store",
+                actor=_actor(event),
+            )
+    except DomainError as exc:
+        logger.warning("POS event %s: points not taken back (%s)", event.pk, exc.code)
 
 
 def _apply_order_return(event: PosEvent, data: dict) -> None:

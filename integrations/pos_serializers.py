@@ -47,6 +47,13 @@ class ReturnDataSerializer(SaleDataSerializer):
         default="",
         help_text="The online order these units belong to.",
     )
+    original_event_id = serializers.CharField(
+        max_length=100,
+        required=False,
+        default="",
+        help_text="The sale event (same integration) these units were bought in: the points "
+        "earned on them are taken back.",
+    )
 
 
 class CountLineSerializer(serializers.Serializer):

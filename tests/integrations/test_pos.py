@@ -517,3 +517,39 @@ def test_customer_lookup_shows_points_and_the_offers_usable_in_store(client, int
     assert found["loyalty"]["card_number"] == account.card_number
     assert found["loyalty"]["points_available"] == 0
     assert [offer["code"] for offer in found["offers"]] == ["CB7K2M9Q4X"]
+
+
+def test_an_in_store_return_naming_its_sale_takes_back_the_points(client, integration, store, sku):
+    from loyalty.models import PointsLot
+    from loyalty.services import account_open
+
+    receive(store, sku, 5)
+    account = account_open(customer=CustomerFactory(), channel="store", actor="test")
+    post(client, sale("S9", quantity=2, customer={"loyalty_card": account.card_number}))
+    earned = PointsLot.objects.get(account=account).amount
+
+    post(
+        client,
+        event(
+            "R9",
+            "return",
+            receipt="R-R9",
+            currency="EUR",
+            original_event_id="S9",
+            lines=[{"sku": "TEE-M", "quantity": 1, "unit_price": "29.90"}],
+        ),
+    )
+    post(
+        client,
+        event(
+            "R9",
+            "return",
+            receipt="R-R9",
+            currency="EUR",
+            original_event_id="S9",
+            lines=[{"sku": "TEE-M", "quantity": 1, "unit_price": "29.90"}],
+        ),
+    )
+
+    assert PointsLot.objects.get(account=account).remaining == earned - earned // 2
+    assert position(store, sku).on_hand == 4
