@@ -1,4 +1,4 @@
-from common.exceptions import Conflict, InvalidInput, NotFound
+from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
 
 
 class OrderNotFound(NotFound):
@@ -36,6 +36,12 @@ class StoreAtCapacity(Conflict):
 class WrongPickupCode(InvalidInput):
     code = "wrong_pickup_code"
     default_message = "The pickup code does not match this order."
+
+
+class PickupCodeLocked(DomainError):
+    code = "pickup_code_locked"
+    http_status = 429
+    default_message = "Too many wrong pickup codes for this order; try again later."
 
 
 class WaitingForTransfer(Conflict):

@@ -48,3 +48,40 @@ def code_matches(*, reference: str, nonce: str, presented: str) -> bool:
             return False
         text = parts[2]
     return hmac.compare_digest(text, expected)
+
+
+# A 6-character code can be guessed by trying: wrong attempts are counted per order in the shared
+# cache (a failed hand-over rolls its transaction back, so the database cannot count them), and
+# the order's code is refused for the rest of the window after MAX_ATTEMPTS wrong ones.
+MAX_ATTEMPTS = 5
+ATTEMPT_WINDOW_SECONDS = 15 * 60
+
+
+def _attempts_key(order_id: int) -> str:
+    return f"pickup-attempts:{order_id}"
+
+
+def attempts_check(order_id: int) -> None:
+    from django.core.cache import cache
+
+    from orders.exceptions import PickupCodeLocked
+
+    if (cache.get(_attempts_key(order_id)) or 0) >= MAX_ATTEMPTS:
+        raise PickupCodeLocked(details={"retry_after_seconds": ATTEMPT_WINDOW_SECONDS})
+
+
+def attempt_failed(order_id: int) -> None:
+    from django.core.cache import cache
+
+    key = _attempts_key(order_id)
+    if not cache.add(key, 1, ATTEMPT_WINDOW_SECONDS):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, ATTEMPT_WINDOW_SECONDS)
+
+
+def attempts_clear(order_id: int) -> None:
+    from django.core.cache import cache
+
+    cache.delete(_attempts_key(order_id))

@@ -892,10 +892,13 @@ def order_collect(
         order = _lock(order_id)
         if order.status != OrderStatus.READY_FOR_PICKUP:
             _move(order, OrderStatus.COLLECTED, actor=actor, channel=channel)  # raises
+        pickup.attempts_check(order.pk)
         if not pickup.code_matches(
             reference=order.reference, nonce=order.pickup_nonce, presented=code
         ):
+            pickup.attempt_failed(order.pk)
             raise WrongPickupCode(details={"code": ["does not match"]})
+        pickup.attempts_clear(order.pk)
         _commit_all(order, actor=actor)
         _move(order, OrderStatus.COLLECTED, actor=actor, channel=channel, key=idempotency_key)
     return order

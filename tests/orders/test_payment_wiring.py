@@ -181,3 +181,26 @@ def test_a_return_takes_back_the_points_of_the_returned_units(customer, store, s
     )
 
     assert PointsLot.objects.get(account=account).remaining == earned - earned // 2
+
+
+def test_pickup_code_is_locked_after_five_wrong_attempts(customer, store, sku):
+    from orders import pickup
+    from orders.exceptions import PickupCodeLocked, WrongPickupCode
+
+    receive(store, sku, 2)
+    order = place_pickup(customer, store, [line(sku, 1)])
+    _ready(order)
+    order.refresh_from_db()
+    right = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+
+    for _ in range(5):
+        with pytest.raises(WrongPickupCode):
+            services.order_collect(
+                order_id=order.pk, code="WRONG1", actor="t", channel="store", idempotency_key=key()
+            )
+    # even the right code is refused now: guessing is stopped
+    with pytest.raises(PickupCodeLocked):
+        services.order_collect(
+            order_id=order.pk, code=right, actor="t", channel="store", idempotency_key=key()
+        )
+    assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
