@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from common.exceptions import InvalidInput
 from payments.exceptions import OrderNotPayable
 
 
@@ -39,3 +40,30 @@ def payable_order(*, reference: str) -> PayableOrder:
         is_open=order.is_open,
         pickup_deadline=order.pickup_deadline,
     )
+
+
+def order_lines_value(*, reference: str, lines: list[tuple[int, int]]) -> Decimal:
+    """What `quantity` units of each order line (by line number) cost the shopper: the amount a
+    per-line refund gives back. Raises OrderNotPayable for an unknown order, InvalidInput for an
+    unknown line or a quantity above the line's."""
+    from orders.models import OrderLine
+
+    prices = {
+        line_no: (unit_price, quantity)
+        for line_no, unit_price, quantity in OrderLine.objects.filter(
+            order__reference=reference
+        ).values_list("line_no", "unit_price", "quantity")
+    }
+    if not prices:
+        raise OrderNotPayable("No order has this reference.", details={"order": [reference]})
+    total = Decimal(0)
+    for line_no, quantity in lines:
+        if line_no not in prices:
+            raise InvalidInput(f"The order has no line {line_no}.", details={"lines": [line_no]})
+        unit_price, bought = prices[line_no]
+        if quantity > bought:
+            raise InvalidInput(
+                f"Line {line_no} has {bought} units, not {quantity}.", details={"lines": [line_no]}
+            )
+        total += unit_price * quantity
+    return total

@@ -104,11 +104,24 @@ class TenderAddOutput(serializers.Serializer):
     payment = PaymentSummaryOutput()
 
 
+class RefundLineInput(serializers.Serializer):
+    line = serializers.IntegerField(min_value=1, max_value=10_000)
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000)
+
+
 class RefundInput(serializers.Serializer):
-    amount = AmountField()
+    """Refund an amount, or order lines (`lines`: what those units cost the shopper)."""
+
+    amount = AmountField(required=False)
+    lines = RefundLineInput(many=True, required=False, allow_empty=False, max_length=500)
     currency = serializers.CharField(max_length=3)
     to_store_credit = serializers.BooleanField(default=False)
     reason = serializers.CharField(max_length=255, required=False, default="")
+
+    def validate(self, attrs):
+        if ("amount" in attrs) == ("lines" in attrs):
+            raise serializers.ValidationError("Give either an amount or lines.")
+        return attrs
 
 
 class RefundLineOutput(serializers.Serializer):

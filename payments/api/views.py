@@ -25,7 +25,7 @@ from customers.selectors import customer_get
 from payments import selectors
 from payments.api import serializers as io
 from payments.models import TenderKind
-from payments.orders_port import payable_order
+from payments.orders_port import order_lines_value, payable_order
 from payments.services import stored_value as sv
 from payments.services import tenders
 from payments.services.webhooks import provider_webhook_receive
@@ -169,7 +169,8 @@ class RefundApi(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         request=io.RefundInput,
         responses={201: io.RefundOutput, **ERRORS},
-        description="Refund an amount of an order, split across its tenders by the configured "
+        description="Refund an amount of an order — or order lines (`lines`: the units' price) — "
+        "split across its tenders by the configured "
         "rule (default: card, till, gift card, store credit last), each capped at what it "
         "captured; or entirely as store credit of the order's customer (`to_store_credit`). "
         "409 refund_exceeds_captured (nothing moved) when more is asked than can be refunded.",
@@ -184,9 +185,15 @@ class RefundApi(APIView):
             from customers.models import Customer
 
             customer = Customer.objects.get(pk=order.customer_id)
+        amount = data.get("amount")
+        if amount is None:  # per line: what those units cost (the order's own prices)
+            amount = order_lines_value(
+                reference=order.reference,
+                lines=[(line["line"], line["quantity"]) for line in data["lines"]],
+            )
         lines = tenders.order_payment_refund(
             order_reference=order.reference,
-            amount=data["amount"],
+            amount=amount,
             idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
             channel=caller_channel(request),
             actor=caller_label(request),

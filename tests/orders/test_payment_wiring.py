@@ -204,3 +204,35 @@ def test_pickup_code_is_locked_after_five_wrong_attempts(customer, store, sku):
             order_id=order.pk, code=right, actor="t", channel="store", idempotency_key=key()
         )
     assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
+
+
+def test_refund_per_line_through_the_api(api_client_factory, customer, store, sku):
+    order, card = _paid_with_gift_card(customer, store, sku, quantity=2)  # 2 × 20.00
+    _collect(order)
+    client = api_client_factory(scopes=["payments:write"], channel="store")
+    url = f"/api/v1/payments/orders/{order.reference}/refunds/"
+
+    too_many = client.post(
+        url,
+        {"lines": [{"line": 1, "quantity": 3}], "currency": "EUR"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="r-0",
+    )
+    both = client.post(
+        url,
+        {"lines": [{"line": 1, "quantity": 1}], "amount": "5.00", "currency": "EUR"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="r-1",
+    )
+    refunded = client.post(
+        url,
+        {"lines": [{"line": 1, "quantity": 1}], "currency": "EUR"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="r-2",
+    )
+
+    assert too_many.status_code == 400 and both.status_code == 400
+    assert too_many.json()["details"] == {"lines": [1]}
+    assert refunded.status_code == 201
+    assert [line["amount"] for line in refunded.json()["lines"]] == ["20.00"]
+    assert _balance(card) == Decimal("80.00")
