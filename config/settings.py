@@ -260,6 +260,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Per API key: balance checks of bearer codes are rate limited so they cannot be guessed.
+    "DEFAULT_THROTTLE_RATES": {
+        "gift_card_balance": os.environ.get("GIFT_CARD_BALANCE_RATE", "60/min"),
+    },
     "PAGE_SIZE": 50,
 }
 if DEBUG:

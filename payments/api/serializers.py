@@ -29,6 +29,21 @@ class GiftCardBalanceInput(serializers.Serializer):
     code = serializers.CharField(max_length=40)
 
 
+class GiftCardSellInput(serializers.Serializer):
+    amount = AmountField()
+    currency = serializers.CharField(max_length=3)
+    reference = serializers.CharField(max_length=120, help_text="The sale: order or receipt.")
+    expires_at = serializers.DateTimeField(required=False)
+
+
+class GiftCardSoldOutput(serializers.Serializer):
+    code = serializers.CharField(help_text="Shown in this answer only.")
+    last4 = serializers.CharField()
+    balance = serializers.CharField()
+    currency = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
 class GiftCardBalanceOutput(serializers.Serializer):
     last4 = serializers.CharField(source="code_last4")
     currency = serializers.CharField()

@@ -3,6 +3,7 @@ from django.urls import path
 from payments.api import views
 
 urlpatterns = [
+    path("payments/gift-cards/", views.GiftCardSellApi.as_view(), name="payments-gift-card-sell"),
     path(
         "payments/gift-cards/balance/",
         views.GiftCardBalanceApi.as_view(),

@@ -21,8 +21,9 @@ from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import CurrencyMismatch
 from common.serializers import ErrorSerializer
+from common.throttling import PerCallerRateThrottle
 from customers.selectors import customer_get
-from payments import selectors
+from payments import codes, selectors
 from payments.api import serializers as io
 from payments.models import TenderKind
 from payments.orders_port import order_lines_value, payable_order
@@ -53,9 +54,12 @@ def _summary(order_reference: str) -> dict:
 
 
 class GiftCardBalanceApi(APIView):
-    """The balance of a gift card. POST so that the code stays out of URLs and access logs."""
+    """The balance of a gift card. POST so that the code stays out of URLs and access logs.
+    Rate limited per API key (GIFT_CARD_BALANCE_RATE, 60/min): 429 beyond."""
 
     required_scopes = [Scope.PAYMENTS_READ]
+    throttle_classes = [PerCallerRateThrottle]
+    throttle_scope = "gift_card_balance"
 
     @extend_schema(
         request=io.GiftCardBalanceInput,
@@ -68,6 +72,45 @@ class GiftCardBalanceApi(APIView):
         card = selectors.gift_card_by_code(code=data["code"])
         card.state = selectors.gift_card_state(card)
         return Response(io.GiftCardBalanceOutput(card).data)
+
+
+class GiftCardSellApi(APIView):
+    """A gift card sold by a channel (the web shop, a till): issued with its balance. The code is
+    in this answer only (only its hash is stored); a retry with the same Idempotency-Key gets the
+    same answer for IDEMPOTENCY_RETENTION_DAYS, so a lost response does not lose the card."""
+
+    required_scopes = [Scope.GIFT_CARDS_ISSUE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.GiftCardSellInput,
+        responses={201: io.GiftCardSoldOutput, **ERRORS},
+    )
+    def post(self, request):
+        def perform():
+            data = _validated(io.GiftCardSellInput, request)
+            issued = sv.gift_card_issue(
+                amount=data["amount"],
+                currency=data["currency"],
+                source="sold",
+                channel=caller_channel(request),
+                actor=caller_label(request),
+                idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
+                expires_at=data.get("expires_at"),
+                reference=data["reference"],
+            )
+            return Response(
+                {
+                    "code": codes.display(issued.code),
+                    "last4": issued.card.code_last4,
+                    "balance": str(issued.card.balance),
+                    "currency": issued.card.currency,
+                    "expires_at": issued.card.expires_at,
+                },
+                status=status.HTTP_201_CREATED,
+            )
+
+        return idempotent(request, endpoint="payments.gift_card.sell", perform=perform)
 
 
 class StoreCreditApi(APIView):

@@ -424,3 +424,59 @@ def test_bad_holds_are_refused_and_nothing_is_held(web_client, body, status, err
     assert snapshot_payments() == before
     missing = post(web_client, "/api/v1/payments/holds/not-a-hold/capture/", {}, "x")
     assert (missing.status_code, missing.json()["code"]) == (404, "hold_not_found")
+
+
+def test_a_till_sells_a_gift_card_and_a_retry_gets_the_same_card(api_client_factory):
+    till = api_client_factory(channel="store", scopes=["gift_cards:issue", "payments:read"])
+    body = {"amount": "50.00", "currency": "EUR", "reference": "R-PARIS-123"}
+
+    sold = till.post(
+        "/api/v1/payments/gift-cards/", body, format="json", HTTP_IDEMPOTENCY_KEY="sale-1"
+    )
+    again = till.post(
+        "/api/v1/payments/gift-cards/", body, format="json", HTTP_IDEMPOTENCY_KEY="sale-1"
+    )
+
+    assert sold.status_code == 201 and again.json() == sold.json()
+    balance = till.post(
+        "/api/v1/payments/gift-cards/balance/", {"code": sold.json()["code"]}, format="json"
+    )
+    assert balance.json()["balance"] == "50.00"
+    from payments.models import GiftCard
+
+    assert GiftCard.objects.count() == 1
+
+
+def test_selling_gift_cards_needs_its_own_scope(api_client_factory):
+    web = api_client_factory(scopes=["payments:write"])
+    response = web.post(
+        "/api/v1/payments/gift-cards/",
+        {"amount": "50.00", "currency": "EUR", "reference": "x"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="s",
+    )
+    assert response.status_code == 403
+
+
+def test_gift_card_balance_checks_are_rate_limited_per_api_key(api_client_factory, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"gift_card_balance": "3/min"},
+    }
+    guesser = api_client_factory(scopes=["payments:read"])
+    other = api_client_factory(scopes=["payments:read"])
+
+    statuses = [
+        guesser.post(
+            "/api/v1/payments/gift-cards/balance/", {"code": "0000-0000-0000-0000"}, format="json"
+        ).status_code
+        for _ in range(4)
+    ]
+
+    assert 429 not in statuses[:3] and statuses[3] == 429
+    assert (
+        other.post(
+            "/api/v1/payments/gift-cards/balance/", {"code": "0000-0000-0000-0000"}, format="json"
+        ).status_code
+        != 429
+    )
