@@ -615,6 +615,15 @@ def _apply_handover(event: PosEvent, data: dict) -> None:
             details={"order_reference": [data["order_reference"]]},
         )
     paid = data.get("paid_at_till")
+    taken = None
+    if data.get("taken"):  # partial pickup, by SKU: to the order's line numbers
+        line_of = dict(order.lines.values_list("sku__code", "line_no"))
+        unknown = sorted({t["sku"] for t in data["taken"]} - set(line_of))
+        if unknown:
+            raise InvalidInput(
+                f"Not in order {order.reference}: {', '.join(unknown)}.", details={"taken": unknown}
+            )
+        taken = {line_of[t["sku"]]: t["quantity"] for t in data["taken"]}
     order_handover(
         order_id=order.pk,
         code=data["pickup_code"],
@@ -623,6 +632,7 @@ def _apply_handover(event: PosEvent, data: dict) -> None:
         idempotency_key=_key(event),
         paid_at_till=Money(paid["amount"], paid["currency"]) if paid else None,
         till_reference=f"{event.till}:{event.event_id}",
+        taken=taken,
     )
 
 

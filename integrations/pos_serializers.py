@@ -71,10 +71,22 @@ class PaidAtTillSerializer(serializers.Serializer):
     currency = serializers.RegexField(r"^[A-Z]{3}$")
 
 
+class TakenSerializer(serializers.Serializer):
+    sku = CodeField()
+    quantity = QuantityField(allow_zero=True)
+
+
 class PickupHandoverDataSerializer(serializers.Serializer):
     order_reference = serializers.CharField(max_length=40)
     pickup_code = serializers.CharField(max_length=200)
     paid_at_till = PaidAtTillSerializer(required=False)
+    taken = TakenSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=500,
+        help_text="Partial pickup: the units the shopper takes; the rest goes back on sale.",
+    )
 
 
 DATA_SERIALIZERS = {

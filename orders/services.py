@@ -216,8 +216,10 @@ def _move(
     data: dict | None = None,
     key: str | None = None,
     fields: Sequence[str] = (),
+    taken: dict[int, int] | None = None,
 ) -> OrderEvent:
-    """The one place a status changes: refuses what TRANSITIONS does not allow."""
+    """The one place a status changes: refuses what TRANSITIONS does not allow. `taken` (line
+    number → units) is what a partial pickup handed over: only that is paid and earns points."""
     allowed = TRANSITIONS.get(order.status, frozenset())
     if to not in allowed:
         raise IllegalTransition(
@@ -229,9 +231,10 @@ def _move(
         order.closed_at = timezone.now()
         fields = [*fields, "closed_at"]
     order.save(update_fields=["status", "updated_at", *fields])
-    _settle_payment_after_commit(order, to, actor=actor, channel=channel)
+    capture_amount = _value_of(order, taken) if taken is not None else None
+    _settle_payment_after_commit(order, to, actor=actor, channel=channel, amount=capture_amount)
     if to in _CAPTURE_ON:
-        _earn_loyalty_points(order, actor=actor)
+        _earn_loyalty_points(order, actor=actor, taken=taken)
     return _event(
         order,
         kind or to,
@@ -251,17 +254,26 @@ _CAPTURE_ON = {OrderStatus.COLLECTED, OrderStatus.SHIPPED}
 _RELEASE_ON = {OrderStatus.CANCELLED, OrderStatus.EXPIRED}
 
 
-def _settle_payment_after_commit(order: Order, to: str, *, actor: str, channel: str) -> None:
+def _value_of(order: Order, taken: dict[int, int]) -> str:
+    prices = dict(order.lines.values_list("line_no", "unit_price"))
+    return str(sum((prices[line_no] * units for line_no, units in taken.items()), Decimal(0)))
+
+
+def _settle_payment_after_commit(
+    order: Order, to: str, *, actor: str, channel: str, amount: str | None = None
+) -> None:
     from orders.tasks import order_payment_capture_task, order_payment_release_task
 
     reference = order.reference
     if to in _CAPTURE_ON:
-        transaction.on_commit(lambda: order_payment_capture_task.delay(reference, actor, channel))
+        transaction.on_commit(
+            lambda: order_payment_capture_task.delay(reference, actor, channel, amount)
+        )
     elif to in _RELEASE_ON:
         transaction.on_commit(lambda: order_payment_release_task.delay(reference, actor))
 
 
-def _earn_loyalty_points(order: Order, *, actor: str) -> None:
+def _earn_loyalty_points(order: Order, *, actor: str, taken: dict[int, int] | None = None) -> None:
     """The goods were truly bought (collected, shipped): the customer earns the points of the
     lines taken, once per order (the loyalty app keys the earning by the order reference)."""
     from loyalty.services import PurchaseLine, points_earn_for_source
@@ -270,11 +282,12 @@ def _earn_loyalty_points(order: Order, *, actor: str) -> None:
         PurchaseLine(
             line_ref=str(line.line_no),
             sku=line.sku.code,
-            quantity=line.quantity,
-            amount=line.unit_price * line.quantity,
+            quantity=units,
+            amount=line.unit_price * units,
             category=line.sku.category,
         )
         for line in order.lines.select_related("sku").filter(status=LineStatus.OPEN)
+        if (units := line.quantity if taken is None else taken.get(line.line_no, 0)) > 0
     ]
     if not lines:
         return
@@ -883,9 +896,18 @@ def _release_all(order: Order, *, actor: str, reason: str) -> int:
 
 @_retry_on_deadlock
 def order_collect(
-    *, order_id: int, code: str, actor: str, channel: str, idempotency_key: str
+    *,
+    order_id: int,
+    code: str,
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+    taken: dict[int, int] | None = None,
 ) -> Order:
-    """Hand the order over against its pickup code (or QR payload): the reserved units leave."""
+    """Hand the order over against its pickup code (or QR payload): the reserved units leave.
+
+    Partial pickup: `taken` (line number → units) is what the shopper takes; the rest of each
+    line goes back on sale, and only what is taken is paid and earns points."""
     if (replay := _replayed(idempotency_key)) is not None:
         return replay
     with transaction.atomic():
@@ -899,12 +921,89 @@ def order_collect(
             pickup.attempt_failed(order.pk)
             raise WrongPickupCode(details={"code": ["does not match"]})
         pickup.attempts_clear(order.pk)
-        _commit_all(order, actor=actor)
-        _move(order, OrderStatus.COLLECTED, actor=actor, channel=channel, key=idempotency_key)
+        data = None
+        if taken is None:
+            _commit_all(order, actor=actor)
+        else:
+            data = _commit_taken(order, taken, actor=actor)
+        _move(
+            order,
+            OrderStatus.COLLECTED,
+            actor=actor,
+            channel=channel,
+            key=idempotency_key,
+            data=data,
+            taken=taken,
+        )
     return order
 
 
-@_retry_on_deadlock
+def _commit_taken(order: Order, taken: dict[int, int], *, actor: str) -> dict:
+    """Partial pickup: each line's reservations commit what is taken and release the rest."""
+    lines = {line.line_no: line for line in order.lines.filter(status=LineStatus.OPEN)}
+    for line_no, units in taken.items():
+        if line_no not in lines:
+            raise InvalidInput(
+                f"Order {order.reference} has no open line {line_no}.", details={"lines": [line_no]}
+            )
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int)
+            or units < 0
+            or units > lines[line_no].quantity
+        ):
+            raise InvalidInput(
+                f"Line {line_no}: 0 to {lines[line_no].quantity} units.",
+                details={"lines": [line_no]},
+            )
+    if not any(taken.values()):
+        raise InvalidInput("Nothing taken: cancel the order instead.", details={"lines": ["none"]})
+    left = {line_no: taken.get(line_no, 0) for line_no in lines}
+    allocations = set()
+    for allocation_line in _open_lines(order):
+        if allocation_line.reservation_id is None:
+            continue
+        line_no = allocation_line.order_line.line_no
+        take = min(left[line_no], allocation_line.quantity)
+        left[line_no] -= take
+        key = f"order:{order.reference}:commit:{allocation_line.pk}"
+        if take:
+            stock.reservation_commit(
+                reservation_id=allocation_line.reservation_id,
+                quantity=take,
+                release_rest=True,
+                idempotency_key=key,
+                actor=actor,
+            )
+        else:
+            stock.reservation_release(
+                reservation_id=allocation_line.reservation_id,
+                idempotency_key=key,
+                actor=actor,
+                reason="refused at pickup",
+            )
+        allocations.add(allocation_line.allocation_id)
+    Allocation.objects.filter(pk__in=allocations).update(status=AllocationStatus.FULFILLED)
+    refused = {line_no: lines[line_no].quantity - taken.get(line_no, 0) for line_no in lines}
+    # The shopper pays for what they take: the order's total drops by what was refused, and the
+    # payments app takes the new total (so nothing refused stays "due").
+    refused_value = sum((lines[n].unit_price * units for n, units in refused.items()), Decimal(0))
+    if refused_value:
+        order.total_amount -= refused_value
+        order.save(update_fields=["total_amount", "updated_at"])
+        from payments.orders_port import payable_order
+        from payments.services.tenders import order_payment_sync
+
+        order_payment_sync(order=payable_order(reference=order.reference))
+    OrderLine.objects.filter(
+        order=order, line_no__in=[n for n in lines if not taken.get(n)]
+    ).update(status=LineStatus.CANCELLED)
+    return {
+        "taken": {str(n): u for n, u in taken.items() if u},
+        "refused": {str(n): u for n, u in refused.items() if u},
+    }
+
+
 def order_handover(
     *,
     order_id: int,
@@ -914,6 +1013,7 @@ def order_handover(
     idempotency_key: str,
     paid_at_till: Money | None = None,
     till_reference: str = "",
+    taken: dict[int, int] | None = None,
 ) -> Order:
     """Hand-over at the store (the till or the admin pickup board): when the order was to be
     paid at pickup, the till's payment is recorded with the collection — in one transaction,
@@ -939,6 +1039,7 @@ def order_handover(
             actor=actor,
             channel=channel,
             idempotency_key=idempotency_key,
+            taken=taken,
         )
 
 

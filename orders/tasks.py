@@ -35,12 +35,19 @@ def orders_remind_pickup_task() -> int:
 @shared_task(
     acks_late=True, time_limit=120, autoretry_for=(OSError,), retry_backoff=True, max_retries=6
 )
-def order_payment_capture_task(order_reference: str, actor: str, channel: str) -> int:
-    """Collected or shipped: capture what the order's tenders authorised (safe to run twice:
-    captured tenders are no longer authorised)."""
+def order_payment_capture_task(
+    order_reference: str, actor: str, channel: str, amount: str | None = None
+) -> int:
+    """Collected or shipped: capture what the order's tenders authorised — or `amount`, the
+    value of what a partial pickup took — (safe to run twice: captured tenders are no longer
+    authorised; the rest is released)."""
     from payments.services.tenders import order_payment_capture
 
-    return len(order_payment_capture(order_reference=order_reference, actor=actor, channel=channel))
+    return len(
+        order_payment_capture(
+            order_reference=order_reference, actor=actor, channel=channel, amount=amount
+        )
+    )
 
 
 @shared_task(

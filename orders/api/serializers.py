@@ -91,8 +91,21 @@ class ReasonInput(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
+class TakenLineInput(serializers.Serializer):
+    line = serializers.IntegerField(min_value=1, max_value=10_000)
+    quantity = serializers.IntegerField(min_value=0, max_value=100_000)
+
+
 class CollectInput(serializers.Serializer):
     code = serializers.CharField(max_length=120, help_text="The short code or the QR payload.")
+    lines = TakenLineInput(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=500,
+        help_text="Partial pickup: what the shopper takes (lines not listed are refused); "
+        "the rest goes back on sale and only what is taken is paid.",
+    )
 
 
 class ShipInput(serializers.Serializer):

@@ -267,7 +267,12 @@ class OrderCollectApi(OrderActionApi):
         return super().post(request, reference)
 
     def run(self, order, data, common):
-        services.order_collect(code=data["code"], **common)
+        taken = (
+            {line["line"]: line["quantity"] for line in data["lines"]}
+            if data.get("lines")
+            else None
+        )
+        services.order_collect(code=data["code"], taken=taken, **common)
 
 
 class OrderShipApi(OrderActionApi):

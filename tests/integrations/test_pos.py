@@ -553,3 +553,48 @@ def test_an_in_store_return_naming_its_sale_takes_back_the_points(client, integr
 
     assert PointsLot.objects.get(account=account).remaining == earned - earned // 2
     assert position(store, sku).on_hand == 4
+
+
+def test_partial_handover_at_the_till_puts_the_refused_units_back(client, integration, store, sku):
+    receive(store, sku, 3)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order = order_services.order_place(
+            channel="web",
+            customer=CustomerFactory(),
+            fulfilment="pickup",
+            pickup_location_id=store.pk,
+            idempotency_key="o-3",
+            actor="test",
+            lines=[
+                order_services.OrderLineRequest(
+                    sku_id=sku.pk, quantity=2, unit_price="19.90", currency="EUR", sku_code=sku.code
+                )
+            ],
+        )
+        order_services.order_picking_start(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="p-3"
+        )
+        order_services.order_mark_ready(
+            order_id=order.pk, actor="t", channel="backoffice", idempotency_key="r-3"
+        )
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+
+    post(
+        client,
+        event(
+            "H3",
+            "pickup_handover",
+            order_reference=order.reference,
+            pickup_code=code,
+            taken=[{"sku": "TEE-M", "quantity": 1}],
+            paid_at_till={"kind": "cash", "amount": "19.90", "currency": "EUR"},
+        ),
+    )
+
+    order.refresh_from_db()
+    assert order.status == "collected"
+    assert (position(store, sku).on_hand, position(store, sku).reserved) == (2, 0)
+    from payments.selectors import order_payment_summary
+
+    summary = order_payment_summary(order_reference=order.reference)
+    assert (str(summary.total), str(summary.paid), str(summary.due)) == ("19.90", "19.90", "0.00")

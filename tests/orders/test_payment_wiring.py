@@ -236,3 +236,51 @@ def test_refund_per_line_through_the_api(api_client_factory, customer, store, sk
     assert refunded.status_code == 201
     assert [line["amount"] for line in refunded.json()["lines"]] == ["20.00"]
     assert _balance(card) == Decimal("80.00")
+
+
+def test_partial_pickup_takes_some_lines_pays_for_them_and_puts_the_rest_back(
+    customer, store, sku, sku2
+):
+    from loyalty.models import PointsLot
+    from loyalty.services import account_open
+    from orders import pickup
+    from tests.orders.conftest import active_reservations, position
+
+    account = account_open(customer=customer, channel="web", actor="test")
+    receive(store, sku, 5)
+    receive(store, sku2, 5)
+    order = place_pickup(customer, store, [line(sku, 2, "20.00"), line(sku2, 1, "30.00")])
+    card = _gift_card()
+    tender_add_gift_card(
+        order=payable_order(reference=order.reference),
+        code=card.code,
+        amount="70.00",
+        idempotency_key=key(),
+        channel="web",
+        actor="test",
+    )
+    _ready(order)
+    order.refresh_from_db()
+
+    # the shopper takes one of the two T-shirts and refuses the jeans
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        taken={1: 1},
+        code=pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce),
+    )
+
+    assert Order.objects.get(pk=order.pk).status == "collected"
+    assert (position(store, sku).on_hand, position(store, sku).reserved) == (4, 0)
+    assert (position(store, sku2).on_hand, position(store, sku2).reserved) == (5, 0)
+    assert active_reservations(order) == []
+    summary = order_payment_summary(order_reference=order.reference)
+    assert (summary.paid, summary.authorised) == (Decimal("20.00"), Decimal("0"))
+    assert _balance(card) == Decimal("80.00")
+    lot = PointsLot.objects.get(account=account)
+    assert lot.source_ref == order.reference and lot.amount > 0
+    journal = Order.objects.get(pk=order.pk).events.get(kind="collected").data
+    assert journal == {"taken": {"1": 1}, "refused": {"1": 1, "2": 1}}
