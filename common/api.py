@@ -49,6 +49,13 @@ def validation_details(detail) -> dict:
     return {"non_field_errors": [str(detail)]}
 
 
+def validated_input(serializer_class, request, **kwargs) -> dict:
+    """The request body validated by `serializer_class` (a 400 with per-field details if not)."""
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def error_payload(code: str, message: str, details: dict | None = None) -> dict:
     return {"code": code, "message": message, "details": details or {}}
 

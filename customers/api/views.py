@@ -10,6 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import validated_input
 from common.auth import caller_channel, caller_label
 from common.exceptions import InvalidInput
 from common.idempotency import idempotent
@@ -44,12 +45,6 @@ REFERENCE = OpenApiParameter(
     description="Customer reference (UUID) or customer number. A merged "
     "record's reference answers with its survivor.",
 )
-
-
-def _validated(serializer_class, request, **kwargs):
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer
 
 
 def _ident(identifier) -> dict | None:
@@ -136,15 +131,17 @@ class CustomerIdentifyApi(APIView):
         },
     )
     def post(self, request):
-        data = _validated(io.IdentifyInputSerializer, request)
+        serializer = io.IdentifyInputSerializer(data=request.data)  # its identifiers() is needed
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
 
         def perform():
-            store = data.validated_data.get("preferred_store")
+            store = data.get("preferred_store")
             result = services.customer_identify_or_create(
-                identifiers=data.identifiers(),
-                first_name=data.validated_data.get("first_name", ""),
-                last_name=data.validated_data.get("last_name", ""),
-                language=data.validated_data.get("language"),
+                identifiers=serializer.identifiers(),
+                first_name=data.get("first_name", ""),
+                last_name=data.get("last_name", ""),
+                language=data.get("language"),
                 preferred_store=location_get(code=store) if store else None,
                 sales_channel=caller_channel(request),
                 actor=caller_label(request),
@@ -175,7 +172,7 @@ class CustomerDetailApi(APIView):
         responses={200: io.CustomerDetailSerializer, **ERRORS},
     )
     def patch(self, request, reference: str):
-        data = _validated(io.ProfileUpdateSerializer, request).validated_data
+        data = validated_input(io.ProfileUpdateSerializer, request)
         if "preferred_store" in data:
             code = data["preferred_store"]
             data["preferred_store"] = location_get(code=code) if code else None
@@ -198,7 +195,7 @@ class CustomerIdentifierCreateApi(APIView):
         responses={201: io.IdentifierSerializer, **ERRORS},
     )
     def post(self, request, reference: str):
-        data = _validated(io.IdentifierInputSerializer, request).validated_data
+        data = validated_input(io.IdentifierInputSerializer, request)
         customer = _customer(reference)
 
         def perform():
@@ -242,7 +239,7 @@ class CustomerConsentsApi(APIView):
         responses={201: io.ConsentStateSerializer(many=True), **ERRORS},
     )
     def post(self, request, reference: str):
-        data = _validated(io.ConsentInputSerializer, request).validated_data
+        data = validated_input(io.ConsentInputSerializer, request)
         customer = _customer(reference)
 
         def perform():
@@ -307,7 +304,7 @@ class CustomerEraseApi(APIView):
         responses={200: io.ErasureResponseSerializer, **ERRORS},
     )
     def post(self, request, reference: str):
-        data = _validated(io.ErasureInputSerializer, request).validated_data
+        data = validated_input(io.ErasureInputSerializer, request)
         # an erased customer is found here so that a retry of the same erasure replays its answer
         customer = selectors.customer_get(reference=reference, allow_erased=True)
 

@@ -10,6 +10,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import validated_input
 from common.auth import caller_channel, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
@@ -48,12 +49,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 def _service_key(request) -> str:
     """The ledger-level idempotency key: the client's key, namespaced by who sent it."""
     return f"api:{caller_owner(request)}:{idempotency_key_from(request)}"
-
-
-def _validated(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _sku_lines(lines, quantity_field="quantity") -> list[tuple[int, int]]:
@@ -255,7 +250,7 @@ class ReceiptCreateApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.ReceiptInput, request)
+            data = validated_input(io.ReceiptInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_receive(
                 location_id=location.pk,
@@ -280,7 +275,7 @@ class AdjustmentCreateApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.AdjustmentInput, request)
+            data = validated_input(io.AdjustmentInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_adjust(
                 location_id=location.pk,
@@ -309,7 +304,7 @@ class SetAsideCreateApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.SetAsideInput, request)
+            data = validated_input(io.SetAsideInput, request)
             location = selectors.location_for_stock(code=data["location"])
             operation = services.stock_set_aside(
                 location_id=location.pk,
@@ -340,7 +335,7 @@ class CountCreateApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.CountInput, request)
+            data = validated_input(io.CountInput, request)
             location = selectors.location_for_stock(code=data["location"])
             count = services.stock_count_apply(
                 location_id=location.pk,
@@ -398,7 +393,7 @@ class ReservationListCreateApi(APIView):
         """Hold units for an order or a cart: every line or none."""
 
         def perform():
-            data = _validated(io.ReservationInput, request)
+            data = validated_input(io.ReservationInput, request)
             sku_ids = selectors.sku_ids_by_code([line["sku"] for line in data["lines"]])
             location_ids = selectors.location_ids_by_code(
                 [line["location"] for line in data["lines"]]
@@ -449,7 +444,7 @@ class ReservationSettleApi(APIView):
     )
     def post(self, request, pk: int):
         def perform():
-            data = _validated(io.SettleInput, request)
+            data = validated_input(io.SettleInput, request)
             get_object_or_404(Reservation, pk=pk)
             if self.commit:
                 reservation = services.reservation_commit(
@@ -506,7 +501,7 @@ class TransferListCreateApi(generics.ListAPIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.TransferInput, request)
+            data = validated_input(io.TransferInput, request)
             ids = selectors.location_ids_by_code([data["source"], data["destination"]])
             transfer = services.transfer_request(
                 source_id=ids[data["source"]],
@@ -545,13 +540,13 @@ class TransferActionApi(APIView):
             if self.action == "cancel":
                 transfer = services.transfer_cancel(transfer_id=pk, actor=actor)
             elif self.action == "ship":
-                data = _validated(io.TransferShipInput, request)
+                data = validated_input(io.TransferShipInput, request)
                 shipped = dict(_sku_lines(data["lines"])) if data.get("lines") else None
                 transfer = services.transfer_ship(
                     transfer_id=pk, shipped=shipped, idempotency_key=key, actor=actor
                 )
             else:
-                data = _validated(io.TransferReceiptInput, request)
+                data = validated_input(io.TransferReceiptInput, request)
                 transfer = services.transfer_receive(
                     transfer_id=pk,
                     received=dict(_sku_lines(data["lines"])),

@@ -15,6 +15,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import validated_input
 from common.auth import caller_channel, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
@@ -38,12 +39,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 REFERENCE = OpenApiParameter(
     "reference", str, OpenApiParameter.PATH, description="Customer reference (UUID) or number."
 )
-
-
-def _validated(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _service_key(request) -> str:
@@ -103,7 +98,7 @@ class LoyaltyAccountApi(APIView):
         responses={201: io.AccountOutput, **ERRORS},
     )
     def post(self, request, reference: str):
-        data = _validated(io.EnrolInput, request)
+        data = validated_input(io.EnrolInput, request)
         customer = customer_get(reference=reference)
 
         def perform():
@@ -179,7 +174,7 @@ class PointsHoldApi(APIView):
         "404 no_loyalty_account, 400 on a negative, zero or fractional number of points.",
     )
     def post(self, request):
-        data = _validated(io.PointsHoldInput, request)
+        data = validated_input(io.PointsHoldInput, request)
         customer = customer_get(reference=data["customer"])
         store = _store(data.get("store"))
 
@@ -210,7 +205,7 @@ class PointsCaptureApi(APIView):
         "409 points_hold_not_open when already captured, released or expired.",
     )
     def post(self, request, hold_id: int):
-        data = _validated(io.PointsCaptureInput, request)
+        data = validated_input(io.PointsCaptureInput, request)
 
         def perform():
             spend = services.points_capture(
@@ -268,7 +263,7 @@ class RewardBuyApi(APIView):
         description="404 reward_unavailable, 409 insufficient_points, 404 no_loyalty_account.",
     )
     def post(self, request):
-        data = _validated(io.RewardBuyInput, request)
+        data = validated_input(io.RewardBuyInput, request)
         customer = customer_get(reference=data["customer"])
         store = _store(data.get("store"))
 
@@ -299,7 +294,7 @@ class CouponValidateApi(APIView):
         "coupon_held_elsewhere.",
     )
     def post(self, request):
-        data = _validated(io.CouponInput, request)
+        data = validated_input(io.CouponInput, request)
         result = coupons.coupon_validate(
             code=data["code"],
             customer=customer_get(reference=data["customer"]),
@@ -321,7 +316,7 @@ class CouponHoldApi(APIView):
         responses={200: io.ValidationOutput, **ERRORS},
     )
     def post(self, request):
-        data = _validated(io.CouponHoldInput, request)
+        data = validated_input(io.CouponHoldInput, request)
         customer = customer_get(reference=data["customer"])
 
         def perform():
@@ -347,7 +342,7 @@ class CouponReleaseApi(APIView):
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
     def post(self, request):
-        data = _validated(io.CouponReleaseInput, request)
+        data = validated_input(io.CouponReleaseInput, request)
         customer = customer_get(reference=data["customer"])
 
         def perform():
@@ -371,7 +366,7 @@ class CouponRedeemApi(APIView):
         responses={201: io.RedemptionOutput, **ERRORS},
     )
     def post(self, request):
-        data = _validated(io.CouponRedeemInput, request)
+        data = validated_input(io.CouponRedeemInput, request)
         customer = customer_get(reference=data["customer"])
         store = _store(data.get("store"))
 

@@ -10,6 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import validated_input
 from common.auth import ApiClient, caller_channel, caller_label, caller_owner
 from common.channels import SalesChannel, is_online
 from common.idempotency import idempotency_key_from, idempotent
@@ -28,12 +29,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     required=True,
     description="Any unique string; a retry with the same key and body returns the first result.",
 )
-
-
-def _validated(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _service_key(request, endpoint: str) -> str:
@@ -104,7 +99,7 @@ class CartCheckApi(APIView):
 
     @extend_schema(request=io.CartCheckInput, responses={200: io.CartCheckOutput, **ERRORS})
     def post(self, request):
-        data = _validated(io.CartCheckInput, request)
+        data = validated_input(io.CartCheckInput, request)
         ids = sku_ids_by_code([line["sku"] for line in data["lines"]])
         check = selectors.cart_check(
             store_code=data["store"],
@@ -127,7 +122,7 @@ class OrderPlaceApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.OrderPlaceInput, request)
+            data = validated_input(io.OrderPlaceInput, request)
             sku_ids = sku_ids_by_code([line["sku"] for line in data["lines"]])
             fulfilment = data["fulfilment"]
             pickup_id = address = None
@@ -196,7 +191,7 @@ class OrderActionApi(APIView):
 
         def perform():
             order = _order_for(request, reference, staff_action=self.staff_only)
-            data = _validated(self.input_serializer, request) if self.input_serializer else {}
+            data = validated_input(self.input_serializer, request) if self.input_serializer else {}
             common = {
                 "order_id": order.pk,
                 "actor": caller_label(request),
@@ -406,7 +401,7 @@ class StockAlertCreateApi(APIView):
             from notifications.alerts import alert_create
             from stores.models import Location
 
-            data = _validated(io.StockAlertInput, request)
+            data = validated_input(io.StockAlertInput, request)
             sku_id = sku_ids_by_code([data["sku"]])[data["sku"]]
             location = None
             if data.get("store"):

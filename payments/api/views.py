@@ -16,6 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import validated_input
 from common.auth import caller_channel, caller_label, caller_owner
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
@@ -41,12 +42,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _validated(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _summary(order_reference: str) -> dict:
     return io.PaymentSummaryOutput(
         selectors.order_payment_summary(order_reference=order_reference)
@@ -68,7 +63,7 @@ class GiftCardBalanceApi(APIView):
         "typo), 404 gift_card_not_found when no card has the code. Changes nothing.",
     )
     def post(self, request):
-        data = _validated(io.GiftCardBalanceInput, request)
+        data = validated_input(io.GiftCardBalanceInput, request)
         card = selectors.gift_card_by_code(code=data["code"])
         card.state = selectors.gift_card_state(card)
         return Response(io.GiftCardBalanceOutput(card).data)
@@ -88,7 +83,7 @@ class GiftCardSellApi(APIView):
     )
     def post(self, request):
         def perform():
-            data = _validated(io.GiftCardSellInput, request)
+            data = validated_input(io.GiftCardSellInput, request)
             issued = sv.gift_card_issue(
                 amount=data["amount"],
                 currency=data["currency"],
@@ -161,7 +156,7 @@ class TenderAddApi(APIView):
         ),
     )
     def post(self, request, reference: str):
-        data = _validated(io.TenderAddInput, request)
+        data = validated_input(io.TenderAddInput, request)
         order = payable_order(reference=reference)
         common = {
             "order": order,
@@ -219,7 +214,7 @@ class RefundApi(APIView):
         "409 refund_exceeds_captured (nothing moved) when more is asked than can be refunded.",
     )
     def post(self, request, reference: str):
-        data = _validated(io.RefundInput, request)
+        data = validated_input(io.RefundInput, request)
         order = payable_order(reference=reference)
         if data["currency"] != order.currency:
             raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
@@ -275,7 +270,7 @@ class HoldCreateApi(APIView):
         "currency_mismatch or a bad amount: nothing is held.",
     )
     def post(self, request):
-        data = _validated(io.HoldCreateInput, request)
+        data = validated_input(io.HoldCreateInput, request)
 
         def perform():
             if data["source"] == "gift_card":
@@ -314,7 +309,7 @@ class HoldCaptureApi(APIView):
         "was released or expired; 409 capture_exceeds_authorised above the hold.",
     )
     def post(self, request, hold_id: str):
-        data = _validated(io.HoldCaptureInput, request)
+        data = validated_input(io.HoldCaptureInput, request)
 
         def perform():
             hold = selectors.hold_by_public_id(public_id=hold_id)
