@@ -20,9 +20,10 @@ transfer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from stores.selectors import distance_km  # pure: the one haversine of the project
 
 # How many ranked candidates a decision records in full; the rest are counted by reason.
 RECORDED_CANDIDATES = 15
@@ -75,15 +76,6 @@ class RoutingPlan:
     @property
     def ok(self) -> bool:
         return not self.short
-
-
-def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    a = (
-        math.sin((phi2 - phi1) / 2) ** 2
-        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 12742.0176 * math.asin(math.sqrt(a))
 
 
 def _scores(
