@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
 
@@ -153,8 +154,25 @@ def _reject(
     envelope: dict | None = None,
 ) -> None:
     """Record a refused event (nothing applied) so staff can see what the till sent."""
+    _rejected_event(
+        integration, error, raw_body=raw_body, payload=payload, envelope=envelope
+    ).save()
+
+
+def _rejected_event(
+    integration: PosIntegration,
+    error: DomainError,
+    *,
+    raw_body: bytes = b"",
+    payload=None,
+    envelope: dict | None = None,
+) -> PosEvent:
+    if envelope is None and isinstance(payload, dict):
+        envelope = payload
     envelope = envelope or {}
-    PosEvent.objects.create(
+    if not raw_body and payload is not None:
+        raw_body = json.dumps(payload).encode()
+    return PosEvent(
         integration=integration,
         event_id=None,
         event_type=str(envelope.get("type", ""))[:20],
@@ -167,6 +185,32 @@ def _reject(
     )
 
 
+def _admit(integration: PosIntegration, payload, known_skus: set[str] | None = None):
+    """Validate one parsed event (envelope, data, store, till, SKUs). Returns (event, location);
+    raises DomainError with what is wrong."""
+    envelope = EnvelopeSerializer(data=payload) if isinstance(payload, dict) else None
+    if envelope is None or not envelope.is_valid():
+        details = validation_details(envelope.errors) if envelope is not None else {}
+        raise InvalidInput("The event is invalid.", details=details or {"body": ["not an object"]})
+    event = envelope.validated_data
+    return event, _check_references(integration, event, known_skus)
+
+
+def _parse(integration: PosIntegration, raw_body: bytes, signature, size: int, limit: int):
+    """The checks every POST passes before its events are looked at: size, signature, JSON."""
+    if size > limit:
+        error = PayloadTooLarge(f"The body is {size} bytes; the limit is {limit}.")
+        _reject(integration, error)
+        raise error
+    verify_request(integration=integration, raw_body=raw_body, signature=signature)
+    try:
+        return strict_json(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        error = MalformedEvent()
+        _reject(integration, error, raw_body=raw_body)
+        raise error from None
+
+
 def pos_event_receive(
     *,
     integration: PosIntegration,
@@ -176,37 +220,12 @@ def pos_event_receive(
 ) -> IntakeResult:
     """Take one event from a till. Raises DomainError (4xx) when it is refused."""
     size = content_length if content_length is not None else len(raw_body)
-    if size > max_body_bytes():
-        error = PayloadTooLarge(f"The event is {size} bytes; the limit is {max_body_bytes()}.")
-        _reject(integration, error)
-        raise error
-    verify_request(integration=integration, raw_body=raw_body, signature=signature)
-
+    payload = _parse(integration, raw_body, signature, size, max_body_bytes())
     try:
-        payload = strict_json(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        error = MalformedEvent()
-        _reject(integration, error, raw_body=raw_body)
-        raise error from None
-    envelope = EnvelopeSerializer(data=payload) if isinstance(payload, dict) else None
-    if envelope is None or not envelope.is_valid():
-        details = validation_details(envelope.errors) if envelope is not None else {}
-        error = InvalidInput(
-            "The event is invalid.", details=details or {"body": ["not an object"]}
-        )
-        _reject(
-            integration,
-            error,
-            raw_body=raw_body,
-            payload=payload,
-            envelope=payload if isinstance(payload, dict) else None,
-        )
-        raise error
-    event = envelope.validated_data
-    try:
-        location = _check_references(integration, event)
+        event, location = _admit(integration, payload)
     except DomainError as error:
-        _reject(integration, error, raw_body=raw_body, payload=payload, envelope=payload)
+        envelope = payload if isinstance(payload, dict) else None
+        _reject(integration, error, raw_body=raw_body, payload=payload, envelope=envelope)
         raise
 
     try:
@@ -235,10 +254,159 @@ def pos_event_receive(
     return IntakeResult(202, {"status": "accepted", "event": inbox.pk, "event_id": inbox.event_id})
 
 
+def max_batch_body_bytes() -> int:
+    return getattr(settings, "POS_MAX_BATCH_BODY_BYTES", 1024 * 1024)
+
+
+def max_batch_events() -> int:
+    return getattr(settings, "POS_MAX_BATCH_EVENTS", 500)
+
+
+def pos_events_receive_batch(
+    *,
+    integration: PosIntegration,
+    raw_body: bytes,
+    signature: str | None,
+    content_length: int | None = None,
+) -> IntakeResult:
+    """Take many events in one signed request: a till's backlog after an outage, or a busy
+    store's last seconds. Body: {"events": [<event>, …]}.
+
+    The request as a whole is refused (4xx, nothing recorded but the rejection) when it is too
+    large, unsigned, not JSON, or not such a list. Otherwise each event is judged alone, exactly
+    as the single endpoint would: accepted, duplicate (its id was seen before, or earlier in
+    this batch) or rejected with the reason (stored as rejected). One task applies the accepted
+    ones, in the POS's time order.
+    """
+    size = content_length if content_length is not None else len(raw_body)
+    payload = _parse(integration, raw_body, signature, size, max_batch_body_bytes())
+    items = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= max_batch_events():
+        error = InvalidInput(
+            f'The body must be {{"events": [...]}} with 1 to {max_batch_events()} events.',
+            details={"events": [f"a list of 1 to {max_batch_events()} events"]},
+        )
+        _reject(integration, error, raw_body=raw_body)
+        raise error
+
+    codes = {
+        line.get("sku")
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("data"), dict)
+        for line in (item["data"].get("lines") or [])
+        if isinstance(line, dict) and isinstance(line.get("sku"), str)
+    }
+    known_skus = set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
+    results: list[dict] = []
+    admitted: dict[str, tuple[int, dict, Location, dict]] = {}  # event id → (index, …)
+    rejected: list[PosEvent] = []
+    for index, item in enumerate(items):
+        try:
+            event, location = _admit(integration, item, known_skus)
+        except DomainError as error:
+            results.append(
+                {
+                    "index": index,
+                    "event_id": item.get("event_id") if isinstance(item, dict) else None,
+                    "status": "rejected",
+                    "error": {
+                        "code": error.code,
+                        "message": error.message,
+                        "details": error.details,
+                    },
+                }
+            )
+            rejected.append(_rejected_event(integration, error, payload=item))
+            continue
+        if event["event_id"] in admitted:
+            results.append({"index": index, "event_id": event["event_id"], "status": "duplicate"})
+            continue
+        admitted[event["event_id"]] = (index, event, location, item)
+        results.append({"index": index, "event_id": event["event_id"], "status": "accepted"})
+
+    with transaction.atomic():
+        if rejected:
+            PosEvent.objects.bulk_create(rejected)
+        inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
+        if inserted:
+            pks = sorted(inserted.values())
+            transaction.on_commit(lambda: _schedule_batch(pks))
+    seen = {
+        event_id: (pk, status)
+        for event_id, pk, status in PosEvent.objects.filter(
+            integration=integration, event_id__in=set(admitted) - set(inserted)
+        ).values_list("event_id", "pk", "status")
+    }
+    for result in results:
+        event_id = result["event_id"]
+        if result["status"] == "rejected":
+            continue
+        if result["status"] == "accepted" and event_id in inserted:
+            result["event"] = inserted[event_id]
+            continue
+        result["status"] = "duplicate"
+        if event_id in inserted:  # a second copy, in this batch, of an event it brought
+            result["event"] = inserted[event_id]
+        else:  # sent before
+            result["event"], result["processing"] = seen[event_id]
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        counts[result["status"]] += 1
+    return IntakeResult(
+        200,
+        {
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": results,
+        },
+    )
+
+
+def _inbox_insert(integration: PosIntegration, admitted) -> dict[str, int]:
+    """Insert admitted events in the inbox, skipping ids already there (one statement).
+    Returns {event id: inbox pk} of the rows this call inserted."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [
+        (
+            integration.pk,
+            event["event_id"],
+            event["type"],
+            location.pk,
+            event["till"],
+            connection.ops.adapt_datetimefield_value(event["occurred_at"]),
+            json.dumps(payload),
+            "",
+            PosEventStatus.RECEIVED,
+            "",
+            0,
+            now,
+        )
+        for _, event, location, payload in admitted
+    ]
+    table = PosEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (integration_id, event_id, event_type, location_id, till, "  # noqa: S608
+            "occurred_at, payload, raw_body, status, error, attempts, received_at) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+            + " ON CONFLICT (integration_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
+            " RETURNING event_id, id",
+            [value for row in rows for value in row],
+        )
+        return dict(cursor.fetchall())
+
+
 def _schedule(inbox_pk: int) -> None:
     from integrations.tasks import pos_event_process_task
 
     pos_event_process_task.delay(inbox_pk)
+
+
+def _schedule_batch(inbox_pks: list[int]) -> None:
+    from integrations.tasks import pos_events_process_batch_task
+
+    pos_events_process_batch_task.delay(inbox_pks)
 
 
 _SCOPE_SECONDS = 10
@@ -264,7 +432,11 @@ def integration_scope_changed(integration_id: int) -> None:
     local_cache.delete(f"pos:scope:{integration_id}")
 
 
-def _check_references(integration: PosIntegration, event: dict) -> Location:
+def _check_references(
+    integration: PosIntegration, event: dict, known_skus: set[str] | None = None
+) -> Location:
+    """The event's store, till and SKUs exist and belong to the integration. `known_skus`, when
+    given, is the set of existing codes among the batch's (one query for a whole batch)."""
     scope = _integration_scope(integration)
     location_id = scope["stores"].get(event["store"])
     if location_id is None:
@@ -285,7 +457,11 @@ def _check_references(integration: PosIntegration, event: dict) -> Location:
     location = Location(pk=location_id, code=event["store"])
     codes = [line["sku"] for line in event["data"].get("lines", [])]
     if codes:
-        known = set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
+        known = (
+            known_skus
+            if known_skus is not None
+            else set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
+        )
         missing = sorted(set(codes) - known)
         if missing:
             raise UnknownSku(
@@ -306,32 +482,106 @@ def pos_event_process(*, inbox_pk: int) -> PosEvent:
             .select_related("integration", "location")
             .get(pk=inbox_pk)
         )
-        if event.status not in (PosEventStatus.RECEIVED, PosEventStatus.FAILED):
-            return event
-        event.attempts += 1
-        try:
-            with transaction.atomic():
-                HANDLERS[event.event_type](event, _validated_data(event))
-        except DomainError as error:  # a data problem: staff fix it, then replay
-            event.status = PosEventStatus.FAILED
-            event.error = f"{error.code}: {error.message}"[:500]
-        else:
-            event.status = PosEventStatus.PROCESSED
-            event.error = ""
-            event.processed_at = timezone.now()
-        event.save(update_fields=["status", "error", "attempts", "processed_at"])
+        if event.status in (PosEventStatus.RECEIVED, PosEventStatus.FAILED):
+            _process_locked(event)
     return event
 
 
-def pos_events_process_pending(*, limit: int = 1000) -> int:
+def _process_locked(event: PosEvent) -> None:
+    """Apply one event whose inbox row the caller has locked, in a savepoint: a data problem
+    marks it failed (staff fix it, then replay) without undoing the caller's other work."""
+    event.attempts += 1
+    try:
+        with transaction.atomic():
+            HANDLERS[event.event_type](event, _validated_data(event))
+    except DomainError as error:
+        event.status = PosEventStatus.FAILED
+        event.error = f"{error.code}: {error.message}"[:500]
+    else:
+        event.status = PosEventStatus.PROCESSED
+        event.error = ""
+        event.processed_at = timezone.now()
+    event.save(update_fields=["status", "error", "attempts", "processed_at"])
+
+
+def pos_events_process_batch(*, inbox_pks: Sequence[int]) -> int:
+    """Apply many received events in one transaction (what a batch POST or the sweeper hands
+    over), in the POS's time order. Returns how many were processed or failed.
+
+    Sales, the bulk of a till's traffic, are applied together: one stock operation each (keyed
+    as one at a time would be) but a few statements for all of them. Every other event, and
+    every sale again if the bulk step refuses (a data problem in one of them), goes through the
+    one-event path, each in its own savepoint. Events another worker holds are skipped, not
+    waited for: that worker applies them.
+    """
+    with transaction.atomic():
+        events = list(
+            PosEvent.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("integration", "location")
+            .filter(pk__in=list(inbox_pks), status=PosEventStatus.RECEIVED)
+            .order_by("occurred_at", "pk")
+        )
+        sales = [event for event in events if event.event_type == PosEventType.SALE]
+        one_by_one = [event for event in events if event.event_type != PosEventType.SALE]
+        if sales:
+            try:
+                with transaction.atomic():
+                    _apply_sales_in_bulk(sales)
+            except DomainError as error:
+                logger.info("POS sales batch refused (%s): applying one by one", error.code)
+                one_by_one = events
+        for event in one_by_one:
+            _process_locked(event)
+    return len(events)
+
+
+def _apply_sales_in_bulk(events: list[PosEvent]) -> None:
+    data = {event.pk: _validated_data(event) for event in events}
+    sku_ids = dict(
+        Sku.objects.filter(
+            code__in={line["sku"] for d in data.values() for line in d["lines"]}
+        ).values_list("code", "pk")
+    )
+    operations = stock.stock_sell_at_till_many(
+        [
+            stock.TillSale(
+                location_id=event.location_id,
+                lines=[
+                    (sku_ids[line["sku"]], line["quantity"]) for line in data[event.pk]["lines"]
+                ],
+                idempotency_key=_key(event),
+                occurred_at=event.occurred_at,
+                reference=data[event.pk]["receipt"],
+                actor=_actor(event),
+            )
+            for event in events
+        ]
+    )
+    now = timezone.now()
+    anonymous = []
+    for event, operation in zip(events, operations, strict=True):
+        flagged = _sale_flagged(operation)
+        if data[event.pk].get("customer"):
+            _record_sale_receipt(event, data[event.pk], flagged)
+        else:  # no customer to identify nor points to earn: one INSERT for all of them
+            anonymous.append(_receipt_row(event, data[event.pk], kind="sale", flagged=flagged))
+        event.attempts += 1
+        event.status = PosEventStatus.PROCESSED
+        event.error = ""
+        event.processed_at = now
+    StoreReceipt.objects.bulk_create(anonymous)
+    PosEvent.objects.bulk_update(events, ["status", "error", "attempts", "processed_at"])
+
+
+def pos_events_process_pending(*, limit: int = 1000, batch_size: int = 200) -> int:
     """Apply waiting events, oldest till time first (the beat's safety net for lost tasks)."""
     pending = list(
         PosEvent.objects.filter(status=PosEventStatus.RECEIVED)
         .order_by("occurred_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
-    for inbox_pk in pending:
-        pos_event_process(inbox_pk=inbox_pk)
+    for start in range(0, len(pending), batch_size):
+        pos_events_process_batch(inbox_pks=pending[start : start + batch_size])
     return len(pending)
 
 
@@ -395,16 +645,22 @@ def _total(data: dict) -> Decimal:
     return sum((line["unit_price"] * line["quantity"] for line in data["lines"]), Decimal("0"))
 
 
-def _receipt(
-    event: PosEvent, data: dict, *, kind: str, flagged: bool = False, order_reference: str = ""
+def _receipt_row(
+    event: PosEvent,
+    data: dict,
+    *,
+    kind: str,
+    flagged: bool = False,
+    order_reference: str = "",
+    customer=None,
 ) -> StoreReceipt:
-    return StoreReceipt.objects.create(
+    return StoreReceipt(
         event=event,
         kind=kind,
         number=data["receipt"],
-        location=event.location,
+        location_id=event.location_id,
         till=event.till,
-        customer=_customer_for(event, data),
+        customer=customer,
         currency=data["currency"],
         total=_total(data),
         lines=[
@@ -426,6 +682,30 @@ def _receipt(
     )
 
 
+def _receipt(
+    event: PosEvent, data: dict, *, kind: str, flagged: bool = False, order_reference: str = ""
+) -> StoreReceipt:
+    receipt = _receipt_row(
+        event,
+        data,
+        kind=kind,
+        flagged=flagged,
+        order_reference=order_reference,
+        customer=_customer_for(event, data),
+    )
+    receipt.save()
+    return receipt
+
+
+def _sale_flagged(operation) -> bool:
+    """Did the till sell what the ledger thought was not there? (A replayed operation applied
+    nothing this time: its flags are on its movements.)"""
+    applied = getattr(operation, "applied", None)
+    if applied is not None:
+        return applied.till_discrepancies > 0
+    return TillDiscrepancy.objects.filter(movement__operation=operation).exists()
+
+
 def _apply_sale(event: PosEvent, data: dict) -> None:
     operation = stock.stock_sell_at_till(
         location_id=event.location_id,
@@ -435,12 +715,11 @@ def _apply_sale(event: PosEvent, data: dict) -> None:
         reference=data["receipt"],
         actor=_actor(event),
     )
-    applied = getattr(operation, "applied", None)
-    flagged = (
-        applied.till_discrepancies > 0
-        if applied is not None
-        else TillDiscrepancy.objects.filter(movement__operation=operation).exists()
-    )
+    _record_sale_receipt(event, data, _sale_flagged(operation))
+
+
+def _record_sale_receipt(event: PosEvent, data: dict, flagged: bool) -> None:
+    """The receipt joins the customer's history (identify-or-create) and earns points."""
     receipt = _receipt(event, data, kind="sale", flagged=flagged)
     if receipt.customer_id:
         _earn_loyalty_points(event, receipt, data)

@@ -29,6 +29,19 @@ def pos_event_process_task(inbox_pk: int) -> str:
     return pos_event_process(inbox_pk=inbox_pk).status
 
 
+@shared_task(
+    acks_late=True,
+    time_limit=300,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def pos_events_process_batch_task(inbox_pks: list[int]) -> int:
+    from integrations.pos import pos_events_process_batch
+
+    return pos_events_process_batch(inbox_pks=inbox_pks)
+
+
 @shared_task(acks_late=True, time_limit=600)
 def pos_events_process_pending_task() -> int:
     from integrations.pos import pos_events_process_pending

@@ -24,7 +24,7 @@ from enum import IntEnum
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Min, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -291,6 +291,15 @@ def _apply_operation(
     return operation
 
 
+@dataclass(frozen=True)
+class OperationChanges:
+    """One operation's share of a batched `stock_apply_many` call."""
+
+    operation: StockOperation
+    changes: Sequence[StockChange]
+    occurred_at: datetime | None = None  # the till's clock, when it is not now
+
+
 def stock_apply(
     *,
     operation: StockOperation,
@@ -305,18 +314,38 @@ def stock_apply(
     caller's transaction rolls everything back. `positions` may be passed when the caller already
     looked them up with `_positions_for`.
     """
-    if not changes:
-        return ApplyResult()
-    if occurred_at is not None:  # dated in the past by a till: a later count may absorb it
-        changes = [*changes, *_absorbed_by_later_counts(changes, occurred_at)]
-    occurred_at = occurred_at or timezone.now()
-    positions = positions or _positions_for(changes)
+    return stock_apply_many(
+        [OperationChanges(operation, changes, occurred_at)], positions=positions
+    )[0]
+
+
+def stock_apply_many(
+    batch: Sequence[OperationChanges],
+    *,
+    positions: dict[tuple[int, int], dict] | None = None,
+) -> list[ApplyResult]:
+    """`stock_apply` for many operations in one transaction (a till's backlog, say).
+
+    Each operation keeps its own movements; each position is updated once, by the sum of every
+    operation's deltas, with the strictest guard any of them asked for, so a batch costs a few
+    statements instead of a few per operation. All or nothing, like one operation. Each result's
+    `outcomes` hold the touched positions before and after the whole batch.
+    """
+    batch = [
+        dataclasses.replace(item, changes=[*item.changes, *absorbed])
+        for item, absorbed in zip(batch, _absorbed_by_later_counts(batch), strict=True)
+    ]
+    all_changes = [c for item in batch for c in item.changes]
+    if not all_changes:
+        return [ApplyResult() for _ in batch]
+    now = timezone.now()
+    positions = positions or _positions_for(all_changes)
 
     # Movements first: inserting them takes no lock on the hot position row.
     movements = StockMovement.objects.bulk_create(
         [
             StockMovement(
-                operation=operation,
+                operation=item.operation,
                 position_id=positions[(c.sku_id, c.location_id)]["id"],
                 sku_id=c.sku_id,
                 location_id=c.location_id,
@@ -330,14 +359,15 @@ def stock_apply(
                 reservation_id=c.reservation_id,
                 transfer_id=c.transfer_id,
                 note=c.note[:255],
-                occurred_at=c.occurred_at or occurred_at,
+                occurred_at=c.occurred_at or item.occurred_at or now,
             )
-            for c in changes
+            for item in batch
+            for c in item.changes
         ]
     )
 
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # 4 deltas + guard
-    for c in changes:
+    for c in all_changes:
         total = totals[positions[(c.sku_id, c.location_id)]["id"]]
         total[0] += c.on_hand
         total[1] += c.reserved
@@ -346,17 +376,14 @@ def stock_apply(
         total[4] = max(total[4], c.guard)
 
     by_id = {info["id"]: info for info in positions.values()}
-    result = ApplyResult(movements=movements)
+    outcomes: dict[int, PositionOutcome] = {}
     events_written = 0
-    for position_id in sorted(totals):  # primary-key order: no deadlock between operations
+    for position_id, row in _update_positions(by_id, totals):
         deltas = totals[position_id]
         info = by_id[position_id]
-        row = _update_position(info, deltas[:4], Guard(deltas[4]))
-        if row is None:
-            _raise_insufficient(info, deltas)
         after = tuple(row[:4])
         events_written += row[5]
-        result.outcomes[position_id] = PositionOutcome(
+        outcomes[position_id] = PositionOutcome(
             position_id=position_id,
             sku_id=info["sku_id"],
             location_id=info["location_id"],
@@ -370,47 +397,67 @@ def stock_apply(
         outbox_notify()
     # Any change of on hand, reserved or unsellable changes what some channel may sell.
     changed_skus = {
-        outcome.sku_id
-        for outcome in result.outcomes.values()
-        if outcome.before[:3] != outcome.after[:3]
+        outcome.sku_id for outcome in outcomes.values() if outcome.before[:3] != outcome.after[:3]
     }
     if changed_skus:
         transaction.on_commit(lambda: availability_changed(changed_skus))
-    _flag_till_discrepancies(changes, movements, result, positions)
-    return result
+
+    results = []
+    movements_left = iter(movements)
+    for item in batch:
+        own_movements = [next(movements_left) for _ in item.changes]
+        own_positions = {positions[(c.sku_id, c.location_id)]["id"] for c in item.changes}
+        results.append(
+            ApplyResult(
+                movements=own_movements,
+                outcomes={pid: outcomes[pid] for pid in own_positions},
+            )
+        )
+    _flag_till_discrepancies(batch, results, positions)
+    return results
 
 
-def _absorbed_by_later_counts(
-    changes: Sequence[StockChange], occurred_at: datetime
-) -> list[StockChange]:
-    """Compensations for on-hand changes dated before a count already recorded.
+def _absorbed_by_later_counts(batch: Sequence[OperationChanges]) -> list[list[StockChange]]:
+    """Compensations, per operation, for on-hand changes dated before a count already recorded.
 
     A count is the physical truth at its time: it already saw (or missed) what happened before
     it. A sale or return rung up before a count but received after it (a till replaying its
     backlog), or an older count received after a newer one, must not move the stock the newer
     count established. Each such change is recorded as it happened, with an opposite adjustment
     dated at the first later count: the ledger at and after that count is what the count said,
-    whatever the order in which events arrived.
+    whatever the order in which events arrived. Only changes dated in the past (`occurred_at`
+    given) are looked at; one query serves the whole batch.
     """
-    on_hand_changes = [c for c in changes if c.on_hand]
-    if not on_hand_changes:
-        return []
+    dated = [
+        (index, item.occurred_at, c)
+        for index, item in enumerate(batch)
+        if item.occurred_at is not None
+        for c in item.changes
+        if c.on_hand
+    ]
+    compensations: list[list[StockChange]] = [[] for _ in batch]
+    if not dated:
+        return compensations
     rows = (
         StockCountLine.objects.filter(
-            count__location_id__in={c.location_id for c in on_hand_changes},
-            sku_id__in={c.sku_id for c in on_hand_changes},
-            count__counted_at__gt=occurred_at,
+            count__location_id__in={c.location_id for _, _, c in dated},
+            sku_id__in={c.sku_id for _, _, c in dated},
+            count__counted_at__gt=min(occurred_at for _, occurred_at, _ in dated),
         )
-        .values("count__location_id", "sku_id")
-        .annotate(first=Min("count__counted_at"))
+        .values_list("count__location_id", "sku_id", "count__counted_at")
+        .distinct()
     )
-    first_count_after = {(r["count__location_id"], r["sku_id"]): r["first"] for r in rows}
-    compensations = []
-    for c in on_hand_changes:
-        counted_at = first_count_after.get((c.location_id, c.sku_id))
-        if counted_at is None:
+    count_times: dict[tuple[int, int], list[datetime]] = defaultdict(list)
+    for location_id, sku_id, counted_at in rows:
+        count_times[(location_id, sku_id)].append(counted_at)
+    if not count_times:
+        return compensations
+    for index, occurred_at, c in dated:
+        later = [t for t in count_times.get((c.location_id, c.sku_id), ()) if t > occurred_at]
+        if not later:
             continue
-        compensations.append(
+        counted_at = min(later)
+        compensations[index].append(
             change(
                 MovementKind.ADJUSTMENT,
                 sku_id=c.sku_id,
@@ -474,43 +521,139 @@ _OUTBOX_TABLE = OutboxEvent._meta.db_table
 
 # The stock event rules, in SQL so that on PostgreSQL the position UPDATE and its outbox INSERT
 # are ONE statement: the hot row's lock is then held for that statement and the COMMIT only.
-# `calc` exposes the position after the change and `available_before`.
+# `calc` exposes the position after the change and `available_before`; `sku`, `location` and
+# `threshold` are SQL expressions (parameters for one position, columns for a set).
 _EVENT_TOPICS_SQL = (
     "(SELECT 'stock.available_changed' AS topic UNION ALL SELECT 'stock.low' "
     "UNION ALL SELECT 'stock.back_in_stock')"
 )
-_EVENT_CONDITION_SQL = (
-    "CASE topics.topic "
-    "WHEN 'stock.available_changed' THEN calc.available_before <> calc.available "
-    "WHEN 'stock.low' THEN calc.available_before > CAST(%(threshold)s AS INTEGER) "
-    "AND calc.available <= CAST(%(threshold)s AS INTEGER) "
-    "ELSE calc.available_before = 0 AND calc.available > 0 END"
-)
 
 
-def _event_insert_sql(json_object: str) -> str:
+def _event_insert_sql(json_object: str, *, sku: str, location: str, threshold: str) -> str:
     payload = (
-        f"{json_object}('sku', CAST(%(sku)s AS TEXT), 'location', CAST(%(location)s AS TEXT), "
+        f"{json_object}('sku', {sku}, 'location', {location}, "
         "'available', calc.available, "
         "'available_before', calc.available_before, 'available_at_till', calc.available_at_till, "
         "'on_hand', calc.on_hand, 'reserved', calc.reserved, 'unsellable', calc.unsellable, "
-        "'incoming', calc.incoming, 'low_stock_threshold', CAST(%(threshold)s AS INTEGER))"
+        f"'incoming', calc.incoming, 'low_stock_threshold', {threshold})"
+    )
+    condition = (
+        "CASE topics.topic "
+        "WHEN 'stock.available_changed' THEN calc.available_before <> calc.available "
+        f"WHEN 'stock.low' THEN calc.available_before > {threshold} "
+        f"AND calc.available <= {threshold} "
+        "ELSE calc.available_before = 0 AND calc.available > 0 END"
     )
     return (
         f"INSERT INTO {_OUTBOX_TABLE} (topic, payload, occurred_at) "  # noqa: S608
         f"SELECT topics.topic, {payload}, %(now)s FROM calc CROSS JOIN {_EVENT_TOPICS_SQL} topics "
-        f"WHERE {_EVENT_CONDITION_SQL}"
+        f"WHERE {condition}"
     )
 
 
-def _calc_sql(source: str, greatest: str) -> str:
+_ONE_POSITION_EVENTS = {
+    "sku": "CAST(%(sku)s AS TEXT)",
+    "location": "CAST(%(location)s AS TEXT)",
+    "threshold": "CAST(%(threshold)s AS INTEGER)",
+}
+
+
+def _calc_sql(source: str, greatest: str, *, extra: str = "") -> str:
     return (
-        f"SELECT on_hand, reserved, unsellable, incoming, safety_stock, "  # noqa: S608
+        f"SELECT {extra}on_hand, reserved, unsellable, incoming, safety_stock, "  # noqa: S608
         f"{greatest}(on_hand - reserved - unsellable - safety_stock, 0) AS available, "
         f"{greatest}(on_hand - reserved - unsellable, 0) AS available_at_till, "
         f"{greatest}((on_hand - %(d_on_hand)s) - (reserved - %(d_reserved)s) "
         f"- (unsellable - %(d_unsellable)s) - safety_stock, 0) AS available_before FROM {source}"
     )
+
+
+# Many positions in one statement (PostgreSQL): the deltas arrive as arrays, one element per
+# position; the WHERE repeats `_update_position`'s guards row by row, so a position whose guard
+# refuses is simply not returned.
+_SET_UPDATE_SQL = (
+    "WITH d AS (SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), "  # noqa: S608
+    "CAST(%(d_on_hand)s AS integer[]), CAST(%(d_reserved)s AS integer[]), "
+    "CAST(%(d_unsellable)s AS integer[]), CAST(%(d_incoming)s AS integer[]), "
+    "CAST(%(guard)s AS integer[]), CAST(%(sku)s AS text[]), CAST(%(location)s AS text[]), "
+    "CAST(%(threshold)s AS integer[])) "
+    "AS d(id, d_on_hand, d_reserved, d_unsellable, d_incoming, guard, sku, location, threshold)), "
+    f"updated AS (UPDATE {_POSITION_TABLE} AS p SET on_hand = p.on_hand + d.d_on_hand, "
+    "reserved = p.reserved + d.d_reserved, unsellable = p.unsellable + d.d_unsellable, "
+    "incoming = p.incoming + d.d_incoming, updated_at = %(now)s FROM d WHERE p.id = d.id "
+    "AND (d.d_reserved >= 0 OR p.reserved + d.d_reserved >= 0) "
+    "AND (d.d_unsellable >= 0 OR p.unsellable + d.d_unsellable >= 0) "
+    "AND (d.d_incoming >= 0 OR p.incoming + d.d_incoming >= 0) "
+    f"AND (d.guard < {int(Guard.ON_HAND)} OR d.d_on_hand >= 0 OR p.on_hand + d.d_on_hand >= 0) "
+    f"AND (d.guard < {int(Guard.TILL)} OR d.d_on_hand - d.d_reserved - d.d_unsellable >= 0 "
+    "OR p.on_hand - p.reserved - p.unsellable "
+    f"- CASE WHEN d.guard = {int(Guard.ONLINE)} THEN p.safety_stock ELSE 0 END "
+    "+ d.d_on_hand - d.d_reserved - d.d_unsellable >= 0) "
+    "RETURNING p.id, p.on_hand, p.reserved, p.unsellable, p.incoming, p.safety_stock, "
+    "d.d_on_hand, d.d_reserved, d.d_unsellable, d.sku, d.location, d.threshold), "
+    "calc AS (SELECT id, sku, location, threshold, on_hand, reserved, unsellable, incoming, "
+    "safety_stock, GREATEST(on_hand - reserved - unsellable - safety_stock, 0) AS available, "
+    "GREATEST(on_hand - reserved - unsellable, 0) AS available_at_till, "
+    "GREATEST((on_hand - d_on_hand) - (reserved - d_reserved) - (unsellable - d_unsellable) "
+    "- safety_stock, 0) AS available_before FROM updated), "
+    "events AS ("
+    + _event_insert_sql(
+        "jsonb_build_object", sku="calc.sku", location="calc.location", threshold="calc.threshold"
+    )
+    + " RETURNING 1) SELECT id, on_hand, reserved, unsellable, incoming, safety_stock, "
+    "(SELECT count(*) FROM events) FROM calc"
+)
+
+
+def _update_positions(
+    by_id: dict[int, dict], totals: dict[int, list[int]]
+) -> Iterable[tuple[int, tuple]]:
+    """Apply each position's summed deltas (4 deltas + guard), in primary-key order.
+
+    Yields (position id, row) as `_update_position` returns it; raises InsufficientStock for the
+    first position whose guard refused (the caller's transaction then rolls back the others).
+    On PostgreSQL, several positions are locked in primary-key order by one SELECT … FOR UPDATE,
+    then changed, with their stock events, by one set-based statement.
+    """
+    ordered = sorted(totals)
+    if connection.vendor != "postgresql" or len(ordered) == 1:
+        for position_id in ordered:
+            deltas = totals[position_id]
+            row = _update_position(by_id[position_id], deltas[:4], Guard(deltas[4]))
+            if row is None:
+                _raise_insufficient(by_id[position_id], deltas)
+            yield position_id, row
+        return
+    columns = list(zip(*([pid, *totals[pid]] for pid in ordered), strict=True))
+    params = {
+        "ids": list(columns[0]),
+        "d_on_hand": list(columns[1]),
+        "d_reserved": list(columns[2]),
+        "d_unsellable": list(columns[3]),
+        "d_incoming": list(columns[4]),
+        "guard": list(columns[5]),
+        "sku": [by_id[pid]["sku__code"] for pid in ordered],
+        "location": [by_id[pid]["location__code"] for pid in ordered],
+        "threshold": [by_id[pid]["location__low_stock_threshold"] for pid in ordered],
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        # Locks first, in key order: two batches (or a batch and single-row updates, which go in
+        # key order too) can then never wait on each other in a cycle.
+        cursor.execute(
+            f"SELECT id FROM {_POSITION_TABLE} WHERE id = ANY(%(ids)s) "  # noqa: S608
+            "ORDER BY id FOR UPDATE",
+            params,
+        )
+        cursor.execute(_SET_UPDATE_SQL, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    for position_id in ordered:
+        if position_id not in rows:
+            _raise_insufficient(by_id[position_id], totals[position_id])
+    events_written = next(iter(rows.values()))[5] if rows else 0
+    for index, position_id in enumerate(ordered):
+        # The events count is the statement's total: report it once.
+        yield position_id, (*rows[position_id][:5], events_written if index == 0 else 0)
 
 
 def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple | None:
@@ -558,7 +701,8 @@ def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple |
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"WITH updated AS ({update}), calc AS ({_calc_sql('updated', 'GREATEST')}), "  # noqa: S608
-                f"events AS ({_event_insert_sql('jsonb_build_object')} RETURNING 1) "
+                f"events AS ({_event_insert_sql('jsonb_build_object', **_ONE_POSITION_EVENTS)} "
+                "RETURNING 1) "
                 "SELECT on_hand, reserved, unsellable, incoming, safety_stock, "
                 "(SELECT count(*) FROM events) FROM calc",
                 params,
@@ -571,7 +715,7 @@ def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple |
             return None
         cursor.execute(
             f"WITH calc AS ({_calc_sql(_POSITION_TABLE + ' WHERE id = %(id)s', 'MAX')}) "
-            + _event_insert_sql("json_object"),
+            + _event_insert_sql("json_object", **_ONE_POSITION_EVENTS),
             params,
         )
         return (*row, cursor.rowcount)
@@ -600,24 +744,40 @@ def _raise_insufficient(info: dict, deltas: Sequence[int]) -> None:
     )
 
 
-def _flag_till_discrepancies(changes, movements, result: ApplyResult, positions) -> None:
+def _flag_till_discrepancies(
+    batch: Sequence[OperationChanges], results: list[ApplyResult], positions
+) -> None:
+    """Flag till sales the ledger thinks impossible: on hand, or what is sellable, below zero
+    once the sale's operation applied (operation by operation, in batch order)."""
+    running = {
+        position_id: list(outcome.before)
+        for result in results
+        for position_id, outcome in result.outcomes.items()
+    }
     flagged = []
-    for c, movement in zip(changes, movements, strict=True):
-        if c.kind != MovementKind.SALE:
-            continue
-        outcome = result.outcomes[positions[(c.sku_id, c.location_id)]["id"]]
-        on_hand, reserved, unsellable, _ = outcome.after
-        sellable = on_hand - reserved - unsellable
-        if on_hand < 0 or sellable < 0:
-            flagged.append(
-                (
-                    outcome,
-                    TillDiscrepancy(
-                        movement=movement, on_hand_after=on_hand, sellable_after=sellable
-                    ),
+    for item, result in zip(batch, results, strict=True):
+        for c in item.changes:
+            quantities = running[positions[(c.sku_id, c.location_id)]["id"]]
+            quantities[0] += c.on_hand
+            quantities[1] += c.reserved
+            quantities[2] += c.unsellable
+            quantities[3] += c.incoming
+        for c, movement in zip(item.changes, result.movements, strict=True):
+            if c.kind != MovementKind.SALE:
+                continue
+            position_id = positions[(c.sku_id, c.location_id)]["id"]
+            on_hand, reserved, unsellable, _ = running[position_id]
+            sellable = on_hand - reserved - unsellable
+            if on_hand < 0 or sellable < 0:
+                result.till_discrepancies += 1
+                flagged.append(
+                    (
+                        result.outcomes[position_id],
+                        TillDiscrepancy(
+                            movement=movement, on_hand_after=on_hand, sellable_after=sellable
+                        ),
+                    )
                 )
-            )
-    result.till_discrepancies = len(flagged)
     if flagged:
         TillDiscrepancy.objects.bulk_create([discrepancy for _, discrepancy in flagged])
         events_record(
@@ -770,20 +930,132 @@ def stock_sell_at_till(
 ) -> StockOperation:
     """Units sold at a store till. Never refused: the goods already left the shop. A sale the
     ledger thinks impossible is recorded and flagged (TillDiscrepancy + stock.till_discrepancy)."""
-    merged = _lines(lines)
-    return _apply_operation(
-        kind="sale",
-        idempotency_key=idempotency_key,
-        channel=SalesChannel.STORE,
-        actor=actor,
-        reference=reference,
-        params={"location": location_id, "lines": sorted(merged)},
-        occurred_at=occurred_at,
-        changes=[
-            change(MovementKind.SALE, sku_id=sku_id, location_id=location_id, quantity=quantity)
-            for sku_id, quantity in merged
-        ],
-    )
+    sale = TillSale(location_id, lines, idempotency_key, occurred_at, reference, actor)
+    return stock_sell_at_till_many([sale])[0]
+
+
+@dataclass(frozen=True)
+class TillSale:
+    """One receipt's sale lines, for `stock_sell_at_till_many`."""
+
+    location_id: int
+    lines: Sequence[tuple[int, int]]
+    idempotency_key: str
+    occurred_at: datetime | None = None
+    reference: str = ""
+    actor: str = ""
+
+
+def stock_sell_at_till_many(sales: Sequence[TillSale]) -> list[StockOperation]:
+    """Many till sales in one transaction: `stock_sell_at_till` for a till's backlog.
+
+    Each sale stays its own idempotent operation, with the same key and fingerprint as one call
+    of `stock_sell_at_till` (either may replay the other). A sale whose key was already applied
+    comes back with `replayed` set and applies nothing; a key already used for something else
+    refuses the whole batch (IdempotencyKeyReused), like one call would.
+    """
+    prepared = []
+    for sale in sales:
+        merged = _lines(sale.lines)
+        params = {"location": sale.location_id, "lines": sorted(merged)}
+        prepared.append((sale, merged, _check_idempotency_key(sale.idempotency_key), params))
+    keys = [key for _, _, key, _ in prepared]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput(
+            "The same idempotency key appears twice in one batch.",
+            details={"idempotency_key": ["duplicate in batch"]},
+        )
+    with transaction.atomic():
+        operations = _operations_insert(
+            [
+                StockOperation(
+                    idempotency_key=key,
+                    kind="sale",
+                    request_hash=_fingerprint("sale", params),
+                    channel=SalesChannel.STORE,
+                    actor=sale.actor[:150],
+                    reference=sale.reference[:120],
+                )
+                for sale, _, key, params in prepared
+            ]
+        )
+        fresh = [
+            (operation, sale, merged)
+            for operation, (sale, merged, _, _) in zip(operations, prepared, strict=True)
+            if not operation.replayed
+        ]
+        results = stock_apply_many(
+            [
+                OperationChanges(
+                    operation,
+                    [
+                        change(
+                            MovementKind.SALE,
+                            sku_id=sku_id,
+                            location_id=sale.location_id,
+                            quantity=quantity,
+                        )
+                        for sku_id, quantity in merged
+                    ],
+                    sale.occurred_at,
+                )
+                for operation, sale, merged in fresh
+            ]
+        )
+        for (operation, _, _), result in zip(fresh, results, strict=True):
+            operation.applied = result
+    return operations
+
+
+def _operations_insert(operations: list[StockOperation]) -> list[StockOperation]:
+    """Insert many operations at once, each under its unique key (the batched form of
+    `_run_operation`'s first step). Returns them in order; one whose key exists already is the
+    stored one, marked `replayed`, provided it was the same request (else IdempotencyKeyReused).
+    A concurrent batch with the same key waits for the first to commit, as `_run_operation` does.
+    """
+    now = timezone.now()
+    columns = ("idempotency_key", "kind", "request_hash", "channel", "actor", "reference")
+    table = StockOperation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}, created_at) VALUES "  # noqa: S608
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(operations))
+            + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+            [
+                value
+                for op in operations
+                for value in (
+                    *(getattr(op, column) for column in columns),
+                    connection.ops.adapt_datetimefield_value(now),
+                )
+            ],
+        )
+        inserted = {key: pk for pk, key in cursor.fetchall()}
+    existing = {
+        op.idempotency_key: op
+        for op in StockOperation.objects.filter(
+            idempotency_key__in=[
+                op.idempotency_key for op in operations if op.idempotency_key not in inserted
+            ]
+        )
+    }
+    result = []
+    for op in operations:
+        if op.idempotency_key in inserted:
+            op.pk = inserted[op.idempotency_key]
+            op.created_at = now
+            op.replayed = False
+            result.append(op)
+            continue
+        stored = existing[op.idempotency_key]
+        if stored.kind != op.kind or stored.request_hash != op.request_hash:
+            raise IdempotencyKeyReused(
+                f"The idempotency key {op.idempotency_key} was already used for a different "
+                "stock change."
+            )
+        stored.replayed = True
+        result.append(stored)
+    return result
 
 
 def stock_return(

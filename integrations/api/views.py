@@ -148,6 +148,74 @@ class PosEventIntakeApi(APIView):
         return Response(result.body, status=result.status_code)
 
 
+class BatchRequestSerializer(serializers.Serializer):
+    events = EnvelopeSerializer(many=True, help_text="1 to POS_MAX_BATCH_EVENTS (500) events.")
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the event in the request.")
+    event_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    event = serializers.IntegerField(required=False, help_text="Our inbox id.")
+    processing = serializers.CharField(required=False, help_text="Duplicates: where the first is.")
+    error = ErrorSerializer(required=False, help_text="Rejected: why.")
+
+
+class BatchIntakeSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchResultSerializer(many=True)
+
+
+class PosEventBatchIntakeApi(APIView):
+    """Receive many POS events in one signed request: a till's backlog after an outage, or a
+    busy store sending every few seconds.
+
+    The request is refused whole (4xx) only when it is too large, unsigned or wrongly signed,
+    not JSON, or not `{"events": [...]}` with 1 to 500 events. Otherwise it answers 200 with one
+    result per event, in request order: `accepted` (applied asynchronously, in the POS's time
+    order), `duplicate` (its `event_id` was seen before or earlier in the batch: no second
+    effect) or `rejected` (with the same error the single endpoint gives; kept as rejected for
+    staff). Resending the whole batch is safe.
+    """
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        request=BatchRequestSerializer,
+        parameters=[SIGNATURE],
+        examples=[
+            OpenApiExample(
+                "backlog",
+                request_only=True,
+                value={"events": [example.value for example in EXAMPLES[:3]]},
+            )
+        ],
+        responses={
+            200: BatchIntakeSerializer,
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            404: ErrorSerializer,
+            413: ErrorSerializer,
+        },
+    )
+    def post(self, request, slug: str):
+        integration = pos.integration_get(slug=slug)
+        length = request.META.get("CONTENT_LENGTH")
+        content_length = int(length) if length and length.isdigit() else None
+        too_large = content_length is not None and content_length > pos.max_batch_body_bytes()
+        result = pos.pos_events_receive_batch(
+            integration=integration,
+            raw_body=b"" if too_large else request.body,
+            signature=None if too_large else request.headers.get(pos.SIGNATURE_HEADER),
+            content_length=content_length,
+        )
+        return Response(result.body, status=result.status_code)
+
+
 class CustomerLookupResponse(serializers.Serializer):
     customer = serializers.DictField()
 

@@ -10,37 +10,17 @@ from django.test import TestCase
 
 from common.signing import signature_header
 from customers.selectors import customer_history
-from integrations.models import PosEvent, PosEventStatus, PosIntegration, PosTill, StoreReceipt
+from integrations.models import PosEvent, PosEventStatus, PosTill, StoreReceipt
 from inventory.models import StockMovement, TillDiscrepancy
 from inventory.selectors import ledger_mismatches
 from orders import pickup
 from orders import services as order_services
 from tests.customers.factories import CustomerFactory
-from tests.factories import LocationFactory, SkuFactory
+from tests.factories import LocationFactory
 from tests.inventory.conftest import position, receive
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/pos/paris-tills/events/"
-
-
-@pytest.fixture
-def store(db):
-    return LocationFactory(code="PARIS01", name="Paris Rivoli")
-
-
-@pytest.fixture
-def sku(db):
-    return SkuFactory(code="TEE-M")
-
-
-@pytest.fixture
-def integration(store):
-    integration = PosIntegration.objects.create(
-        slug="paris-tills", name="Paris tills", secret="s3cret"
-    )
-    integration.stores.add(store)
-    PosTill.objects.create(integration=integration, location=store, code="T1")
-    return integration
 
 
 def event(event_id="E1", type="sale", store="PARIS01", till="T1", occurred_at=None, **data):
