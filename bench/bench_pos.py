@@ -270,7 +270,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    single_unique = 1_000 if args.quick else 4_000
+    single_unique = 1_000 if args.quick else 2_000
     batch_unique = 2_000 if args.quick else 30_000
     django_setup()
     from inventory.models import TillDiscrepancy

@@ -108,10 +108,15 @@ class EnvelopeSerializer(serializers.Serializer):
     data = serializers.DictField()
 
     def validate(self, attrs):
-        data = DATA_SERIALIZERS[attrs["type"]](data=attrs["data"])
-        if not data.is_valid():
-            raise serializers.ValidationError({"data": data.errors})
-        attrs["data"] = data.validated_data
+        # One data serializer per type for this envelope serializer's life: a batch validates
+        # hundreds of events with one instance (DRF copies a serializer's fields on creation).
+        validators = self.context.setdefault("data_serializers", {})
+        if attrs["type"] not in validators:
+            validators[attrs["type"]] = DATA_SERIALIZERS[attrs["type"]]()
+        try:
+            attrs["data"] = validators[attrs["type"]].run_validation(attrs["data"])
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"data": exc.detail}) from None
         return attrs
 
 

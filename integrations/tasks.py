@@ -3,6 +3,8 @@ from django.db import OperationalError
 
 from integrations import services
 
+POS_DRAIN_SIZE = 199  # a single event's task applies up to this many waiting ones with it
+
 
 @shared_task(acks_late=True, time_limit=120)
 def outbox_dispatch_task() -> int:
@@ -23,10 +25,11 @@ def deliveries_retry_due_task() -> int:
     retry_backoff=True,
     max_retries=8,
 )
-def pos_event_process_task(inbox_pk: int) -> str:
-    from integrations.pos import pos_event_process
+def pos_event_process_task(inbox_pk: int) -> int:
+    # One event was received; apply it with whatever else is waiting (see also_waiting).
+    from integrations.pos import pos_events_process_batch
 
-    return pos_event_process(inbox_pk=inbox_pk).status
+    return pos_events_process_batch(inbox_pks=[inbox_pk], also_waiting=POS_DRAIN_SIZE)
 
 
 @shared_task(
