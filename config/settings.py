@@ -215,8 +215,8 @@ ORDERS_PICKUP_REMINDER_HOURS = env_int("ORDERS_PICKUP_REMINDER_HOURS", 24)
 # --- POS integration ----------------------------------------------------------------------------
 # Largest POS event accepted (bytes); larger ones are refused with 413 and recorded as rejected.
 POS_MAX_BODY_BYTES = env_int("POS_MAX_BODY_BYTES", 256 * 1024)
-# A batch POST (a till's backlog): its size and how many events it may carry.
-POS_MAX_BATCH_BODY_BYTES = env_int("POS_MAX_BATCH_BODY_BYTES", 1024 * 1024)  # ≤ DATA_UPLOAD_MAX_MEMORY_SIZE
+# A batch POST (a till's backlog): its size (≤ DATA_UPLOAD_MAX_MEMORY_SIZE) and event count.
+POS_MAX_BATCH_BODY_BYTES = env_int("POS_MAX_BATCH_BODY_BYTES", 1024 * 1024)
 POS_MAX_BATCH_EVENTS = env_int("POS_MAX_BATCH_EVENTS", 500)
 
 # --- Customers (RCU) --------------------------------------------------------------------------

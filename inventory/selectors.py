@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
@@ -95,8 +96,26 @@ _LOCATIONS_VERSION_KEY = "avail:locations:v"
 
 
 def availability_changed(sku_ids) -> None:
-    for sku_id in set(sku_ids):
-        _bump(_VERSION_KEY.format(sku_id))
+    keys = [_VERSION_KEY.format(sku_id) for sku_id in set(sku_ids)]
+    backend = caches["default"]
+    if len(keys) > 1 and isinstance(backend, RedisCache):
+        _bump_many_on_redis(backend, keys)
+        return
+    for key in keys:
+        _bump(key)
+
+
+def _bump_many_on_redis(backend: RedisCache, keys: list[str]) -> None:
+    """Every key bumped in one round trip (a till's batch changes hundreds of SKUs): SET NX to
+    a fresh value where absent, as `_bump` does, then INCR. Django's Redis cache stores
+    integers unpickled, so its own get() reads these."""
+    fresh = int(time.time() * 1000)
+    pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
+    for key in keys:
+        cache_key = backend.make_and_validate_key(key)
+        pipeline.set(cache_key, fresh, nx=True)
+        pipeline.incr(cache_key)
+    pipeline.execute()
 
 
 def availability_locations_changed() -> None:
