@@ -97,3 +97,71 @@ def test_a_refused_event_never_changes_the_ledger(client, body):
         assert set(response.json()) == {"code", "message", "details"}
         assert sorted(StockMovement.objects.values_list("pk", flat=True)) == before
         assert PosEvent.objects.exclude(status=PosEventStatus.REJECTED).count() == accepted_before
+
+
+valid_sales = st.builds(
+    lambda n, quantity: {
+        "event_id": f"ok-{n}",
+        "type": "sale",
+        "occurred_at": "2026-11-22T10:00:00+01:00",
+        "store": "PARIS01",
+        "till": "T1",
+        "data": {
+            "receipt": f"R{n}",
+            "currency": "EUR",
+            "lines": [{"sku": "TEE-M", "quantity": quantity, "unit_price": "9.90"}],
+        },
+    },
+    st.integers(0, 30),
+    st.integers(1, 3),
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(items=st.lists(st.one_of(valid_sales, envelopes, json_values), min_size=1, max_size=6))
+def test_in_a_batch_only_the_accepted_events_move_stock_and_each_once(client, items):
+    """Random batches of valid sales (some repeated), random envelopes and random JSON: the
+    stock moves by exactly the accepted events' units, whatever else the batch holds."""
+    if not PosIntegration.objects.filter(slug="b").exists():
+        store = LocationFactory(code="PARIS01")
+        SkuFactory(code="TEE-M")
+        integration = PosIntegration.objects.create(slug="b", name="b", secret="k")
+        integration.stores.add(store)
+        PosTill.objects.create(integration=integration, location=store, code="T1")
+    on_hand_before = sum(StockPosition.objects.values_list("on_hand", flat=True))
+    raw = json.dumps({"events": items}).encode()
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.generic(
+            "POST",
+            "/api/v1/pos/b/events/batch/",
+            raw,
+            content_type="application/json",
+            HTTP_X_OMNISTOCK_SIGNATURE=signature_header("k", raw),
+        )
+
+    if response.status_code == 400:  # not storable JSON: a NUL or an infinity anywhere
+        assert response.json()["code"] == "malformed_request"
+        assert "\\u0000" in raw.decode() or "Infinity" in raw.decode()
+        assert sum(StockPosition.objects.values_list("on_hand", flat=True)) == on_hand_before
+        return
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == list(range(len(items)))
+    accepted_units = sum(
+        line["quantity"]
+        for item, result in zip(items, results, strict=True)
+        if result["status"] == "accepted"
+        for line in item["data"]["lines"]
+    )
+    on_hand_after = sum(StockPosition.objects.values_list("on_hand", flat=True))
+    assert on_hand_before - on_hand_after == accepted_units
+    for result in results:
+        if result["status"] == "rejected":
+            assert set(result["error"]) == {"code", "message", "details"}
+        if result["status"] == "accepted":
+            assert PosEvent.objects.get(pk=result["event"]).status == PosEventStatus.PROCESSED
