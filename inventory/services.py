@@ -44,6 +44,7 @@ from inventory.models import (
     MovementKind,
     Reservation,
     ReservationStatus,
+    Sku,
     StockCount,
     StockCountLine,
     StockMovement,
@@ -237,31 +238,21 @@ def _run_operation(
     body: Callable[[StockOperation], None],
 ) -> tuple[StockOperation, bool]:
     """Run `body` once per idempotency key, in one transaction. Returns (operation, replayed)."""
-    _check_idempotency_key(idempotency_key)
-    fingerprint = _fingerprint(kind, params)
-    try:
-        with transaction.atomic():
-            # The unique key is inserted first: a concurrent duplicate waits here for the first
-            # to commit, then lands in the IntegrityError branch and replays its result.
-            operation = StockOperation.objects.create(
-                idempotency_key=idempotency_key,
-                kind=kind,
-                request_hash=fingerprint,
-                channel=channel,
-                actor=actor[:150],
-                reference=reference[:120],
-            )
+    operation = StockOperation(
+        idempotency_key=_check_idempotency_key(idempotency_key),
+        kind=kind,
+        request_hash=_fingerprint(kind, params),
+        channel=channel,
+        actor=actor[:150],
+        reference=reference[:120],
+    )
+    with transaction.atomic():
+        # The unique key is inserted first: a concurrent duplicate waits here for the first to
+        # commit, then finds it and replays its result (or is refused if it asked otherwise).
+        (operation,) = _operations_insert([operation])
+        if not operation.replayed:
             body(operation)
-    except IntegrityError:
-        operation = StockOperation.objects.filter(idempotency_key=idempotency_key).first()
-        if operation is None:
-            raise
-        if operation.kind != kind or operation.request_hash != fingerprint:
-            raise IdempotencyKeyReused(
-                "This idempotency key was already used for a different stock change."
-            ) from None
-        return operation, True
-    return operation, False
+    return operation, operation.replayed
 
 
 def _apply_operation(
@@ -342,7 +333,7 @@ def stock_apply_many(
     positions = positions or _positions_for(all_changes)
 
     # Movements first: inserting them takes no lock on the hot position row.
-    movements = StockMovement.objects.bulk_create(
+    movements = _movements_insert(
         [
             StockMovement(
                 operation=item.operation,
@@ -360,6 +351,7 @@ def stock_apply_many(
                 transfer_id=c.transfer_id,
                 note=c.note[:255],
                 occurred_at=c.occurred_at or item.occurred_at or now,
+                created_at=now,
             )
             for item in batch
             for c in item.changes
@@ -415,6 +407,48 @@ def stock_apply_many(
         )
     _flag_till_discrepancies(batch, results, positions)
     return results
+
+
+_MOVEMENT_COLUMNS = (
+    "operation_id",
+    "position_id",
+    "sku_id",
+    "location_id",
+    "kind",
+    "reason",
+    "quantity",
+    "on_hand_delta",
+    "reserved_delta",
+    "unsellable_delta",
+    "incoming_delta",
+    "reservation_id",
+    "transfer_id",
+    "note",
+    "occurred_at",
+    "created_at",
+)
+
+
+def _movements_insert(movements: list[StockMovement]) -> list[StockMovement]:
+    """Append movements in one INSERT … RETURNING id (what `bulk_create` does, without
+    compiling the ORM statement: the ledger's hottest write)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    row = "(" + ", ".join(["%s"] * len(_MOVEMENT_COLUMNS)) + ")"
+    params = []
+    for movement in movements:
+        params.extend(getattr(movement, column) for column in _MOVEMENT_COLUMNS[:-2])
+        params.extend((adapt(movement.occurred_at), adapt(movement.created_at)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {StockMovement._meta.db_table} ({', '.join(_MOVEMENT_COLUMNS)}) "  # noqa: S608
+            f"VALUES {', '.join([row] * len(movements))} RETURNING id",
+            params,
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    for movement, pk in zip(movements, ids, strict=True):
+        movement.pk = pk
+        movement._state.adding = False
+    return movements
 
 
 def _absorbed_by_later_counts(batch: Sequence[OperationChanges]) -> list[list[StockChange]]:
@@ -473,6 +507,24 @@ def _absorbed_by_later_counts(batch: Sequence[OperationChanges]) -> list[list[St
     return compensations
 
 
+_POSITION_INFO = (
+    "id",
+    "sku_id",
+    "location_id",
+    "sku__code",
+    "location__code",
+    "location__low_stock_threshold",
+    "location__is_active",
+)
+_POSITIONS_SQL = (
+    "SELECT p.id, p.sku_id, p.location_id, s.code, l.code, l.low_stock_threshold, l.is_active "  # noqa: S608
+    f"FROM {StockPosition._meta.db_table} p "
+    f"JOIN {Sku._meta.db_table} s ON s.id = p.sku_id "
+    f"JOIN {Location._meta.db_table} l ON l.id = p.location_id "
+    "WHERE p.sku_id IN ({skus}) AND p.location_id IN ({locations})"
+)
+
+
 def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict]:
     """Position ids (created when missing) with what events and checks need, in one query."""
     pairs = {(c.sku_id, c.location_id) for c in changes}
@@ -480,21 +532,21 @@ def _positions_for(changes: Iterable[StockChange]) -> dict[tuple[int, int], dict
     wanted_locations = {loc for _, loc in pairs}
 
     def fetch() -> dict[tuple[int, int], dict]:
-        rows = StockPosition.objects.filter(
-            sku_id__in=wanted_skus, location_id__in=wanted_locations
-        ).values(
-            "id",
-            "sku_id",
-            "location_id",
-            "sku__code",
-            "location__code",
-            "location__low_stock_threshold",
-            "location__is_active",
-        )
+        # Raw SQL: every stock change runs this, and compiling the ORM query cost several times
+        # what PostgreSQL takes to answer it.
+        skus, locations = sorted(wanted_skus), sorted(wanted_locations)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _POSITIONS_SQL.format(
+                    skus=", ".join(["%s"] * len(skus)), locations=", ".join(["%s"] * len(locations))
+                ),
+                [*skus, *locations],
+            )
+            rows = cursor.fetchall()
         return {
-            (r["sku_id"], r["location_id"]): r
-            for r in rows
-            if (r["sku_id"], r["location_id"]) in pairs
+            (row[1], row[2]): dict(zip(_POSITION_INFO, row, strict=True))
+            for row in rows
+            if (row[1], row[2]) in pairs
         }
 
     found = fetch()
