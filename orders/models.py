@@ -80,6 +80,13 @@ class Order(models.Model):
     pickup_deadline = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     placed_at = models.DateTimeField()
+    capacity_slots = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="[[location id, local day], …] this order counts in (daily capacity); given "
+        "back when it is cancelled before preparation starts.",
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

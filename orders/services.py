@@ -681,6 +681,7 @@ def _consume_capacity(
     else:
         ids = {a.location.id for a in plan.assignments}
     capped = sorted(i for i in ids if candidates[i].capacity_cap is not None)
+    used = []
     for location_id in capped:  # primary-key order, like every lock in this project
         candidate = candidates[location_id]
         day = selectors.local_day(candidate.timezone, at)
@@ -693,6 +694,25 @@ def _consume_capacity(
                 "The location reached its daily capacity meanwhile.",
                 details={"lines": [], "capacity": [location_id]},
             )
+        used.append([location_id, day.isoformat()])
+    if used:  # only once every slot is taken: a lost race leaves the order as it was
+        order.capacity_slots = [*order.capacity_slots, *used]
+        if order.pk:  # a re-routing: a placement saves the order right after
+            order.save(update_fields=["capacity_slots", "updated_at"])
+
+
+def _return_capacity(order: Order) -> int:
+    """Give back the daily slots an order counted in (cancelled before its preparation
+    started: nobody did the work). Returns how many."""
+    for location_id, day in order.capacity_slots:
+        LocationDayLoad.objects.filter(location_id=location_id, day=day, orders__gt=0).update(
+            orders=F("orders") - 1
+        )
+    returned = len(order.capacity_slots)
+    if returned:
+        order.capacity_slots = []
+        order.save(update_fields=["capacity_slots", "updated_at"])
+    return returned
 
 
 def _record_allocations(
@@ -1112,13 +1132,19 @@ def order_cancel(
         if OrderStatus.CANCELLED not in TRANSITIONS.get(order.status, ()):
             _move(order, OrderStatus.CANCELLED, actor=actor, channel=channel)  # raises
         released = _release_all(order, actor=actor, reason=reason)
+        # Once picking has started the store did (some of) the work: the slot stays used.
+        returned = _return_capacity(order) if order.status == OrderStatus.ALLOCATED else 0
         _move(
             order,
             OrderStatus.CANCELLED,
             actor=actor,
             channel=channel,
             key=idempotency_key,
-            data={"reason": reason[:200], "reservations_released": released},
+            data={
+                "reason": reason[:200],
+                "reservations_released": released,
+                "capacity_returned": returned,
+            },
         )
         _notify(order, "order_cancelled", reason=reason[:200])
     return order

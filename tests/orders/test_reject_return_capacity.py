@@ -210,6 +210,40 @@ def test_a_store_at_its_daily_capacity_takes_no_more_pickup_orders(customer, sku
     assert LocationDayLoad.objects.get(location=shop).orders == 1
 
 
+def cancel(order):
+    return act(services.order_cancel, order_id=order.pk, idempotency_key=key(), **STAFF)
+
+
+def test_an_order_cancelled_before_preparation_gives_its_slot_back(customer, sku):
+    shop = LocationFactory(code="SMALL", daily_order_capacity=1)
+    receive(shop, sku, 10)
+    first = place_pickup(customer, shop, [line(sku)])
+
+    cancel(first)
+    second = place_pickup(customer, shop, [line(sku)])
+
+    assert second.status == "allocated"
+    assert LocationDayLoad.objects.get(location=shop).orders == 1
+    cancelled = first.events.get(kind="cancelled")
+    assert cancelled.data["capacity_returned"] == 1
+    first.refresh_from_db()
+    assert first.capacity_slots == []
+
+
+def test_once_picking_started_a_cancelled_order_keeps_its_slot(customer, sku):
+    near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
+    receive(near, sku, 10)
+    order = place_delivery(customer, [line(sku)])
+    act(services.order_picking_start, order_id=order.pk, idempotency_key=key(), **STAFF)
+
+    cancel(order)
+
+    assert LocationDayLoad.objects.get(location=near).orders == 1
+    assert order.events.get(kind="cancelled").data["capacity_returned"] == 0
+    with pytest.raises(OutOfStock):  # the only shipping location is still full today
+        place_delivery(customer, [line(sku)])
+
+
 def test_the_router_ships_around_a_location_at_capacity(customer, sku):
     near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
     far = WarehouseFactory(code="FAR", latitude="45.764043", longitude="4.835659")
