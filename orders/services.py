@@ -1390,6 +1390,11 @@ def order_line_reject(
     there), so the router does not send the line straight back. damaged: the line's units become
     unsellable there. Then the line is routed again (never to this location); when nothing is
     left, the line is unavailable and the customer is told, with nearby alternatives.
+
+    Partial picking: in the pickup store itself, the units found stay held for the order (up
+    to what it holds there) and only the missing ones are routed again, to come by transfer —
+    the shopper collects here anyway. Elsewhere (a shipping location, or the source of a
+    transfer) the whole line is routed again: one shipment beats two.
     """
     if reason not in REJECTION_REASONS:
         raise InvalidInput(
@@ -1420,19 +1425,35 @@ def order_line_reject(
                 "This line is not held at this location.",
                 details={"line": [line_no], "location": [location_id]},
             )
-        quantity = 0
+        keep = 0
+        if (
+            reason == "not_on_shelf"
+            and order.fulfilment == FulfilmentType.PICKUP
+            and location_id == order.pickup_location_id
+        ):
+            keep = min(found_quantity, sum(line.quantity for line in held))
+        kept, quantity = keep, 0  # quantity: the units routed again
         for line in held:
+            kept_here = min(kept, line.quantity)
+            kept -= kept_here
+            if kept_here == line.quantity:
+                continue
             stock.reservation_release(
                 reservation_id=line.reservation_id,
+                quantity=line.quantity - kept_here if kept_here else None,
                 idempotency_key=f"{idempotency_key}:release:{line.pk}",
                 actor=actor,
                 reason=AdjustmentReason.NOT_ON_SHELF
                 if reason == "not_on_shelf"
                 else AdjustmentReason.DAMAGE,
             )
-            line.is_active = False
-            line.save(update_fields=["is_active"])
-            quantity += line.quantity
+            quantity += line.quantity - kept_here
+            if kept_here:
+                line.quantity = kept_here
+                line.save(update_fields=["quantity"])
+            else:
+                line.is_active = False
+                line.save(update_fields=["is_active"])
         emptied = {line.allocation_id for line in held} - set(
             AllocationLine.objects.filter(
                 allocation_id__in={line.allocation_id for line in held}, is_active=True
@@ -1461,17 +1482,19 @@ def order_line_reject(
                 "reason": reason,
                 "quantity": quantity,
                 "found_quantity": found_quantity,
+                "kept": keep,
             },
         )
-        _reroute(
-            order,
-            order_line,
-            quantity,
-            actor=actor,
-            channel=channel,
-            exclude=frozenset({location_id}),
-            trigger="rejection",
-        )
+        if quantity:
+            _reroute(
+                order,
+                order_line,
+                quantity,
+                actor=actor,
+                channel=channel,
+                exclude=frozenset({location_id}),
+                trigger="rejection",
+            )
     return order
 
 

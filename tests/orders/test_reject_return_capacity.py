@@ -8,7 +8,7 @@ from django.core import mail
 from common.exceptions import IllegalTransition, InvalidInput
 from inventory.models import StockMovement
 from inventory.selectors import ledger_mismatches
-from orders import services
+from orders import pickup, services
 from orders.exceptions import OutOfStock, StoreAtCapacity
 from orders.models import LocationDayLoad, Order, Return
 from tests.factories import LocationFactory, WarehouseFactory
@@ -67,6 +67,54 @@ def test_not_on_shelf_drops_the_store_s_on_hand_to_what_was_found_and_reroutes_t
     kinds = list(order.events.values_list("kind", flat=True))
     assert kinds[-2:] == ["line_rejected", "line_rerouted"]
     assert ledger_mismatches() == []
+
+
+def test_partial_picking_in_the_pickup_store_keeps_what_was_found(customer, store, warehouse, sku):
+    # given a click & collect order of 3 units prepared in the pickup store, which believes it
+    # has 5, and a warehouse that can send the rest
+    receive(store, sku, 5)
+    receive(warehouse, sku, 10)
+    order = place_pickup(customer, store, [line(sku, 3)])
+    act(services.order_picking_start, order_id=order.pk, idempotency_key=key(), **STAFF)
+
+    # when the associate finds only 2 units on the shelf
+    reject(order, store, "not_on_shelf", found_quantity=2)
+
+    # then the 2 found stay held for the order here, and only the missing unit comes by transfer
+    pos = position(store, sku)
+    assert (pos.on_hand, pos.reserved) == (2, 2)
+    held = sorted((r.location_id, r.open_quantity) for r in active_reservations(order))
+    assert held == sorted([(store.pk, 2), (warehouse.pk, 1)])
+    rejected = order.events.get(kind="line_rejected")
+    assert (rejected.data["kept"], rejected.data["quantity"]) == (2, 1)
+    transfer = order.allocations.get(kind="transfer")
+
+    # and once the missing unit has arrived, the shopper collects all 3 here
+    for step in (services.order_transfer_ship, services.order_transfer_receive):
+        act(step, order_id=order.pk, allocation_id=transfer.pk, idempotency_key=key(), **STAFF)
+    act(services.order_mark_ready, order_id=order.pk, idempotency_key=key(), **STAFF)
+    order.refresh_from_db()
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+    act(services.order_collect, order_id=order.pk, code=code, idempotency_key=key(), **STAFF)
+
+    order.refresh_from_db()
+    assert order.status == "collected"
+    pos = position(store, sku)
+    assert (pos.on_hand, pos.reserved) == (0, 0)  # 2 found + 1 transferred, all 3 taken
+    assert position(warehouse, sku).on_hand == 9
+    assert ledger_mismatches() == []
+
+
+def test_finding_every_unit_routes_nothing_again(customer, store, sku):
+    receive(store, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2)])
+
+    reject(order, store, "not_on_shelf", found_quantity=3)
+
+    # the shelf had 3, not 5: the ledger says so; the order still holds its 2 units here
+    assert (position(store, sku).on_hand, position(store, sku).reserved) == (3, 2)
+    assert [(r.location_id, r.open_quantity) for r in active_reservations(order)] == [(store.pk, 2)]
+    assert not order.events.filter(kind="line_rerouted").exists()
 
 
 def test_damaged_units_become_unsellable_and_the_pickup_line_comes_by_transfer(
