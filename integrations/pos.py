@@ -25,12 +25,14 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import groupby
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
@@ -186,23 +188,24 @@ def _rejected_event(
     )
 
 
-def _admit(
-    integration: PosIntegration,
-    payload,
-    known_skus: set[str] | None = None,
-    validator: EnvelopeSerializer | None = None,
-):
-    """Validate one parsed event (envelope, data, store, till, SKUs). Returns (event, location);
-    raises DomainError with what is wrong. A batch passes one `validator` for all its events."""
+def _validate_event(payload, validator: EnvelopeSerializer | None = None) -> dict:
+    """One parsed event's envelope and data, validated (InvalidInput with per-field details if
+    not). A batch passes one `validator` for all its events (DRF copies a serializer's fields
+    on creation: one instance per event cost three times as much)."""
     if not isinstance(payload, dict):
         raise InvalidInput("The event is invalid.", details={"body": ["not an object"]})
     try:
-        event = (validator or EnvelopeSerializer()).run_validation(payload)
+        return (validator or EnvelopeSerializer()).run_validation(payload)
     except drf_serializers.ValidationError as exc:
-        raise InvalidInput(
-            "The event is invalid.", details=validation_details(exc.detail)
-        ) from None
-    return event, _check_references(integration, event, known_skus)
+        details = validation_details(exc.detail)
+        raise InvalidInput("The event is invalid.", details=details) from None
+
+
+def _admit(integration: PosIntegration, payload) -> tuple[dict, Location]:
+    """Validate one parsed event (envelope, data, store, till, SKUs). Returns (event, location);
+    raises DomainError with what is wrong."""
+    event = _validate_event(payload)
+    return event, _check_references(integration, event)
 
 
 def _parse(integration: PosIntegration, raw_body: bytes, signature, size: int, limit: int):
@@ -298,26 +301,35 @@ def pos_events_receive_batch(
         _reject(integration, error, raw_body=raw_body)
         raise error
 
+    # Every event validated first, then one SKU lookup for the batch on the validated codes,
+    # then each event's references: the same judgement as the single endpoint, in 3 queries.
+    validator = EnvelopeSerializer()
+    judged: list[tuple[object, dict | None, DomainError | None]] = []
+    for item in items:
+        try:
+            judged.append((item, _validate_event(item, validator), None))
+        except DomainError as error:
+            judged.append((item, None, error))
     codes = {
-        line.get("sku")
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("data"), dict)
-        for line in (item["data"].get("lines") or [])
-        if isinstance(line, dict) and isinstance(line.get("sku"), str)
+        line["sku"] for _, event, _ in judged if event for line in event["data"].get("lines", [])
     }
     known_skus = set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
     results: list[dict] = []
     admitted: dict[str, tuple[int, dict, Location, dict]] = {}  # event id → (index, …)
     rejected: list[PosEvent] = []
-    validator = EnvelopeSerializer()
-    for index, item in enumerate(items):
-        try:
-            event, location = _admit(integration, item, known_skus, validator)
-        except DomainError as error:
+    for index, (item, event, error) in enumerate(judged):
+        location = None
+        if event is not None:
+            try:
+                location = _check_references(integration, event, known_skus)
+            except DomainError as exc:
+                error = exc
+        if error is not None:
+            given_id = item.get("event_id") if isinstance(item, dict) else None
             results.append(
                 {
                     "index": index,
-                    "event_id": item.get("event_id") if isinstance(item, dict) else None,
+                    "event_id": None if given_id is None else str(given_id),
                     "status": "rejected",
                     "error": {
                         "code": error.code,
@@ -483,30 +495,37 @@ def _check_references(
 # ---- processing --------------------------------------------------------------------------------
 
 
-def pos_event_process(*, inbox_pk: int) -> PosEvent:
-    """Apply one received event. Safe to run twice: a processed event is left alone, and every
-    effect is keyed by the POS event id."""
+def pos_event_process(*, inbox_pk: int, only_received: bool = False) -> PosEvent:
+    """Apply one received (or failed, for a replay) event. Safe to run twice: a processed event
+    is left alone, and every effect is keyed by the POS event id."""
+    statuses = (PosEventStatus.RECEIVED,) + (() if only_received else (PosEventStatus.FAILED,))
     with transaction.atomic():
         event = (
             PosEvent.objects.select_for_update(of=("self",))
             .select_related("integration", "location")
             .get(pk=inbox_pk)
         )
-        if event.status in (PosEventStatus.RECEIVED, PosEventStatus.FAILED):
+        if event.status in statuses:
             _process_locked(event)
     return event
 
 
-def _process_locked(event: PosEvent) -> None:
+def _process_locked(event: PosEvent, data: dict | None = None) -> None:
     """Apply one event whose inbox row the caller has locked, in a savepoint: a data problem
     marks it failed (staff fix it, then replay) without undoing the caller's other work."""
     event.attempts += 1
     try:
         with transaction.atomic():
-            HANDLERS[event.event_type](event, _validated_data(event))
+            HANDLERS[event.event_type](event, data or _validated_data(event))
     except DomainError as error:
         event.status = PosEventStatus.FAILED
         event.error = f"{error.code}: {error.message}"[:500]
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable: the task is retried with back-off
+    except Exception as error:  # a bug or a value the database refuses: never block the queue
+        logger.exception("POS event %s could not be applied", event.pk)
+        event.status = PosEventStatus.FAILED
+        event.error = f"internal_error: {type(error).__name__}: {error}"[:500]
     else:
         event.status = PosEventStatus.PROCESSED
         event.error = ""
@@ -515,19 +534,22 @@ def _process_locked(event: PosEvent) -> None:
 
 
 def pos_events_process_batch(*, inbox_pks: Sequence[int], also_waiting: int = 0) -> int:
-    """Apply many received events in one transaction (what a batch POST or the sweeper hands
-    over), in the POS's time order. Returns how many were processed or failed.
+    """Apply many received events (what a batch POST or the sweeper hands over), in the POS's
+    time order. Returns how many this call processed or marked failed.
 
     `also_waiting` takes up to that many other received events along (oldest till time first):
     the task of a single event then applies whatever else has arrived meanwhile, so a busy
     store's events sent one by one are applied in batches too, and later tasks find their
     event done.
 
-    Sales, the bulk of a till's traffic, are applied together: one stock operation each (keyed
-    as one at a time would be) but a few statements for all of them. Every other event, and
-    every sale again if the bulk step refuses (a data problem in one of them), goes through the
-    one-event path, each in its own savepoint. Events another worker holds are skipped, not
-    waited for: that worker applies them.
+    The events are cut, in till order, into runs: each run of consecutive sales — the bulk of a
+    till's traffic — is applied in one transaction, one stock operation per sale (keyed as one
+    at a time would be) but a few statements for all of them; each other event (return, count,
+    hand-over) in a transaction of its own, in its place. So a return rung up before a sale is
+    applied before it, and no transaction holds a run's position locks while taking others.
+    If the bulk step fails (a data problem in one sale), that run is applied one sale at a time,
+    each in its own savepoint, and only the bad one is marked failed. Events another worker
+    holds are skipped, not waited for: that worker applies them.
     """
     pks = list(inbox_pks)
     if also_waiting:
@@ -537,29 +559,53 @@ def pos_events_process_batch(*, inbox_pks: Sequence[int], also_waiting: int = 0)
             .order_by("occurred_at", "pk")
             .values_list("pk", flat=True)[:also_waiting]
         )
+    waiting = (
+        PosEvent.objects.filter(pk__in=pks, status=PosEventStatus.RECEIVED)
+        .order_by("occurred_at", "pk")
+        .values_list("pk", "event_type")
+    )
+    done = 0
+    for is_sale, run in groupby(waiting, key=lambda row: row[1] == PosEventType.SALE):
+        run_pks = [pk for pk, _ in run]
+        if is_sale:
+            done += _process_sales(run_pks)
+            continue
+        for pk in run_pks:
+            event = pos_event_process(inbox_pk=pk, only_received=True)
+            done += event.status != PosEventStatus.RECEIVED
+    return done
+
+
+def _process_sales(inbox_pks: list[int]) -> int:
     with transaction.atomic():
         events = list(
             PosEvent.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("integration", "location")
-            .filter(pk__in=pks, status=PosEventStatus.RECEIVED)
+            .filter(pk__in=inbox_pks, status=PosEventStatus.RECEIVED)
             .order_by("occurred_at", "pk")
         )
-        sales = [event for event in events if event.event_type == PosEventType.SALE]
-        one_by_one = [event for event in events if event.event_type != PosEventType.SALE]
-        if sales:
-            try:
-                with transaction.atomic():
-                    _apply_sales_in_bulk(sales)
-            except DomainError as error:
-                logger.info("POS sales batch refused (%s): applying one by one", error.code)
-                one_by_one = events
-        for event in one_by_one:
-            _process_locked(event)
+        if not events:
+            return 0
+        validator = EnvelopeSerializer()
+        data = {}
+        for event in events:
+            with suppress(DomainError):  # the one-by-one path below marks it failed, with why
+                data[event.pk] = _validated_data(event, validator)
+        try:
+            if len(data) < len(events):
+                raise InvalidInput("A stored sale no longer validates.")
+            with transaction.atomic():
+                _apply_sales_in_bulk(events, data)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as error:  # every sale is then applied alone, just below
+            logger.info("POS sales run refused in bulk (%r): applying one by one", error)
+            for event in events:
+                _process_locked(event, data.get(event.pk))
     return len(events)
 
 
-def _apply_sales_in_bulk(events: list[PosEvent]) -> None:
-    data = {event.pk: _stored_sale_data(event) for event in events}
+def _apply_sales_in_bulk(events: list[PosEvent], data: dict[int, dict]) -> None:
     sku_ids = dict(
         Sku.objects.filter(
             code__in={line["sku"] for d in data.values() for line in d["lines"]}
@@ -594,35 +640,6 @@ def _apply_sales_in_bulk(events: list[PosEvent]) -> None:
     )
 
 
-def _stored_sale_data(event: PosEvent) -> dict:
-    """A stored sale's data in the shapes validation gives (it passed validation at the door).
-    Read directly for the bulk path, where validating again costs more than applying; a sale
-    naming a customer is validated again in full (identifiers are normalised there)."""
-    data = event.payload["data"]
-    if data.get("customer"):
-        return _validated_data(event)
-    return {
-        "receipt": data["receipt"].strip(),
-        "currency": data["currency"],
-        "lines": [
-            {
-                "sku": line["sku"].strip(),
-                "quantity": int(line["quantity"]),
-                "unit_price": Decimal(str(line["unit_price"])),
-            }
-            for line in data["lines"]
-        ],
-        "tenders": [
-            {
-                "kind": tender["kind"],
-                "amount": Decimal(str(tender["amount"])),
-                "reference": tender.get("reference", "").strip(),
-            }
-            for tender in data.get("tenders", [])
-        ],
-    }
-
-
 def pos_events_process_pending(*, limit: int = 1000, batch_size: int = 200) -> int:
     """Apply waiting events, oldest till time first (the beat's safety net for lost tasks)."""
     pending = list(
@@ -643,12 +660,13 @@ def pos_event_replay(*, inbox_pk: int) -> PosEvent:
     return pos_event_process(inbox_pk=inbox_pk)
 
 
-def _validated_data(event: PosEvent) -> dict:
-    envelope = EnvelopeSerializer(data=event.payload)
-    envelope.is_valid(raise_exception=False)
-    if envelope.errors:  # stored events passed this already; a code change could break it
-        raise InvalidInput("The stored event no longer validates.", details=envelope.errors)
-    return envelope.validated_data["data"]
+def _validated_data(event: PosEvent, validator: EnvelopeSerializer | None = None) -> dict:
+    """The stored event's data as validation gives it (typed, trimmed). It passed at the door;
+    a code change since could make it fail, which marks the event failed."""
+    try:
+        return _validate_event(event.payload, validator)["data"]
+    except InvalidInput as error:
+        raise InvalidInput("The stored event no longer validates.", details=error.details) from None
 
 
 def _key(event: PosEvent, suffix: str = "") -> str:

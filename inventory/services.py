@@ -318,10 +318,17 @@ def stock_apply_many(
     """`stock_apply` for many operations in one transaction (a till's backlog, say).
 
     Each operation keeps its own movements; each position is updated once, by the sum of every
-    operation's deltas, with the strictest guard any of them asked for, so a batch costs a few
-    statements instead of a few per operation. All or nothing, like one operation. Each result's
-    `outcomes` hold the touched positions before and after the whole batch.
+    operation's deltas, so a batch costs a few statements instead of a few per operation. All or
+    nothing, like one operation. Several operations may only carry changes that are never
+    refused (Guard.NONE, e.g. till sales): a sum under one guard would not refuse what the
+    operations one after the other would. Each result's `outcomes` hold the touched positions
+    before and after the whole batch.
     """
+    if len(batch) > 1 and any(c.guard != Guard.NONE for item in batch for c in item.changes):
+        # Summed deltas under one guard would not refuse what the operations one after the other
+        # would (a sale then a receipt, an adjustment then a receipt): batches are for changes
+        # that are never refused, such as till sales.
+        raise ValueError("stock_apply_many batches only changes with Guard.NONE")
     batch = [
         dataclasses.replace(item, changes=[*item.changes, *absorbed])
         for item, absorbed in zip(batch, _absorbed_by_later_counts(batch), strict=True)
@@ -409,6 +416,15 @@ def stock_apply_many(
     return results
 
 
+# Rows per multi-row INSERT: SQLite builds commonly allow 32,766 parameters per statement.
+_ROWS_PER_INSERT = 1000
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 _MOVEMENT_COLUMNS = (
     "operation_id",
     "position_id",
@@ -434,17 +450,19 @@ def _movements_insert(movements: list[StockMovement]) -> list[StockMovement]:
     compiling the ORM statement: the ledger's hottest write)."""
     adapt = connection.ops.adapt_datetimefield_value
     row = "(" + ", ".join(["%s"] * len(_MOVEMENT_COLUMNS)) + ")"
-    params = []
-    for movement in movements:
-        params.extend(getattr(movement, column) for column in _MOVEMENT_COLUMNS[:-2])
-        params.extend((adapt(movement.occurred_at), adapt(movement.created_at)))
+    ids = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {StockMovement._meta.db_table} ({', '.join(_MOVEMENT_COLUMNS)}) "  # noqa: S608
-            f"VALUES {', '.join([row] * len(movements))} RETURNING id",
-            params,
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
+        for chunk in _chunks(movements, _ROWS_PER_INSERT):
+            params = []
+            for movement in chunk:
+                params.extend(getattr(movement, column) for column in _MOVEMENT_COLUMNS[:-2])
+                params.extend((adapt(movement.occurred_at), adapt(movement.created_at)))
+            cursor.execute(
+                f"INSERT INTO {StockMovement._meta.db_table} ({', '.join(_MOVEMENT_COLUMNS)}) "  # noqa: S608
+                f"VALUES {', '.join([row] * len(chunk))} RETURNING id",
+                params,
+            )
+            ids.extend(pk for (pk,) in cursor.fetchall())
     for movement, pk in zip(movements, ids, strict=True):
         movement.pk = pk
         movement._state.adding = False
@@ -690,11 +708,11 @@ def _update_positions(
         "now": timezone.now(),
     }
     with connection.cursor() as cursor:
-        # Locks first, in key order: two batches (or a batch and single-row updates, which go in
-        # key order too) can then never wait on each other in a cycle.
+        # Locks first, in key order (the lock an UPDATE takes): two batches (or a batch and
+        # single-row updates, which go in key order too) never wait on each other in a cycle.
         cursor.execute(
             f"SELECT id FROM {_POSITION_TABLE} WHERE id = ANY(%(ids)s) "  # noqa: S608
-            "ORDER BY id FOR UPDATE",
+            "ORDER BY id FOR NO KEY UPDATE",
             params,
         )
         cursor.execute(_SET_UPDATE_SQL, params)
@@ -1011,6 +1029,8 @@ def stock_sell_at_till_many(sales: Sequence[TillSale]) -> list[StockOperation]:
         merged = _lines(sale.lines)
         params = {"location": sale.location_id, "lines": sorted(merged)}
         prepared.append((sale, merged, _check_idempotency_key(sale.idempotency_key), params))
+    if not prepared:
+        return []
     keys = [key for _, _, key, _ in prepared]
     if len(set(keys)) != len(keys):
         raise InvalidInput(
@@ -1065,24 +1085,28 @@ def _operations_insert(operations: list[StockOperation]) -> list[StockOperation]
     stored one, marked `replayed`, provided it was the same request (else IdempotencyKeyReused).
     A concurrent batch with the same key waits for the first to commit, as `_run_operation` does.
     """
+    if not operations:
+        return []
     now = timezone.now()
     columns = ("idempotency_key", "kind", "request_hash", "channel", "actor", "reference")
     table = StockOperation._meta.db_table
+    inserted = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}, created_at) VALUES "  # noqa: S608
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(operations))
-            + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
-            [
-                value
-                for op in operations
-                for value in (
-                    *(getattr(op, column) for column in columns),
-                    connection.ops.adapt_datetimefield_value(now),
-                )
-            ],
-        )
-        inserted = {key: pk for pk, key in cursor.fetchall()}
+        for chunk in _chunks(operations, _ROWS_PER_INSERT):
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}, created_at) VALUES "  # noqa: S608
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+                [
+                    value
+                    for op in chunk
+                    for value in (
+                        *(getattr(op, column) for column in columns),
+                        connection.ops.adapt_datetimefield_value(now),
+                    )
+                ],
+            )
+            inserted.update({key: pk for pk, key in cursor.fetchall()})
     existing = {
         op.idempotency_key: op
         for op in StockOperation.objects.filter(

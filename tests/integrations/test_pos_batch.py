@@ -305,3 +305,86 @@ def test_too_many_events_too_large_unsigned_or_not_json(client, integration, sto
     assert (too_large.status_code, too_large.json()["code"]) == (413, "request_too_large")
     assert ledger_state() == before
     assert not PosEvent.objects.exclude(status=PosEventStatus.REJECTED).exists()
+
+
+# ---- what the review found -------------------------------------------------------------------
+
+
+def test_a_batch_judges_and_stores_exactly_as_the_single_endpoint(client, integration, store, sku):
+    """Values validation normalises (a numeric receipt, padded codes, prices without cents)
+    are accepted by both endpoints and stored the same way."""
+    receive(store, sku, 10)
+
+    def loose(event_id):
+        body = sale(event_id, quantity=1)
+        body["data"]["receipt"] = 1001
+        body["data"]["currency"] = " EUR "
+        body["data"]["lines"][0].update(sku=" TEE-M ", unit_price=10)
+        return body
+
+    assert post(client, loose("ONE")).status_code == 202
+    body = post_batch(client, [loose("TWO"), {**sale("BAD"), "data": {"lines": 5}}]).json()
+
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+    assert body["results"][1]["error"]["code"] == "invalid"
+    receipts = {
+        r.event.event_id: (r.number, r.currency, r.lines) for r in StoreReceipt.objects.all()
+    }
+    assert (
+        receipts["ONE"]
+        == receipts["TWO"]
+        == (
+            "1001",
+            "EUR",
+            [{"sku": "TEE-M", "quantity": 1, "unit_price": "10.00"}],
+        )
+    )
+    assert PosEvent.objects.filter(status=PosEventStatus.PROCESSED).count() == 2
+    assert position(store, sku).on_hand == 8
+
+
+def test_a_batch_applies_in_till_order_so_a_return_before_a_sale_refills_the_shelf(
+    client, integration, store, sku
+):
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    returned = event(
+        "RET",
+        "return",
+        occurred_at=t0,
+        receipt="R-RET",
+        currency="EUR",
+        lines=[{"sku": "TEE-M", "quantity": 1, "unit_price": "29.90"}],
+    )
+
+    post_batch(client, [sale("SOLD", quantity=1, occurred_at=t0 + timedelta(minutes=1)), returned])
+
+    # The returned unit was on the shelf when the sale was rung up: nothing to flag.
+    assert not TillDiscrepancy.objects.exists()
+    assert not StoreReceipt.objects.get(number="R-SOLD").stock_flagged
+    assert position(store, sku).on_hand == 0
+
+
+def test_an_unexpected_error_in_one_sale_fails_that_sale_only(
+    client, integration, store, sku, monkeypatch
+):
+    from integrations import pos
+
+    receive(store, sku, 10)
+    real_receipt_row = pos._receipt_row
+
+    def breaks_on_r_x2(event, data, **kwargs):
+        if data["receipt"] == "R-X2":
+            raise ValueError("a value the database would refuse")
+        return real_receipt_row(event, data, **kwargs)
+
+    monkeypatch.setattr(pos, "_receipt_row", breaks_on_r_x2)
+
+    post_batch(client, [sale("X1"), sale("X2"), sale("X3")])
+
+    statuses = dict(PosEvent.objects.values_list("event_id", "status"))
+    assert statuses == {"X1": "processed", "X2": "failed", "X3": "processed"}
+    assert PosEvent.objects.get(event_id="X2").error.startswith("internal_error: ValueError")
+    assert position(store, sku).on_hand == 8  # the failed sale moved nothing
+    # and the queue is not blocked: the next event still goes through
+    post_batch(client, [sale("X4")])
+    assert PosEvent.objects.get(event_id="X4").status == "processed"

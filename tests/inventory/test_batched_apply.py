@@ -136,3 +136,16 @@ def test_many_positions_across_locations_in_one_call(sku):
     for location in stores:
         assert [position(location, item).on_hand for item in skus] == [19, 18, 17, 16, 15]
     assert ledger_mismatches() == []
+
+
+def test_several_operations_may_only_batch_changes_that_are_never_refused(store, sku):
+    first = StockOperation.objects.create(idempotency_key="a", kind="sale", request_hash="x")
+    second = StockOperation.objects.create(idempotency_key="b", kind="receipt", request_hash="y")
+    sale = services.change("sale", sku_id=sku.pk, location_id=store.pk, quantity=5)
+    receipt = services.change("receipt", sku_id=sku.pk, location_id=store.pk, quantity=1)
+
+    with pytest.raises(ValueError, match="Guard.NONE"):
+        services.stock_apply_many(
+            [services.OperationChanges(first, [sale]), services.OperationChanges(second, [receipt])]
+        )
+    assert services.stock_sell_at_till_many([]) == []
