@@ -137,6 +137,7 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "ship_city",
         "ship_country",
         "ready_by",
+        "delivery_expected_on",
         "ready_at",
         "pickup_deadline",
         "placed_at",

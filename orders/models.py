@@ -75,7 +75,14 @@ class Order(models.Model):
     # The pickup code itself is never stored: it is an HMAC of this nonce with SECRET_KEY, so
     # neither a database dump nor the admin reveals it (see orders.pickup).
     pickup_nonce = models.CharField(max_length=32, blank=True, editable=False)
-    ready_by = models.DateTimeField(null=True, blank=True, help_text="Promised readiness.")
+    ready_by = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Promised readiness: for pickup in the store, for delivery to be shipped.",
+    )
+    delivery_expected_on = models.DateField(
+        null=True, blank=True, help_text="Home delivery: the day the parcel should arrive."
+    )
     ready_at = models.DateTimeField(null=True, blank=True)
     pickup_deadline = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)

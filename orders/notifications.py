@@ -42,6 +42,7 @@ def order_message_context(*, order_id: int, kind: str, extra: dict) -> tuple[Ord
         "is_pickup": order.fulfilment == "pickup",
         "store": store,
         "ready_by": _local(order.ready_by, store),
+        "delivery_on": order.delivery_expected_on,
         "pickup_deadline": _local(order.pickup_deadline, store),
         "total": f"{order.total_amount} {order.currency}",
         "reason": extra.get("reason", ""),

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -63,6 +63,7 @@ from orders.models import (
     RoutingDecision,
 )
 from stores.models import Location
+from stores.selectors import location_ready_by
 
 ROUTING_ATTEMPTS = 3
 _REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -758,21 +759,25 @@ def _record_allocations(
             allocation.transfer = transfer
             allocation.expected_at = at + timedelta(days=assignment.location.transfer_days)
             allocation.save(update_fields=["transfer", "expected_at"])
-    if order_lines is None and order.fulfilment == FulfilmentType.PICKUP:
-        # A re-routing may push the promise later (a line now comes by transfer).
+    if order_lines is None:
+        # A re-routing may push the promise later (a line now comes by transfer, or ships from
+        # a slower location).
         promise = _promise(order, plan, at=at, store=pickup_store)
-        order.ready_by = max(order.ready_by, promise) if order.ready_by else promise
-        order.save(update_fields=["ready_by", "updated_at"])
+        if promise is not None:
+            order.ready_by = max(order.ready_by, promise) if order.ready_by else promise
+        order.save(update_fields=["ready_by", "delivery_expected_on", "updated_at"])
     return allocations
 
 
 def _promise(
     order: Order, plan: routing.RoutingPlan, *, at: datetime, store: Location | None
 ) -> datetime | None:
-    """When a click & collect order is ready: the store's lead time in its opening hours, after
-    the slowest transfer has arrived. None for home delivery."""
+    """When the order is ready. Click & collect: the store's lead time in its opening hours,
+    after the slowest transfer has arrived. Home delivery: when the slowest shipping location
+    has prepared its parcel (its lead time in its opening hours); `order.delivery_expected_on`
+    is then set to the latest arrival, that day plus the location's delivery days."""
     if order.fulfilment != FulfilmentType.PICKUP:
-        return None
+        return _delivery_promise(order, plan, at=at)
     store = store or selectors.location_with_calendar(order.pickup_location_id)
     arrivals = [
         at + timedelta(days=a.location.transfer_days)
@@ -780,6 +785,33 @@ def _promise(
         if a.kind == AllocationKind.TRANSFER
     ]
     return selectors.pickup_promise(store, at=at, not_before=max(arrivals, default=None))
+
+
+def _delivery_promise(order: Order, plan: routing.RoutingPlan, *, at: datetime) -> datetime | None:
+    shipped_by, arrive_on = [], []
+    for assignment in plan.assignments:
+        location = selectors.location_with_calendar(assignment.location.id)
+        # A location with no opening in the coming weeks was not a candidate; be safe anyway.
+        ready = location_ready_by(location, at=at) or at
+        shipped_by.append(ready)
+        arrive_on.append(
+            add_delivery_days(ready.astimezone(location.tz).date(), location.delivery_days)
+        )
+    if not shipped_by:
+        return None
+    latest = max(arrive_on)
+    if order.delivery_expected_on is None or latest > order.delivery_expected_on:
+        order.delivery_expected_on = latest
+    return max(shipped_by)
+
+
+def add_delivery_days(day: date, days: int) -> date:
+    """`days` delivery days after `day`, counting Monday to Saturday (carriers rest on Sunday)."""
+    while days > 0:
+        day += timedelta(days=1)
+        if day.weekday() != 6:
+            days -= 1
+    return day
 
 
 def _decision(

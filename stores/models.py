@@ -78,6 +78,11 @@ class Location(models.Model):
     transfer_days_to_stores = models.PositiveSmallIntegerField(
         default=2, help_text="Days for a transfer from here to reach a store."
     )
+    delivery_days = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="Delivery days (Monday to Saturday) for a parcel shipped from here to reach a "
+        "customer: the home delivery promise.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

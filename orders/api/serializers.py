@@ -241,6 +241,7 @@ class OrderOutput(serializers.ModelSerializer):
             "delivery_address",
             "total",
             "ready_by",
+            "delivery_expected_on",
             "ready_at",
             "pickup_deadline",
             "placed_at",
@@ -370,6 +371,9 @@ def order_representation(order) -> dict:
         else None,
         "total": {"amount": _decimal(order.total_amount, 2), "currency": order.currency},
         "ready_by": _when(order.ready_by),
+        "delivery_expected_on": (
+            order.delivery_expected_on.isoformat() if order.delivery_expected_on else None
+        ),
         "ready_at": _when(order.ready_at),
         "pickup_deadline": _when(order.pickup_deadline),
         "placed_at": _when(order.placed_at),

@@ -4,6 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 
 from common.exceptions import InvalidInput
 from common.money import CurrencyMismatch
@@ -266,3 +267,33 @@ def test_an_order_at_the_till_may_take_units_kept_back_from_online_channels(cust
     order = place_pickup(customer, store, [line(sku, 3)], channel="store")
     assert active_reservations(order)[0].quantity == 3
     assert OrderEvent.objects.filter(order=order, kind="allocated").exists()
+
+
+def test_home_delivery_is_promised_a_ship_time_and_a_delivery_day(customer, sku):
+    # given a warehouse open Monday–Saturday 10:00–20:00, 2 hours to prepare, 2 delivery days
+    warehouse = WarehouseFactory(code="WH-PROMISE", preparation_minutes=120, delivery_days=2)
+    receive(warehouse, sku, 5)
+
+    # when an order comes on Friday at 19:30 (30 minutes of work left that evening)
+    friday_evening = datetime.fromisoformat("2026-11-27T19:30:00+01:00")
+    order = place_delivery(customer, [line(sku, 1)], at=friday_evening)
+
+    # then it ships on Saturday at 11:30, and arrives 2 delivery days later, Sunday skipped
+    assert order.ready_by == datetime.fromisoformat("2026-11-28T11:30:00+01:00")
+    assert order.delivery_expected_on.isoformat() == "2026-12-01"
+    assert Order.objects.get(pk=order.pk).delivery_expected_on.isoformat() == "2026-12-01"
+    # and the confirmation tells the customer (in French here)
+    assert "Elle devrait vous parvenir d’ici le mardi 1 décembre 2026" in mail.outbox[-1].body
+
+
+def test_a_split_delivery_is_promised_by_its_slowest_parcel(customer, sku, sku2):
+    near = LocationFactory(code="NEAR", ships_from_location=True, delivery_days=1)
+    far = WarehouseFactory(code="FAR", latitude="45.764043", longitude="4.835659", delivery_days=3)
+    receive(near, sku, 5)
+    receive(far, sku2, 5)
+
+    order = place_delivery(customer, [line(sku, 1), line(sku2, 1)], at=WEDNESDAY_11H)
+
+    # Wednesday 13:00 from both; 1 delivery day (Thursday) and 3 (Saturday): Saturday.
+    assert order.allocations.count() == 2
+    assert order.delivery_expected_on.isoformat() == "2026-11-28"
