@@ -105,6 +105,22 @@ class IntakeSerializer(serializers.Serializer):
     event_id = serializers.CharField(help_text="The POS's own id.")
 
 
+def _intake(request, slug: str, receive, limit: int) -> Response:
+    """Hand the raw body to `receive`; a body announced larger than `limit` is not even read
+    (the service records the refusal from its announced size)."""
+    integration = pos.integration_get(slug=slug)
+    length = request.META.get("CONTENT_LENGTH")
+    content_length = int(length) if length and length.isdigit() else None
+    too_large = content_length is not None and content_length > limit
+    result = receive(
+        integration=integration,
+        raw_body=b"" if too_large else request.body,
+        signature=None if too_large else request.headers.get(pos.SIGNATURE_HEADER),
+        content_length=content_length,
+    )
+    return Response(result.body, status=result.status_code)
+
+
 class PosEventIntakeApi(APIView):
     """Receive one POS event (sale, return, stock count, click & collect hand-over).
 
@@ -132,20 +148,7 @@ class PosEventIntakeApi(APIView):
         },
     )
     def post(self, request, slug: str):
-        integration = pos.integration_get(slug=slug)
-        length = request.META.get("CONTENT_LENGTH")
-        content_length = int(length) if length and length.isdigit() else None
-        if content_length is not None and content_length > pos.max_body_bytes():
-            result = pos.pos_event_receive(
-                integration=integration, raw_body=b"", signature=None, content_length=content_length
-            )
-        else:
-            result = pos.pos_event_receive(
-                integration=integration,
-                raw_body=request.body,
-                signature=request.headers.get(pos.SIGNATURE_HEADER),
-            )
-        return Response(result.body, status=result.status_code)
+        return _intake(request, slug, pos.pos_event_receive, pos.max_body_bytes())
 
 
 class BatchRequestSerializer(serializers.Serializer):
@@ -203,17 +206,7 @@ class PosEventBatchIntakeApi(APIView):
         },
     )
     def post(self, request, slug: str):
-        integration = pos.integration_get(slug=slug)
-        length = request.META.get("CONTENT_LENGTH")
-        content_length = int(length) if length and length.isdigit() else None
-        too_large = content_length is not None and content_length > pos.max_batch_body_bytes()
-        result = pos.pos_events_receive_batch(
-            integration=integration,
-            raw_body=b"" if too_large else request.body,
-            signature=None if too_large else request.headers.get(pos.SIGNATURE_HEADER),
-            content_length=content_length,
-        )
-        return Response(result.body, status=result.status_code)
+        return _intake(request, slug, pos.pos_events_receive_batch, pos.max_batch_body_bytes())
 
 
 class CustomerLookupResponse(serializers.Serializer):
