@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -1312,6 +1313,22 @@ def reservations_create(
     elif expires_at <= timezone.now():
         raise InvalidInput("expires_at is in the past.", details={"expires_at": ["past"]})
     guard = Guard.ONLINE if is_online(channel) else Guard.TILL
+    if (
+        len(requests) == 1
+        and connection.vendor == "postgresql"
+        and settings.OMNISTOCK["RESERVE_FAST_PATH"]
+    ):
+        reservation = _reserve_in_one_statement(
+            request=requests[0],
+            idempotency_key=_check_idempotency_key(idempotency_key),
+            channel=channel,
+            reference=reference,
+            expires_at=expires_at,
+            actor=actor,
+            guard=guard,
+        )
+        if reservation is not None:
+            return [reservation]
     created: list[Reservation] = []
 
     def body(op: StockOperation) -> None:
@@ -1384,6 +1401,127 @@ def reservations_create(
     for reservation in created:
         reservation.replayed = replayed
     return created
+
+
+# One reservation line in one statement (PostgreSQL): the position's conditional UPDATE, then —
+# only if it matched — the operation, the reservation, the movement and the stock events, each
+# row as the general path writes it. If the UPDATE matches nothing (no position yet, an inactive
+# location, not enough stock) nothing is written; a known key fails the operation's unique index
+# and the whole statement with it.
+_RESERVE_ONE_SQL = (
+    "WITH pos AS (SELECT p.id, s.code AS sku_code, l.code AS location_code, "  # noqa: S608
+    "l.low_stock_threshold AS threshold "
+    f"FROM {_POSITION_TABLE} p JOIN {Sku._meta.db_table} s ON s.id = p.sku_id "
+    f"JOIN {Location._meta.db_table} l ON l.id = p.location_id "
+    "WHERE p.sku_id = %(sku)s AND p.location_id = %(location)s AND l.is_active), "
+    f"updated AS (UPDATE {_POSITION_TABLE} AS p SET reserved = p.reserved + %(quantity)s, "
+    "updated_at = %(now)s FROM pos WHERE p.id = pos.id "
+    "AND p.on_hand - p.reserved - p.unsellable "
+    "- CASE WHEN %(online)s THEN p.safety_stock ELSE 0 END - %(quantity)s >= 0 "
+    "RETURNING p.id, p.on_hand, p.reserved, p.unsellable, p.incoming, p.safety_stock, "
+    "pos.sku_code, pos.location_code, pos.threshold), "
+    f"op AS (INSERT INTO {StockOperation._meta.db_table} (idempotency_key, kind, request_hash, "
+    "channel, actor, reference, created_at) SELECT %(key)s, 'reserve', %(hash)s, %(channel)s, "
+    "%(actor)s, %(reference)s, %(now)s FROM updated RETURNING id), "
+    f"res AS (INSERT INTO {Reservation._meta.db_table} (position_id, sku_id, location_id, "
+    "quantity, committed_quantity, released_quantity, status, channel, reference, expires_at, "
+    "created_by_key, created_at, updated_at) SELECT updated.id, %(sku)s, %(location)s, "
+    "%(quantity)s, 0, 0, %(status)s, %(channel)s, %(reference)s, %(expires_at)s, "
+    "%(reservation_key)s, %(now)s, %(now)s FROM updated RETURNING id), "
+    f"mov AS (INSERT INTO {StockMovement._meta.db_table} ({', '.join(_MOVEMENT_COLUMNS)}) "
+    "SELECT op.id, updated.id, %(sku)s, %(location)s, %(kind)s, '', %(quantity)s, 0, "
+    "%(quantity)s, 0, 0, res.id, NULL, '', %(now)s, %(now)s FROM updated, op, res "
+    "RETURNING id), "
+    "calc AS (SELECT on_hand, reserved, unsellable, incoming, safety_stock, sku_code, "
+    "location_code, threshold, "
+    "GREATEST(on_hand - reserved - unsellable - safety_stock, 0) AS available, "
+    "GREATEST(on_hand - reserved - unsellable, 0) AS available_at_till, "
+    "GREATEST(on_hand - (reserved - %(quantity)s) - unsellable - safety_stock, 0) "
+    "AS available_before FROM updated), "
+    "events AS ("
+    + _event_insert_sql(
+        "jsonb_build_object",
+        sku="calc.sku_code",
+        location="calc.location_code",
+        threshold="calc.threshold",
+    )
+    + " RETURNING 1) SELECT (SELECT id FROM res), updated.id, (SELECT count(*) FROM events) "
+    "FROM updated"
+)
+
+
+def _reserve_in_one_statement(
+    *,
+    request: ReservationRequest,
+    idempotency_key: str,
+    channel: str,
+    reference: str,
+    expires_at: datetime | None,
+    actor: str,
+    guard: Guard,
+) -> Reservation | None:
+    """The commonest stock change — one line reserved — in one round trip on PostgreSQL (and,
+    outside a transaction, no BEGIN/COMMIT either): the hot row is locked for one statement.
+
+    Returns None when it applied nothing — a key already used, no position yet, an inactive
+    location, not enough stock — and the caller then takes the general path, which does what it
+    always does there (replays, creates the position, names the short line). Both paths write
+    the same rows (tests/inventory/test_reserve_fast_path.py compares them)."""
+    now = timezone.now()
+    params = {
+        "sku": request.sku_id,
+        "location": request.location_id,
+        "quantity": request.quantity,
+        "online": guard == Guard.ONLINE,
+        "now": now,
+        "key": idempotency_key,
+        "hash": _fingerprint(
+            "reserve",
+            {
+                "lines": [(request.sku_id, request.location_id, request.quantity)],
+                "reference": reference,
+            },
+        ),
+        "channel": channel,
+        "actor": actor[:150],
+        "reference": reference[:120],
+        "status": ReservationStatus.ACTIVE,
+        "expires_at": expires_at,
+        "reservation_key": f"{idempotency_key}#0",
+        "kind": MovementKind.RESERVE,
+    }
+    try:
+        # Inside the caller's transaction a savepoint keeps a duplicate key from breaking it;
+        # outside one, the statement is its own transaction.
+        savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        with savepoint, connection.cursor() as cursor:
+            cursor.execute(_RESERVE_ONE_SQL, params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None  # the key exists (or is being written): the general path replays it
+    if row is None:
+        return None
+    reservation_id, position_id, events_written = row
+    if events_written:
+        outbox_notify()
+    transaction.on_commit(lambda: availability_changed({request.sku_id}))
+    reservation = Reservation(
+        pk=reservation_id,
+        position_id=position_id,
+        sku_id=request.sku_id,
+        location_id=request.location_id,
+        quantity=request.quantity,
+        status=ReservationStatus.ACTIVE,
+        channel=channel,
+        reference=reference[:120],
+        expires_at=expires_at,
+        created_by_key=params["reservation_key"],
+        created_at=now,
+        updated_at=now,
+    )
+    reservation._state.adding = False
+    reservation.replayed = False
+    return reservation
 
 
 def reservation_create(

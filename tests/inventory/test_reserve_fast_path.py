@@ -1,0 +1,140 @@
+"""PostgreSQL writes a one-line reservation in one statement: it must write exactly what the
+general path writes, and leave every other case (replays, refusals) to the general path."""
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from integrations.models import OutboxEvent
+from inventory import services
+from inventory.exceptions import InsufficientStock, LocationInactive
+from inventory.models import Reservation, StockMovement, StockOperation
+from inventory.selectors import ledger_mismatches
+from tests.factories import LocationFactory, SkuFactory
+from tests.inventory.conftest import position, receive
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def reserve(location, sku, key, quantity=2, channel="web"):
+    return services.reservation_create(
+        sku_id=sku.pk,
+        location_id=location.pk,
+        quantity=quantity,
+        idempotency_key=key,
+        channel=channel,
+        reference="ORDER-1",
+        ttl_seconds=600,
+        actor="api:test",
+    )
+
+
+def written_by(reservation):
+    movement = StockMovement.objects.get(reservation=reservation)
+    operation = movement.operation
+    stored = Reservation.objects.get(pk=reservation.pk)
+    pos = position(stored.location, stored.sku)
+    return {
+        "reservation": (
+            stored.quantity,
+            stored.committed_quantity,
+            stored.released_quantity,
+            stored.status,
+            stored.channel,
+            stored.reference,
+            stored.expires_at is not None,
+            stored.created_by_key.split("#")[1],
+        ),
+        "movement": (
+            movement.kind,
+            movement.reason,
+            movement.quantity,
+            movement.on_hand_delta,
+            movement.reserved_delta,
+            movement.unsellable_delta,
+            movement.incoming_delta,
+            movement.transfer_id,
+            movement.note,
+            movement.position_id == pos.pk,
+        ),
+        "operation": (operation.kind, operation.channel, operation.actor, operation.reference),
+        "position": (pos.on_hand, pos.reserved, pos.unsellable, pos.incoming),
+    }
+
+
+def events_for(location):
+    return sorted(
+        (event.topic, {k: v for k, v in event.payload.items() if k not in ("sku", "location")})
+        for event in OutboxEvent.objects.filter(payload__location=location.code)
+    )
+
+
+def test_one_statement_writes_what_the_general_path_writes(settings):
+    assert connection.vendor == "postgresql"
+    sku = SkuFactory()
+    fast_store, general_store = (LocationFactory(low_stock_threshold=3) for _ in range(2))
+    for store in (fast_store, general_store):
+        receive(store, sku, 5)
+    OutboxEvent.objects.all().delete()
+
+    with CaptureQueriesContext(connection) as fast_queries:
+        fast = reserve(fast_store, sku, "fast-1")
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": False}
+    with CaptureQueriesContext(connection) as general_queries:
+        general = reserve(general_store, sku, "general-1")
+
+    assert written_by(fast) == written_by(general)
+    assert events_for(fast_store) == events_for(general_store)
+    assert {topic for topic, _ in events_for(fast_store)} == {
+        "stock.available_changed",
+        "stock.low",
+    }
+    # Both keys hash the same way: either path replays the other.
+    hashes = dict(StockOperation.objects.values_list("idempotency_key", "request_hash"))
+    assert len(hashes["fast-1"]) == len(hashes["general-1"]) == 64
+    assert len(fast_queries) < len(general_queries)
+    assert ledger_mismatches() == []
+
+
+def test_a_key_written_by_one_statement_is_replayed_by_the_general_path():
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    first = reserve(store, sku, "same-key")
+
+    again = reserve(store, sku, "same-key")
+
+    assert (again.pk, again.replayed) == (first.pk, True)
+    assert position(store, sku).reserved == 2
+    assert StockMovement.objects.filter(kind="reserve").count() == 1
+
+
+def test_refusals_are_the_general_path_s(settings):
+    store, sku, empty_sku = LocationFactory(), SkuFactory(), SkuFactory()
+    receive(store, sku, 1)
+    closed = LocationFactory(is_active=False)
+
+    with pytest.raises(InsufficientStock) as short:
+        reserve(store, sku, "too-many", quantity=2)
+    with pytest.raises(InsufficientStock):
+        reserve(store, empty_sku, "no-position")
+    with pytest.raises(LocationInactive):
+        reserve(closed, sku, "closed")
+
+    assert short.value.details["lines"][0]["available"] == 1
+    assert not StockOperation.objects.filter(
+        idempotency_key__in=["too-many", "no-position", "closed"]
+    ).exists()
+    assert ledger_mismatches() == []
+
+
+def test_inside_a_transaction_a_replay_does_not_break_it():
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    reserve(store, sku, "in-tx")
+
+    with transaction.atomic():
+        replayed = reserve(store, sku, "in-tx")
+        other = reserve(store, sku, "in-tx-2", quantity=1)
+
+    assert replayed.replayed and not other.replayed
+    assert position(store, sku).reserved == 3
