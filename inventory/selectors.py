@@ -98,7 +98,7 @@ _LOCATIONS_VERSION_KEY = "avail:locations:v"
 def availability_changed(sku_ids) -> None:
     keys = [_VERSION_KEY.format(sku_id) for sku_id in set(sku_ids)]
     backend = caches["default"]
-    if len(keys) > 1 and isinstance(backend, RedisCache):
+    if isinstance(backend, RedisCache):  # one round trip (Django's incr() makes two)
         _bump_many_on_redis(backend, keys)
         return
     for key in keys:
@@ -106,8 +106,9 @@ def availability_changed(sku_ids) -> None:
 
 
 def _bump_many_on_redis(backend: RedisCache, keys: list[str]) -> None:
-    """Every key bumped in one round trip (a till's batch changes hundreds of SKUs): SET NX to
-    a fresh value where absent, as `_bump` does, then INCR. Django's Redis cache stores
+    """Every key bumped in one round trip (a till's batch changes hundreds of SKUs, and even one
+    key costs Django's incr() two): SET NX to a fresh value where absent, as `_bump` does, then
+    INCR. Django's Redis cache stores
     integers unpickled, so its own get() reads these."""
     fresh = int(time.time() * 1000)
     pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)

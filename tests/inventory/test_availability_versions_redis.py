@@ -37,7 +37,7 @@ def test_many_skus_are_bumped_whether_their_version_existed_or_not(redis_cache):
     assert [b - a for a, b in zip(first, second, strict=True)] == [1, 1, 1]
 
 
-def test_one_sku_uses_the_plain_cache_calls(redis_cache):
+def test_one_sku_is_bumped_too(redis_cache):
     availability_changed([7])
     availability_changed([7])
 
