@@ -138,3 +138,19 @@ def test_inside_a_transaction_a_replay_does_not_break_it():
 
     assert replayed.replayed and not other.replayed
     assert position(store, sku).reserved == 3
+
+
+def test_the_statement_is_prepared_once_per_connection():
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 10)
+
+    for n in range(3):
+        reserve(store, sku, f"prepared-{n}", quantity=1)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["WITH pos AS (SELECT p.id, s.code AS sku_code%"],
+        )
+        assert cursor.fetchone()[0] == 1
+    assert position(store, sku).reserved == 3
