@@ -1514,7 +1514,12 @@ def _reserve_in_one_statement(
         with savepoint:
             row = _execute_prepared(_RESERVE_ONE_SQL, params)
     except IntegrityError:
-        return None  # the key exists (or is being written): the general path replays it
+        # The key exists (or is being written): the general path replays it. psycopg forgets,
+        # without deallocating it, a statement whose preparing execution failed: drop it on
+        # the server too, or a connection seeing only replays would pile them up.
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        return None
     if row is None:
         return None
     reservation_id, position_id, events_written = row

@@ -147,10 +147,34 @@ def test_the_statement_is_prepared_once_per_connection():
     for n in range(3):
         reserve(store, sku, f"prepared-{n}", quantity=1)
 
+    assert prepared_count() == 1
+    assert position(store, sku).reserved == 3
+
+
+def prepared_count():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
             ["WITH pos AS (SELECT p.id, s.code AS sku_code%"],
         )
-        assert cursor.fetchone()[0] == 1
-    assert position(store, sku).reserved == 3
+        return cursor.fetchone()[0]
+
+
+def test_replays_do_not_pile_up_prepared_statements(settings):
+    """psycopg forgets a statement whose preparing execution failed without deallocating it;
+    a connection that only sees replays must not accumulate them on the server."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 10)
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": False}
+    reserve(store, sku, "retried", quantity=1)
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": True}
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # a fresh connection, as far as preparing goes
+
+    for _ in range(5):
+        assert reserve(store, sku, "retried", quantity=1).replayed
+
+    assert prepared_count() == 0
+    reserve(store, sku, "new", quantity=1)
+    assert prepared_count() == 1
+    assert position(store, sku).reserved == 2
