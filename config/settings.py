@@ -97,11 +97,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # read-then-write transaction cannot be refused half-way.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif env_bool("DB_PREPARED_STATEMENTS", True):
-    # Django's own cursors bind on the client and never prepare; this only lets the stock
-    # ledger's one-statement reservation be prepared once per connection (docs/inventory.md).
-    # Off (0) behind a pooler that cannot keep prepared statements.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------------------
@@ -319,6 +314,9 @@ OMNISTOCK = {
     # PostgreSQL: a one-line reservation is written by one SQL statement (docs/inventory.md).
     # Off: every reservation takes the general path (same rows, more round trips).
     "RESERVE_FAST_PATH": env_bool("RESERVE_FAST_PATH", True),
+    # … PREPAREd once per connection. Off behind PgBouncer in transaction mode (it does not
+    # track SQL PREPARE across server connections).
+    "PREPARED_STATEMENTS": env_bool("DB_PREPARED_STATEMENTS", True),
 }
 
 LOGGING = {

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
@@ -1450,20 +1450,65 @@ _RESERVE_ONE_SQL = (
 )
 
 
-def _execute_prepared(sql: str, params: dict) -> tuple | None:
-    """Run one statement as a server-side prepared statement and return its first row.
+_RESERVE_ONE_PARAMS = {  # the statement's parameters and their SQL types, in $n order
+    "sku": "bigint",
+    "location": "bigint",
+    "quantity": "integer",
+    "online": "boolean",
+    "now": "timestamptz",
+    "key": "text",
+    "hash": "text",
+    "channel": "text",
+    "actor": "text",
+    "reference": "text",
+    "status": "text",
+    "expires_at": "timestamptz",
+    "reservation_key": "text",
+    "kind": "text",
+}
+_RESERVE_ONE_NAME = "omnistock_reserve_one_v1"
+_RESERVE_ONE_POSITIONAL = _RESERVE_ONE_SQL
+for _position, _name in enumerate(_RESERVE_ONE_PARAMS, start=1):
+    _RESERVE_ONE_POSITIONAL = _RESERVE_ONE_POSITIONAL.replace(f"%({_name})s", f"${_position}")
 
-    Django's cursors bind parameters on the client, so PostgreSQL plans every execution; the
-    one-line reservation's plan costs more than running it (0.34 ms against 0.20 ms, measured).
-    psycopg prepares it once per connection and reuses the plan, when the connection allows it
-    (DB_PREPARED_STATEMENTS, on by default; off, this is an ordinary server-bound statement).
-    Behind PgBouncer in transaction mode preparing needs PgBouncer ≥ 1.21 with
-    max_prepared_statements set."""
-    import psycopg  # PostgreSQL only; imported here so that SQLite set-ups never need it
 
+class _PreparedStatementLost(Exception):
+    """The connection's prepared statement is gone (a DEALLOCATE ALL or DISCARD ALL ran)."""
+
+
+def _execute_reserve_one(params: dict) -> tuple | None:
+    """Run `_RESERVE_ONE_SQL` and return its row.
+
+    Django's cursors bind parameters on the client, so PostgreSQL plans every execution, and
+    this statement's plan costs more than running it (0.34 ms against 0.20 ms, measured). With
+    OMNISTOCK["PREPARED_STATEMENTS"] (DB_PREPARED_STATEMENTS, on by default) it is PREPAREd
+    once per connection, with typed parameters (one plan), then EXECUTEd: a failed EXECUTE
+    leaves the prepared statement in place, and prepared statements outlive rollbacks. Off
+    (behind PgBouncer in transaction mode, which does not track SQL PREPARE) it is sent plain.
+    """
+    if not settings.OMNISTOCK["PREPARED_STATEMENTS"]:
+        with connection.cursor() as cursor:
+            cursor.execute(_RESERVE_ONE_SQL, params)
+            return cursor.fetchone()
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+    session = connection.connection  # a new database session is a new object: prepare again
+    with connection.cursor() as cursor:
+        if getattr(session, "omnistock_prepared", None) != _RESERVE_ONE_NAME:
+            cursor.execute(
+                f"PREPARE {_RESERVE_ONE_NAME} ({', '.join(_RESERVE_ONE_PARAMS.values())}) AS "
+                + _RESERVE_ONE_POSITIONAL
+            )
+            session.omnistock_prepared = _RESERVE_ONE_NAME
+        try:
+            cursor.execute(
+                f"EXECUTE {_RESERVE_ONE_NAME} ({', '.join(['%s'] * len(_RESERVE_ONE_PARAMS))})",
+                [params[name] for name in _RESERVE_ONE_PARAMS],
+            )
+        except ProgrammingError as error:
+            if getattr(error.__cause__, "sqlstate", None) != "26000":  # invalid statement name
+                raise
+            session.omnistock_prepared = None  # the next call prepares it again
+            raise _PreparedStatementLost() from error
         return cursor.fetchone()
 
 
@@ -1512,14 +1557,11 @@ def _reserve_in_one_statement(
         # outside one, the statement is its own transaction.
         savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with savepoint:
-            row = _execute_prepared(_RESERVE_ONE_SQL, params)
+            row = _execute_reserve_one(params)
     except IntegrityError:
-        # The key exists (or is being written): the general path replays it. psycopg forgets,
-        # without deallocating it, a statement whose preparing execution failed: drop it on
-        # the server too, or a connection seeing only replays would pile them up.
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
-        return None
+        return None  # the key exists (or is being written): the general path replays it
+    except _PreparedStatementLost:
+        return None  # prepared again by the next call; this one takes the general path
     if row is None:
         return None
     reservation_id, position_id, events_written = row

@@ -140,41 +140,71 @@ def test_inside_a_transaction_a_replay_does_not_break_it():
     assert position(store, sku).reserved == 3
 
 
-def test_the_statement_is_prepared_once_per_connection():
-    store, sku = LocationFactory(), SkuFactory()
-    receive(store, sku, 10)
+def prepared_count():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = %s",
+            [services._RESERVE_ONE_NAME],
+        )
+        return cursor.fetchone()[0]
 
-    for n in range(3):
-        reserve(store, sku, f"prepared-{n}", quantity=1)
+
+def test_the_statement_is_prepared_once_per_connection_whatever_happens():
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 3)
+
+    reserve(store, sku, "p-1", quantity=1)
+    reserve(store, sku, "p-1", quantity=1)  # a replay
+    with pytest.raises(InsufficientStock):
+        reserve(store, sku, "p-2", quantity=5)  # a refusal
+    reserve(store, sku, "p-3", quantity=2)
 
     assert prepared_count() == 1
     assert position(store, sku).reserved == 3
 
 
-def prepared_count():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-            ["WITH pos AS (SELECT p.id, s.code AS sku_code%"],
-        )
-        return cursor.fetchone()[0]
-
-
-def test_replays_do_not_pile_up_prepared_statements(settings):
-    """psycopg forgets a statement whose preparing execution failed without deallocating it;
-    a connection that only sees replays must not accumulate them on the server."""
+def test_a_lost_prepared_statement_costs_one_general_path_call():
     store, sku = LocationFactory(), SkuFactory()
-    receive(store, sku, 10)
-    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": False}
-    reserve(store, sku, "retried", quantity=1)
-    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": True}
+    receive(store, sku, 5)
+    reserve(store, sku, "l-1", quantity=1)
     with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # a fresh connection, as far as preparing goes
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL would do
 
-    for _ in range(5):
-        assert reserve(store, sku, "retried", quantity=1).replayed
+    lost = reserve(store, sku, "l-2", quantity=1)
+    again = reserve(store, sku, "l-3", quantity=1)
 
-    assert prepared_count() == 0
-    reserve(store, sku, "new", quantity=1)
+    assert not lost.replayed and not again.replayed
     assert prepared_count() == 1
-    assert position(store, sku).reserved == 2
+    assert position(store, sku).reserved == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_replays_and_refusals_never_break_the_next_calls():
+    """In autocommit (the benchmark, tasks, scripts) every call is its own transaction: a
+    replay first on the connection, then new keys, replays and refusals, all keep working."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 4)
+    services.reservation_create(
+        sku_id=sku.pk, location_id=store.pk, quantity=1, idempotency_key="a-0", channel="web"
+    )
+    connection.close()  # a new session: nothing prepared yet
+
+    calls = ["a-0", "a-1", "a-1", "a-2", "too-many", "a-3"]
+    outcomes = []
+    for key in calls:
+        try:
+            reservation = services.reservation_create(
+                sku_id=sku.pk,
+                location_id=store.pk,
+                quantity=3 if key == "too-many" else 1,
+                idempotency_key=key,
+                channel="web",
+            )
+            outcomes.append("replayed" if reservation.replayed else "new")
+        except InsufficientStock:
+            outcomes.append("refused")
+
+    assert outcomes == ["replayed", "new", "replayed", "new", "refused", "new"]
+    assert position(store, sku).reserved == 4
+    assert prepared_count() == 1
+    assert ledger_mismatches() == []
