@@ -686,6 +686,8 @@ def _consume_capacity(
     for location_id in capped:  # primary-key order, like every lock in this project
         candidate = candidates[location_id]
         day = selectors.local_day(candidate.timezone, at)
+        if [location_id, day.isoformat()] in order.capacity_slots:
+            continue  # a re-routing to a location that already prepares this order
         LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)
         updated = LocationDayLoad.objects.filter(
             location_id=location_id, day=day, orders__lt=candidate.capacity_cap
@@ -705,7 +707,7 @@ def _consume_capacity(
 def _return_capacity(order: Order) -> int:
     """Give back the daily slots an order counted in (cancelled before its preparation
     started: nobody did the work). Returns how many."""
-    for location_id, day in order.capacity_slots:
+    for location_id, day in sorted(order.capacity_slots):  # key order, as they were taken
         LocationDayLoad.objects.filter(location_id=location_id, day=day, orders__gt=0).update(
             orders=F("orders") - 1
         )
@@ -1604,9 +1606,22 @@ def _reroute(
             },
         )
         return
-    order_line.status = LineStatus.UNAVAILABLE
-    order_line.save(update_fields=["status"])
+    held = sum(line.quantity for line in _open_lines(order) if line.order_line_id == order_line.pk)
+    if held:  # some units are still held for it (found while picking, or received): it shrinks
+        order_line.quantity = held
+        order_line.save(update_fields=["quantity"])
+    else:
+        order_line.status = LineStatus.UNAVAILABLE
+        order_line.save(update_fields=["status"])
     refund = Money(order_line.unit_price, order.currency) * quantity
+    # The shopper is not charged for units that will not come: the total drops, and the payments
+    # app takes the new total (nothing is captured before the goods leave).
+    order.total_amount -= refund.amount
+    order.save(update_fields=["total_amount", "updated_at"])
+    from payments.orders_port import payable_order
+    from payments.services.tenders import order_payment_sync
+
+    order_payment_sync(order=payable_order(reference=order.reference))
     alternatives = _alternatives(order, order_line)
     _event(
         order,
@@ -1617,18 +1632,20 @@ def _reroute(
             "line": order_line.line_no,
             "sku": order_line.sku.code,
             "quantity": quantity,
+            "still_held": held,
             "refund_owed": refund.as_dict(),
             "alternatives": alternatives,
         },
     )
     if not order.lines.filter(status=LineStatus.OPEN).exists():
         _release_all(order, actor=actor, reason="nothing left to serve")
+        returned = _return_capacity(order) if order.status == OrderStatus.ALLOCATED else 0
         _move(
             order,
             OrderStatus.CANCELLED,
             actor=actor,
             channel=channel,
-            data={"reason": "no line can be served any more"},
+            data={"reason": "no line can be served any more", "capacity_returned": returned},
         )
         _notify(order, "order_cancelled", reason="out_of_stock", alternatives=alternatives)
     else:

@@ -314,3 +314,71 @@ def test_capacity_refusal_when_every_location_is_full(customer, sku):
     with pytest.raises(OutOfStock):
         place_delivery(customer, [line(sku)])
     assert position(near, sku).reserved == 1
+
+
+# ---- found by review -------------------------------------------------------------------------
+
+
+def test_when_the_missing_units_are_nowhere_the_line_shrinks_to_what_was_found(
+    customer, store, sku, sku2
+):
+    receive(store, sku, 3)
+    receive(store, sku2, 1)
+    order = place_pickup(customer, store, [line(sku, 3), line(sku2, 1)])
+    total_before = order.total_amount
+
+    reject(order, store, "not_on_shelf", found_quantity=2)
+
+    first = order.lines.get(line_no=1)
+    assert (first.status, first.quantity) == ("open", 2)
+    order.refresh_from_db()
+    assert order.total_amount == total_before - first.unit_price  # the missing unit is not due
+    unavailable = order.events.get(kind="line_unavailable").data
+    assert (unavailable["quantity"], unavailable["still_held"]) == (1, 2)
+    # and the order can still be handed over, whole or in part
+    act(services.order_picking_start, order_id=order.pk, idempotency_key=key(), **STAFF)
+    act(services.order_mark_ready, order_id=order.pk, idempotency_key=key(), **STAFF)
+    order.refresh_from_db()
+    code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
+    act(
+        services.order_collect,
+        order_id=order.pk,
+        code=code,
+        taken={2: 1},
+        idempotency_key=key(),
+        **STAFF,
+    )
+    order.refresh_from_db()
+    assert order.status == "collected"
+    assert (position(store, sku).on_hand, position(store, sku).reserved) == (2, 0)
+    assert ledger_mismatches() == []
+
+
+def test_a_reroute_to_a_location_already_preparing_the_order_counts_it_once(customer, sku, sku2):
+    a = LocationFactory(code="A", ships_from_location=True, daily_order_capacity=5)
+    b = WarehouseFactory(
+        code="B", latitude="45.764043", longitude="4.835659", daily_order_capacity=5
+    )
+    receive(a, sku, 5)
+    receive(b, sku2, 5)
+    order = place_delivery(customer, [line(sku, 1), line(sku2, 1)])
+    assert sorted(order.allocations.values_list("location__code", flat=True)) == ["A", "B"]
+    receive(b, sku, 5)
+
+    reject(order, a, "not_on_shelf", found_quantity=0)
+
+    order.refresh_from_db()
+    assert LocationDayLoad.objects.get(location=b).orders == 1
+    assert sorted(location for location, _ in order.capacity_slots) == [a.pk, b.pk]
+
+
+def test_an_order_cancelled_because_nothing_is_left_gives_its_slot_back(customer, sku):
+    near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
+    receive(near, sku, 3)
+    order = place_delivery(customer, [line(sku, 1)])
+
+    reject(order, near, "not_on_shelf", found_quantity=0)
+
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert LocationDayLoad.objects.get(location=near).orders == 0
