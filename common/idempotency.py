@@ -27,7 +27,8 @@ from common.exceptions import (
 from common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
-MAX_KEY_LENGTH = 255
+# The stock ledger namespaces it ("api:key:<id>:<key>") within its own 240 characters.
+MAX_KEY_LENGTH = 200
 
 
 def request_fingerprint(endpoint: str, payload) -> str:

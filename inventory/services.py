@@ -204,15 +204,19 @@ def validate_quantity(value, *, field_name: str = "quantity", allow_zero: bool =
     return value
 
 
+# Keys are stored in 255-character columns, some with a suffix ("<key>#<line>" per reservation).
+MAX_IDEMPOTENCY_KEY_LENGTH = 240
+
+
 def _check_idempotency_key(key: str) -> str:
     if not isinstance(key, str) or not key.strip():
         raise InvalidInput(
             "Every stock change needs an idempotency key.",
             details={"idempotency_key": ["required"]},
         )
-    if len(key) > 255:
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidInput(
-            "The idempotency key is longer than 255 characters.",
+            f"The idempotency key is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
             details={"idempotency_key": ["too long"]},
         )
     return key

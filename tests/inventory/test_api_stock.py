@@ -125,6 +125,23 @@ def test_write_without_idempotency_key_is_refused(web_client, store, sku):
     assert StockMovement.objects.count() == 0
 
 
+def test_an_over_long_idempotency_key_is_a_400_and_reserves_nothing(web_client, store, sku):
+    """Up to 200 characters; longer would not fit the ledger's keys with their suffixes."""
+    from tests.inventory.conftest import receive
+
+    receive(store, sku, 5)
+    before = snapshot()
+    body = {"lines": [{"sku": sku.code, "location": store.code, "quantity": 1}]}
+
+    fits = post(web_client, "/api/v1/reservations/", body, key="k" * 200)
+    too_long = post(web_client, "/api/v1/reservations/", body, key="k" * 201)
+
+    assert fits.status_code == 201
+    assert too_long.status_code == 400
+    assert too_long.json()["details"] == {"Idempotency-Key": ["too long"]}
+    assert snapshot()[2] == before[2] + 1
+
+
 @pytest.mark.parametrize("quantity", [0, -3, 1.5, "2", None, True, 10**7])
 def test_bad_quantities_get_400_with_field_details_and_nothing_moves(
     web_client, store, sku, quantity

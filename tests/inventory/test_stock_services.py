@@ -41,6 +41,23 @@ def test_same_idempotency_key_applies_once_and_returns_the_first_result(store, s
     assert StockMovement.objects.count() == 1
 
 
+def test_a_key_too_long_for_its_suffixes_is_refused_not_a_database_error(store, sku):
+    receive(store, sku, 5)
+
+    with pytest.raises(InvalidInput):
+        services.reservation_create(
+            sku_id=sku.pk,
+            location_id=store.pk,
+            quantity=1,
+            idempotency_key="k" * 254,
+            channel="web",
+        )
+    reservation = services.reservation_create(
+        sku_id=sku.pk, location_id=store.pk, quantity=1, idempotency_key="k" * 240, channel="web"
+    )
+    assert reservation.created_by_key == "k" * 240 + "#0"
+
+
 def test_same_key_with_other_arguments_is_refused_and_changes_nothing(store, sku):
     receive(store, sku, 10, key="delivery-42")
 
