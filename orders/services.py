@@ -992,6 +992,17 @@ def order_collect(
     return order
 
 
+def _lower_total(order: Order, amount: Decimal) -> None:
+    """The shopper will not pay `amount` of the order (refused at pickup, or units that will
+    not come): the total drops and the payments app takes the new total."""
+    from payments.orders_port import payable_order
+    from payments.services.tenders import order_payment_sync
+
+    order.total_amount -= amount
+    order.save(update_fields=["total_amount", "updated_at"])
+    order_payment_sync(order=payable_order(reference=order.reference))
+
+
 def _commit_taken(order: Order, taken: dict[int, int], *, actor: str) -> dict:
     """Partial pickup: each line's reservations commit what is taken and release the rest."""
     lines = {line.line_no: line for line in order.lines.filter(status=LineStatus.OPEN)}
@@ -1043,12 +1054,7 @@ def _commit_taken(order: Order, taken: dict[int, int], *, actor: str) -> dict:
     # payments app takes the new total (so nothing refused stays "due").
     refused_value = sum((lines[n].unit_price * units for n, units in refused.items()), Decimal(0))
     if refused_value:
-        order.total_amount -= refused_value
-        order.save(update_fields=["total_amount", "updated_at"])
-        from payments.orders_port import payable_order
-        from payments.services.tenders import order_payment_sync
-
-        order_payment_sync(order=payable_order(reference=order.reference))
+        _lower_total(order, refused_value)
     OrderLine.objects.filter(
         order=order, line_no__in=[n for n in lines if not taken.get(n)]
     ).update(status=LineStatus.CANCELLED)
@@ -1616,12 +1622,7 @@ def _reroute(
     refund = Money(order_line.unit_price, order.currency) * quantity
     # The shopper is not charged for units that will not come: the total drops, and the payments
     # app takes the new total (nothing is captured before the goods leave).
-    order.total_amount -= refund.amount
-    order.save(update_fields=["total_amount", "updated_at"])
-    from payments.orders_port import payable_order
-    from payments.services.tenders import order_payment_sync
-
-    order_payment_sync(order=payable_order(reference=order.reference))
+    _lower_total(order, refund.amount)
     alternatives = _alternatives(order, order_line)
     _event(
         order,
