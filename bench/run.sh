@@ -11,6 +11,9 @@ servers_start shared_buffers=512MB
 # Production-like: PostgreSQL, and Redis as cache and broker.
 export DATABASE_URL="$DATABASE_URL_THROWAWAY" REDIS_URL="$REDIS_URL_THROWAWAY"
 export DB_CONN_MAX_AGE=600
+# Production settings: with DEBUG on, Django records every query in memory (and the stock
+# benchmark's workers ran that way until 2026-11-23, at ~0.3 ms more CPU per reservation).
+export DEBUG=0 SECRET_KEY="bench-only-not-secret" ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 mkdir -p bench/results
 failed=()
 for script in bench/bench_${BENCH:-*}.py; do

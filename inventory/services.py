@@ -1480,8 +1480,25 @@ class _PreparedStatementLost(Exception):
     """The connection's prepared statement is gone (a DEALLOCATE ALL or DISCARD ALL ran)."""
 
 
+# Writers of one hot position first queue on a transaction-level advisory lock named after the
+# position, sent in the same round trip as the reservation and released when it commits. Without
+# it, every waiter sits in the row's lock and re-reads the row's growing chain of versions when
+# its turn comes: measured with pgbench, 32 clients on one row cost PostgreSQL ~0.9 ms of CPU
+# per transaction instead of ~0.3 ms with the queue, and the service's hot-SKU reservations went
+# from ~840/s to ~1,050/s on this 2-core machine (bench/analysis.md). The lock only orders
+# writers: the conditional UPDATE still decides, so a hash collision between two positions costs
+# some waiting, never a wrong answer.
+_HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): this project's space
+_HOT_ROW_QUEUE_SQL = "SELECT pg_advisory_xact_lock({cls}, hashtext({key})); "
+
+
+def _hot_row_queue_key(params: dict) -> str:
+    return f"position:{params['sku']}:{params['location']}"
+
+
 def _execute_reserve_one(params: dict) -> tuple | None:
-    """Run `_RESERVE_ONE_SQL` and return its row.
+    """Queue on the position's advisory lock, run `_RESERVE_ONE_SQL` and return its row: two
+    statements in one round trip (one implicit transaction outside an atomic block).
 
     Django's cursors bind parameters on the client, so PostgreSQL plans every execution, and
     this statement's plan costs more than running it (0.34 ms against 0.20 ms, measured). With
@@ -1490,9 +1507,15 @@ def _execute_reserve_one(params: dict) -> tuple | None:
     leaves the prepared statement in place, and prepared statements outlive rollbacks. Off
     (behind PgBouncer in transaction mode, which does not track SQL PREPARE) it is sent plain.
     """
+    queue_key = _hot_row_queue_key(params)
     if not settings.OMNISTOCK["PREPARED_STATEMENTS"]:
         with connection.cursor() as cursor:
-            cursor.execute(_RESERVE_ONE_SQL, params)
+            cursor.execute(
+                _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%(queue_key)s")
+                + _RESERVE_ONE_SQL,
+                {**params, "queue_key": queue_key},
+            )
+            cursor.nextset()  # the reservation's row, after the lock's empty one
             return cursor.fetchone()
     connection.ensure_connection()
     session = connection.connection  # a new database session is a new object: prepare again
@@ -1505,14 +1528,16 @@ def _execute_reserve_one(params: dict) -> tuple | None:
             session.omnistock_prepared = _RESERVE_ONE_NAME
         try:
             cursor.execute(
-                f"EXECUTE {_RESERVE_ONE_NAME} ({', '.join(['%s'] * len(_RESERVE_ONE_PARAMS))})",
-                [params[name] for name in _RESERVE_ONE_PARAMS],
+                _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%s")
+                + f"EXECUTE {_RESERVE_ONE_NAME} ({', '.join(['%s'] * len(_RESERVE_ONE_PARAMS))})",
+                [queue_key, *(params[name] for name in _RESERVE_ONE_PARAMS)],
             )
         except ProgrammingError as error:
             if getattr(error.__cause__, "sqlstate", None) != "26000":  # invalid statement name
                 raise
             session.omnistock_prepared = None  # the next call prepares it again
             raise _PreparedStatementLost() from error
+        cursor.nextset()  # the reservation's row, after the lock's empty one
         return cursor.fetchone()
 
 

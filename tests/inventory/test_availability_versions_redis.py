@@ -15,7 +15,7 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 def redis_cache():
     url = os.environ["TEST_REDIS_URL"]
-    backend = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    backend = {"BACKEND": "common.cache.RedisCache", "LOCATION": url}
     local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     with override_settings(CACHES={"default": backend, "local": local}):
         cache = caches["default"]

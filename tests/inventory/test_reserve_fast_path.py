@@ -1,8 +1,10 @@
 """PostgreSQL writes a one-line reservation in one statement: it must write exactly what the
 general path writes, and leave every other case (replays, refusals) to the general path."""
 
+import threading
+
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from integrations.models import OutboxEvent
@@ -207,4 +209,64 @@ def test_outside_a_transaction_replays_and_refusals_never_break_the_next_calls()
     assert outcomes == ["replayed", "new", "replayed", "new", "refused", "new"]
     assert position(store, sku).reserved == 4
     assert prepared_count() == 1
+    assert ledger_mismatches() == []
+
+
+def test_without_prepared_statements_the_statement_is_sent_plain_and_writes_the_same(settings):
+    """Behind a pooler in transaction mode (DB_PREPARED_STATEMENTS=0) nothing is prepared."""
+    sku = SkuFactory()
+    plain_store, prepared_store = (LocationFactory(low_stock_threshold=3) for _ in range(2))
+    for store in (plain_store, prepared_store):
+        receive(store, sku, 5)
+    OutboxEvent.objects.all().delete()
+
+    prepared = reserve(prepared_store, sku, "prepared-1")
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "PREPARED_STATEMENTS": False}
+    with CaptureQueriesContext(connection) as queries:
+        plain = reserve(plain_store, sku, "plain-1")
+
+    assert not any("EXECUTE" in query["sql"] for query in queries)
+    assert written_by(plain) == written_by(prepared)
+    assert events_for(plain_store) == events_for(prepared_store)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [True, False])
+def test_writers_of_one_position_queue_on_its_advisory_lock(settings, prepared):
+    """While another session holds the position's queue lock, a reservation waits (and changes
+    nothing); it goes through as soon as the lock is released."""
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "PREPARED_STATEMENTS": prepared}
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    queue_key = services._hot_row_queue_key({"sku": sku.pk, "location": store.pk})
+    holder = connections.create_connection("default")
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))",
+            [services._HOT_ROW_QUEUE_CLASS, queue_key],
+        )
+    results = []
+
+    def reserve_in_thread():
+        try:
+            results.append(reserve(store, sku, f"queued-{prepared}", quantity=1))
+        finally:
+            connections.close_all()
+
+    waiter = threading.Thread(target=reserve_in_thread)
+    waiter.start()
+    waiter.join(timeout=0.5)
+    waiting = waiter.is_alive()
+    reserved_while_waiting = position(store, sku).reserved
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_unlock(%s, hashtext(%s))",
+            [services._HOT_ROW_QUEUE_CLASS, queue_key],
+        )
+    holder.close()
+    waiter.join(timeout=10)
+
+    assert (waiting, reserved_while_waiting) == (True, 0)
+    assert len(results) == 1 and not results[0].replayed
+    assert position(store, sku).reserved == 1
     assert ledger_mismatches() == []
