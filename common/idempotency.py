@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -55,20 +55,35 @@ def idempotent(request, *, endpoint: str, perform: Callable[[], Response]) -> Re
     owner = caller_owner(request)
     fingerprint = request_fingerprint(endpoint, request.data)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    owner=owner, key=key, endpoint=endpoint, request_hash=fingerprint
-                )
-        except IntegrityError:
+        record_id = _claim(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
+        if record_id is None:
             return _replay(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
         response = perform()
         body = json.loads(json.dumps(response.data, cls=JSONEncoder))
-        record.response_status = response.status_code
-        record.response_body = body
-        record.completed_at = timezone.now()
-        record.save(update_fields=["response_status", "response_body", "completed_at"])
+        IdempotencyRecord.objects.filter(pk=record_id).update(
+            response_status=response.status_code,
+            response_body=body,
+            completed_at=timezone.now(),
+        )
     return response
+
+
+_CLAIM_SQL = (
+    f"INSERT INTO {IdempotencyRecord._meta.db_table} "  # noqa: S608 - table name, not input
+    "(owner, key, endpoint, request_hash, created_at) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (owner, key) DO NOTHING RETURNING id"
+)
+
+
+def _claim(*, owner: str, key: str, endpoint: str, fingerprint: str) -> int | None:
+    """Insert the record; None when the key exists. `ON CONFLICT DO NOTHING` needs no savepoint
+    (a failed INSERT would abort the transaction), and a concurrent first request with the same
+    key makes this one wait for its commit, then find the key taken."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [owner, key, endpoint, fingerprint, now])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _replay(*, owner: str, key: str, endpoint: str, fingerprint: str) -> Response:

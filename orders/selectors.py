@@ -159,11 +159,15 @@ def routing_candidates(
         )
         if row["daily_order_capacity"] is not None:
             capped[row["pk"]] = (row["daily_order_capacity"], local_day(row["timezone"], at))
+    # Every location's positions of these SKUs (one index range per SKU); those of inactive
+    # locations are skipped here rather than listing every active location's id in the query.
     rows = StockPosition.objects.filter(
-        sku_id__in=list(sku_ids), location_id__in=list(candidates), **{f"{column}__gt": 0}
+        sku_id__in=list(sku_ids), **{f"{column}__gt": 0}
     ).values_list("location_id", "sku_id", column)
     for location_id, sku_id, units in rows:
-        candidates[location_id].stock[sku_id] = units
+        candidate = candidates.get(location_id)
+        if candidate is not None:
+            candidate.stock[sku_id] = units
     if capped:
         loads = LocationDayLoad.objects.filter(
             location_id__in=list(capped), day__in={day for _, day in capped.values()}

@@ -63,8 +63,23 @@ def test_revoked_key_is_refused(api_client_factory, store):
     from common.models import ApiKey
 
     client = api_client_factory()
+    assert client.get("/api/v1/locations/").status_code == 200
     ApiKey.objects.update(is_active=False)
     assert client.get("/api/v1/locations/").status_code == 401
+
+
+def test_a_key_s_last_use_is_written_once_a_minute_not_on_every_request(api_client_factory, store):
+    from common.models import ApiKey
+
+    client = api_client_factory()
+    assert ApiKey.objects.get().last_used_at is None
+    client.get("/api/v1/locations/")
+    first_use = ApiKey.objects.get().last_used_at
+    ApiKey.objects.update(last_used_at=None)
+    client.get("/api/v1/locations/")
+
+    assert first_use is not None
+    assert ApiKey.objects.get().last_used_at is None  # within the minute: not written again
 
 
 def test_unknown_url_is_json_404(web_client):

@@ -1,5 +1,6 @@
 """Concurrency guarantees on a real PostgreSQL server (`make test` starts one)."""
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -139,6 +140,32 @@ def test_the_same_idempotency_key_sent_by_many_workers_at_once_applies_once():
     assert sum(1 for o in outcomes if not o.replayed) == 1
     assert position(store, sku).on_hand == 5
     assert StockOperation.objects.count() == 1 and StockMovement.objects.count() == 1
+
+
+def test_one_api_request_retried_by_many_clients_at_once_reserves_once(api_client_factory):
+    """The API's idempotency record is claimed with INSERT … ON CONFLICT DO NOTHING: a retry
+    arriving while the first is in flight waits for it, then replays its response."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 50)
+    client = api_client_factory()
+    body = json.dumps({"lines": [{"sku": sku.code, "location": store.code, "quantity": 2}]})
+
+    responses = _race(
+        16,
+        lambda i: client.post(
+            "/api/v1/reservations/",
+            data=body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="checkout-77",
+        ),
+    )
+
+    assert {r.status_code for r in responses} == {201}
+    assert len({json.dumps(r.json(), sort_keys=True) for r in responses}) == 1
+    assert sum(1 for r in responses if "Idempotent-Replayed" not in r.headers) == 1
+    assert position(store, sku).reserved == 2
+    assert Reservation.objects.count() == 1
+    assert ledger_mismatches() == []
 
 
 def test_till_backlogs_applied_in_batches_race_reservations_without_deadlock_or_drift():

@@ -109,6 +109,24 @@ def test_delivery_prefers_one_location_serving_every_line_over_nearer_partial_on
     assert near_row["rejected"] == "missing JEANS-32: 0 of 1"
 
 
+def test_an_inactive_location_s_stock_is_never_routed_to(customer, warehouse, sku):
+    # given the only stock of the SKU is in a ship-from-store that has been deactivated
+    closed = LocationFactory(code="CLOSED", ships_from_location=True)
+    receive(closed, sku, 10)
+    closed.is_active = False
+    closed.save()
+
+    # when a delivery order for it is placed, it is refused and nothing is reserved
+    with pytest.raises(OutOfStock):
+        place_delivery(customer, [line(sku)])
+    assert nothing_reserved()
+
+    # and once the warehouse has some, the order ships from there
+    receive(warehouse, sku, 3)
+    order = place_delivery(customer, [line(sku)])
+    assert {r.location_id for r in active_reservations(order)} == {warehouse.pk}
+
+
 def test_delivery_splits_with_the_fewest_shipments_when_no_location_has_everything(
     customer, sku, sku2
 ):

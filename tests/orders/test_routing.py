@@ -1,8 +1,6 @@
 """The router's pure functions: ranking, single location first, fewest shipments, speed."""
 
 import random
-import statistics
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,16 +111,20 @@ def build_network(locations=500, skus=10, seed=7):
     return candidates, needs
 
 
-def test_a_ten_line_order_over_500_locations_routes_in_under_5_ms():
+def test_a_ten_line_order_over_500_locations_gets_a_plan_that_serves_every_line():
+    # How fast is measured by `make bench` (bench/bench_orders.py), not here.
     candidates, needs = build_network()
     rules = ["distance", "protect_last_units", "priority", "stock_depth"]
-    timings = []
-    for _ in range(30):
-        started = time.perf_counter()
-        plan = routing.route_delivery(needs, candidates, rules=rules, origin=(48.86, 2.33))
-        timings.append(time.perf_counter() - started)
+
+    plan = routing.route_delivery(needs, candidates, rules=rules, origin=(48.86, 2.33))
+
     assert plan.ok
-    assert statistics.median(timings) < 0.005, f"median {statistics.median(timings) * 1000:.2f} ms"
+    served = {}
+    for assignment in plan.assignments:
+        for need, units in assignment.lines:
+            served[need.sku_id] = served.get(need.sku_id, 0) + units
+            assert assignment.location.stock[need.sku_id] >= units
+    assert served == {need.sku_id: need.quantity for need in needs}
 
 
 # ---- properties ------------------------------------------------------------------------------
