@@ -49,6 +49,12 @@ class Order(models.Model):
     created_by_key = models.CharField(
         max_length=255, unique=True, editable=False, help_text="The placing request's key."
     )
+    request_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 of what was ordered: a retry with the same key must match it.",
+    )
     channel = models.CharField(max_length=20, choices=SalesChannel.choices)
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="orders"

@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.channels import SalesChannel
-from common.exceptions import DomainError, IllegalTransition, InvalidInput
+from common.exceptions import DomainError, IdempotencyKeyReused, IllegalTransition, InvalidInput
 from common.money import CurrencyMismatch, Money, parse_amount
 from customers.models import Customer
 from integrations.services import events_record
@@ -411,11 +411,17 @@ def order_place(
             "An idempotency key of at most 255 characters is required.",
             details={"idempotency_key": ["required"]},
         )
-    existing = Order.objects.filter(created_by_key=idempotency_key).first()
-    if existing:
-        existing.replayed = True
-        return existing
     currency, prices = _validate_lines(lines)
+    request_hash = _placement_fingerprint(
+        channel=channel,
+        lines=lines,
+        prices=prices,
+        fulfilment=fulfilment,
+        pickup_location_id=pickup_location_id,
+        address=address,
+    )
+    if existing := _placed_with(idempotency_key, request_hash):
+        return existing
     at = at or timezone.now()
     pickup_store = None
     if fulfilment == FulfilmentType.PICKUP:
@@ -444,6 +450,7 @@ def order_place(
             order = Order(
                 reference=_new_reference(channel),
                 created_by_key=idempotency_key,
+                request_hash=request_hash,
                 channel=channel,
                 customer=customer,
                 language=language or getattr(customer, "language", "") or "fr",
@@ -540,13 +547,64 @@ def order_place(
                 "events": written["events"],
             }
     except IntegrityError:
-        existing = Order.objects.filter(created_by_key=idempotency_key).first()
+        existing = _placed_with(idempotency_key, request_hash)
         if existing is None:
             raise
-        existing.replayed = True
         return existing
     order.replayed = False
     return order
+
+
+def _placement_fingerprint(
+    *,
+    channel: str,
+    lines: Sequence[OrderLineRequest],
+    prices: list[Decimal],
+    fulfilment: str,
+    pickup_location_id: int | None,
+    address: DeliveryAddress | None,
+) -> str:
+    """What a retry must repeat: the channel, the lines (SKU, quantity, price, currency) and
+    where they go. Not the customer: a retry may name a record merged since into another."""
+    return stock._fingerprint(
+        "order.place",
+        {
+            "channel": channel,
+            "lines": [
+                [line.sku_id, line.quantity, format(price.normalize(), "f"), line.currency]
+                for line, price in zip(lines, prices, strict=True)
+            ],
+            "fulfilment": fulfilment,
+            "pickup": pickup_location_id,
+            "address": (
+                [
+                    address.name,
+                    address.address,
+                    address.postcode,
+                    address.city,
+                    address.country,
+                    str(address.latitude),
+                    str(address.longitude),
+                ]
+                if address
+                else None
+            ),
+        },
+    )
+
+
+def _placed_with(idempotency_key: str, request_hash: str) -> Order | None:
+    """The order this key placed, marked `replayed`; IdempotencyKeyReused when the key placed
+    another order (orders placed before the hash was kept have none and are not compared)."""
+    existing = Order.objects.filter(created_by_key=idempotency_key).first()
+    if existing is None:
+        return None
+    if existing.request_hash and existing.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            f"This key placed order {existing.reference}, with other lines or fulfilment."
+        )
+    existing.replayed = True
+    return existing
 
 
 def _allocate(

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from common.exceptions import InvalidInput
+from common.exceptions import IdempotencyKeyReused, InvalidInput
 from common.money import CurrencyMismatch
 from inventory.exceptions import InvalidQuantity, UnknownLocation
 from inventory.models import Reservation, StockMovement, Transfer
@@ -270,6 +270,26 @@ def test_the_same_idempotency_key_returns_the_same_order_and_reserves_once(custo
     assert again.pk == first.pk and again.replayed
     assert Order.objects.count() == 1
     assert position(store, sku).reserved == 2
+
+
+def test_the_same_key_with_other_lines_or_another_store_is_refused_and_reserves_nothing(
+    customer, store, sku
+):
+    receive(store, sku, 5)
+    other_store = LocationFactory(code="OTHER", allows_pickup=True)
+    receive(other_store, sku, 5)
+    first = place_pickup(customer, store, [line(sku, 2)], key="one-key")
+
+    # a price written differently is the same request
+    same = place_pickup(customer, store, [line(sku, 2, price="19.9")], key="one-key")
+    with pytest.raises(IdempotencyKeyReused):
+        place_pickup(customer, store, [line(sku, 3)], key="one-key")
+    with pytest.raises(IdempotencyKeyReused):
+        place_pickup(customer, other_store, [line(sku, 2)], key="one-key")
+
+    assert same.pk == first.pk and same.replayed
+    assert Order.objects.count() == 1
+    assert (position(store, sku).reserved, position(other_store, sku).reserved) == (2, 0)
 
 
 def test_an_order_at_the_till_may_take_units_kept_back_from_online_channels(customer, store, sku):
