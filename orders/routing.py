@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from stores.selectors import distance_km  # pure: the one haversine of the project
 
@@ -44,6 +45,7 @@ class Candidate:
     transfer_days: int = 2
     capacity_left: int | None = None  # None: no daily cap
     capacity_cap: int | None = None
+    capacity_day: date | None = None  # the local day an order placed now counts on there
     timezone: str = "Europe/Paris"
     stock: dict[int, int] = field(default_factory=dict)  # sku_id -> available units
 

@@ -130,6 +130,16 @@ def local_day(tz_name: str, at: datetime) -> date:
     return at.astimezone(zoneinfo.ZoneInfo(tz_name)).date()
 
 
+def preparation_day(location_id: int, tz_name: str, at: datetime) -> date:
+    """The local day a location prepares an order placed `at`, which its daily capacity counts:
+    the day it would have the order ready from its own stock, through its opening hours (an
+    order placed after closing, or too late to be prepared today, counts on the next opening
+    day). Lines coming by transfer do not move it."""
+    location = location_with_calendar(location_id)
+    ready = location_ready_by(location, at=at) if location else None
+    return local_day(tz_name, ready or at)
+
+
 def routing_candidates(
     *, sku_ids: Iterable[int], channel: str, at: datetime | None = None
 ) -> dict[int, routing.Candidate]:
@@ -158,7 +168,9 @@ def routing_candidates(
             timezone=row["timezone"],
         )
         if row["daily_order_capacity"] is not None:
-            capped[row["pk"]] = (row["daily_order_capacity"], local_day(row["timezone"], at))
+            day = preparation_day(row["pk"], row["timezone"], at)
+            candidates[row["pk"]].capacity_day = day
+            capped[row["pk"]] = (row["daily_order_capacity"], day)
     # Every location's positions of these SKUs (one index range per SKU); those of inactive
     # locations are skipped here rather than listing every active location's id in the query.
     rows = StockPosition.objects.filter(

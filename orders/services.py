@@ -743,7 +743,9 @@ def _consume_capacity(
     used = []
     for location_id in capped:  # primary-key order, like every lock in this project
         candidate = candidates[location_id]
-        day = selectors.local_day(candidate.timezone, at)
+        day = candidate.capacity_day or selectors.preparation_day(
+            location_id, candidate.timezone, at
+        )
         if [location_id, day.isoformat()] in order.capacity_slots:
             continue  # a re-routing to a location that already prepares this order
         LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)

@@ -1,5 +1,6 @@
 """Store rejections with re-routing, returns in any store, daily capacity."""
 
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -256,6 +257,30 @@ def test_a_store_at_its_daily_capacity_takes_no_more_pickup_orders(customer, sku
 
     assert position(shop, sku).reserved == 1
     assert LocationDayLoad.objects.get(location=shop).orders == 1
+
+
+def test_capacity_counts_the_day_the_store_prepares_the_order_not_the_day_it_was_placed(
+    customer, sku
+):
+    # given a store open 10:00-20:00 with a 60-minute lead time that prepares 1 order a day
+    shop = LocationFactory(code="SMALL", daily_order_capacity=1)
+    receive(shop, sku, 10)
+    wednesday_11h = datetime.fromisoformat("2026-11-25T11:00:00+01:00")
+    wednesday_19h55 = datetime.fromisoformat("2026-11-25T19:55:00+01:00")
+
+    # when Wednesday's slot is taken in the morning, an order at 19:55 (ready on Thursday)
+    # still fits, in Thursday's slot, and the next evening order does not
+    morning = place_pickup(customer, shop, [line(sku)], at=wednesday_11h)
+    evening = place_pickup(customer, shop, [line(sku)], at=wednesday_19h55)
+    with pytest.raises(StoreAtCapacity):
+        place_pickup(customer, shop, [line(sku)], at=wednesday_19h55)
+
+    assert morning.capacity_slots == [[shop.pk, "2026-11-25"]]
+    assert evening.capacity_slots == [[shop.pk, "2026-11-26"]]
+    assert dict(LocationDayLoad.objects.values_list("day", "orders")) == {
+        date(2026, 11, 25): 1,
+        date(2026, 11, 26): 1,
+    }
 
 
 def cancel(order):
