@@ -17,10 +17,16 @@ class _ReusingClient(RedisCacheClient):
         self._clients = {}
 
     def get_client(self, key=None, *, write=False):
+        # The index is drawn once: reads pick a replica at random, and the client kept under
+        # an index must be bound to that index's pool.
         index = self._get_connection_pool_index(write)
         client = self._clients.get(index)
         if client is None:
-            client = self._client(connection_pool=self._get_connection_pool(write))
+            if index not in self._pools:
+                self._pools[index] = self._pool_class.from_url(
+                    self._servers[index], **self._pool_options
+                )
+            client = self._client(connection_pool=self._pools[index])
             self._clients[index] = client
         return client
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -75,10 +75,22 @@ _CLAIM_SQL = (
 )
 
 
+def _insert_can_return() -> bool:
+    return connection.features.can_return_columns_from_insert  # False on SQLite before 3.35
+
+
 def _claim(*, owner: str, key: str, endpoint: str, fingerprint: str) -> int | None:
     """Insert the record; None when the key exists. `ON CONFLICT DO NOTHING` needs no savepoint
     (a failed INSERT would abort the transaction), and a concurrent first request with the same
     key makes this one wait for its commit, then find the key taken."""
+    if not _insert_can_return():
+        try:
+            with transaction.atomic():
+                return IdempotencyRecord.objects.create(
+                    owner=owner, key=key, endpoint=endpoint, request_hash=fingerprint
+                ).pk
+        except IntegrityError:
+            return None
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [owner, key, endpoint, fingerprint, now])

@@ -680,6 +680,37 @@ _SET_UPDATE_SQL = (
 )
 
 
+# Every writer of a position first queues on a transaction-level advisory lock named after it,
+# sent in the same round trip as its first statement on the position and released when its
+# transaction ends: the one-statement reservation, and the general path (all of an operation's
+# positions, in hash order, before their rows). Without it, every writer of a hot position waits
+# inside the row's lock and re-reads the row's chain of versions when its turn comes: measured
+# with pgbench, 32 clients on one row cost PostgreSQL ~1 ms of CPU per transaction, against
+# ~0.3 ms with the queue (bench/analysis.md). Because every writer takes the queue lock before
+# the row, a transaction holding a row never waits for a queue lock held by one waiting for that
+# row. The lock only orders writers; the conditional UPDATE still decides what is granted, so
+# two positions whose names hash alike only wait for each other.
+_HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): this project's space
+# Advisory locks take slots in PostgreSQL's shared lock table (max_locks_per_transaction x
+# max_connections: 6,400 by default), row locks do not. An operation on more positions than an
+# order may have lines (a whole delivery or store count, a till's batch) locks its rows without
+# queuing; such operations run in their own transactions, never followed by a reservation that
+# could wait for a queue lock while holding their rows.
+_QUEUE_MAX_POSITIONS = 100
+_HOT_ROW_QUEUE_SQL = "SELECT pg_advisory_xact_lock({cls}, hashtext({key})); "
+_QUEUE_MANY_SQL = (
+    f"SELECT pg_advisory_xact_lock({_HOT_ROW_QUEUE_CLASS}, k) FROM (SELECT DISTINCT "  # noqa: S608
+    "hashtext(name) AS k FROM unnest(CAST(%(queue_keys)s AS text[])) AS name ORDER BY k) AS q; "
+)
+
+
+def _hot_row_queue_key(position: dict) -> str:
+    """The queue lock's name: {"sku"/"sku_id": …, "location"/"location_id": …}."""
+    sku = position.get("sku_id", position.get("sku"))
+    location = position.get("location_id", position.get("location"))
+    return f"position:{sku}:{location}"
+
+
 def _update_positions(
     by_id: dict[int, dict], totals: dict[int, list[int]]
 ) -> Iterable[tuple[int, tuple]]:
@@ -712,14 +743,19 @@ def _update_positions(
         "threshold": [by_id[pid]["location__low_stock_threshold"] for pid in ordered],
         "now": timezone.now(),
     }
+    queue = ""
+    if len(ordered) <= _QUEUE_MAX_POSITIONS:
+        params["queue_keys"] = [_hot_row_queue_key(by_id[pid]) for pid in ordered]
+        queue = _QUEUE_MANY_SQL
     with connection.cursor() as cursor:
-        # Locks first, in key order (the lock an UPDATE takes): two batches (or a batch and
-        # single-row updates, which go in key order too) never wait on each other in a cycle.
-        cursor.execute(
+        # Locks first: the positions' queue locks (in hash order), then the rows in key order
+        # (the lock an UPDATE takes), in one round trip. Two batches (or a batch and single-row
+        # changes, which queue first too) never wait on each other in a cycle.
+        lock_rows = (
             f"SELECT id FROM {_POSITION_TABLE} WHERE id = ANY(%(ids)s) "  # noqa: S608
-            "ORDER BY id FOR NO KEY UPDATE",
-            params,
+            "ORDER BY id FOR NO KEY UPDATE"
         )
+        cursor.execute(queue + lock_rows, params)
         cursor.execute(_SET_UPDATE_SQL, params)
         rows = {row[0]: row[1:] for row in cursor.fetchall()}
     for position_id in ordered:
@@ -774,14 +810,17 @@ def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple |
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
+            params["queue_key"] = _hot_row_queue_key(info)
+            queue = _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%(queue_key)s")
+            change = (
                 f"WITH updated AS ({update}), calc AS ({_calc_sql('updated', 'GREATEST')}), "  # noqa: S608
                 f"events AS ({_event_insert_sql('jsonb_build_object', **_ONE_POSITION_EVENTS)} "
                 "RETURNING 1) "
                 "SELECT on_hand, reserved, unsellable, incoming, safety_stock, "
-                "(SELECT count(*) FROM events) FROM calc",
-                params,
+                "(SELECT count(*) FROM events) FROM calc"
             )
+            cursor.execute(queue + change, params)
+            cursor.nextset()  # the position's row, after the queue lock's empty one
             return cursor.fetchone()
         # SQLite has no data-modifying CTEs; writers are serialised anyway, so two statements.
         cursor.execute(update, params)
@@ -1478,22 +1517,6 @@ for _position, _name in enumerate(_RESERVE_ONE_PARAMS, start=1):
 
 class _PreparedStatementLost(Exception):
     """The connection's prepared statement is gone (a DEALLOCATE ALL or DISCARD ALL ran)."""
-
-
-# Writers of one hot position first queue on a transaction-level advisory lock named after the
-# position, sent in the same round trip as the reservation and released when it commits. Without
-# it, every waiter sits in the row's lock and re-reads the row's growing chain of versions when
-# its turn comes: measured with pgbench, 32 clients on one row cost PostgreSQL ~0.9 ms of CPU
-# per transaction instead of ~0.3 ms with the queue, and the service's hot-SKU reservations went
-# from ~840/s to ~1,050/s on this 2-core machine (bench/analysis.md). The lock only orders
-# writers: the conditional UPDATE still decides, so a hash collision between two positions costs
-# some waiting, never a wrong answer.
-_HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): this project's space
-_HOT_ROW_QUEUE_SQL = "SELECT pg_advisory_xact_lock({cls}, hashtext({key})); "
-
-
-def _hot_row_queue_key(params: dict) -> str:
-    return f"position:{params['sku']}:{params['location']}"
 
 
 def _execute_reserve_one(params: dict) -> tuple | None:

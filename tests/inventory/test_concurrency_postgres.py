@@ -2,10 +2,11 @@
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from inventory import services
 from inventory.exceptions import InsufficientStock
@@ -165,6 +166,69 @@ def test_one_api_request_retried_by_many_clients_at_once_reserves_once(api_clien
     assert sum(1 for r in responses if "Idempotent-Replayed" not in r.headers) == 1
     assert position(store, sku).reserved == 2
     assert Reservation.objects.count() == 1
+    assert ledger_mismatches() == []
+
+
+@pytest.mark.parametrize("positions_received", [1, 2], ids=["one-position", "set-based"])
+def test_a_transaction_that_changed_a_position_then_reserves_it_never_deadlocks_a_reserver(
+    positions_received,
+):
+    """Every writer queues on the position's advisory lock before its row. Found by review: a
+    receipt (general path) followed by a one-line reservation in the same transaction, as a
+    transfer received for an order does, deadlocked with a reservation of that position
+    arriving in between when only the one-statement reservation queued."""
+    store, sku, other_sku = LocationFactory(), SkuFactory(), SkuFactory()
+    receive(store, sku, 5)
+    received = [(sku.pk, 3), (other_sku.pk, 1)][:positions_received]
+    row_held = threading.Event()
+    errors = []
+
+    def receive_then_reserve():
+        try:
+            with transaction.atomic():
+                services.stock_receive(
+                    location_id=store.pk, lines=received, idempotency_key="transfer-in"
+                )
+                row_held.set()
+                time.sleep(0.5)  # the other reserver arrives meanwhile
+                services.reservation_create(
+                    sku_id=sku.pk,
+                    location_id=store.pk,
+                    quantity=2,
+                    idempotency_key="for-order",
+                    channel="web",
+                )
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def reserve_meanwhile():
+        try:
+            row_held.wait(5)
+            services.reservation_create(
+                sku_id=sku.pk,
+                location_id=store.pk,
+                quantity=1,
+                idempotency_key="shopper",
+                channel="web",
+            )
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=receive_then_reserve),
+        threading.Thread(target=reserve_meanwhile),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert (position(store, sku).on_hand, position(store, sku).reserved) == (8, 3)
     assert ledger_mismatches() == []
 
 
