@@ -181,51 +181,34 @@ def test_a_transaction_that_changed_a_position_then_reserves_it_never_deadlocks_
     receive(store, sku, 5)
     received = [(sku.pk, 3), (other_sku.pk, 1)][:positions_received]
     row_held = threading.Event()
-    errors = []
+
+    def reserve(quantity, key):
+        return services.reservation_create(
+            sku_id=sku.pk,
+            location_id=store.pk,
+            quantity=quantity,
+            idempotency_key=key,
+            channel="web",
+        )
 
     def receive_then_reserve():
-        try:
-            with transaction.atomic():
-                services.stock_receive(
-                    location_id=store.pk, lines=received, idempotency_key="transfer-in"
-                )
-                row_held.set()
-                time.sleep(0.5)  # the other reserver arrives meanwhile
-                services.reservation_create(
-                    sku_id=sku.pk,
-                    location_id=store.pk,
-                    quantity=2,
-                    idempotency_key="for-order",
-                    channel="web",
-                )
-        except Exception as exc:  # asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        with transaction.atomic():
+            services.stock_receive(
+                location_id=store.pk, lines=received, idempotency_key="transfer-in"
+            )
+            row_held.set()
+            time.sleep(0.5)  # the other reserver arrives meanwhile
+            reserve(2, "for-order")
 
     def reserve_meanwhile():
-        try:
-            row_held.wait(5)
-            services.reservation_create(
-                sku_id=sku.pk,
-                location_id=store.pk,
-                quantity=1,
-                idempotency_key="shopper",
-                channel="web",
-            )
-        except Exception as exc:  # asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        row_held.wait(5)
+        reserve(1, "shopper")
 
-    threads = [
-        threading.Thread(target=receive_then_reserve),
-        threading.Thread(target=reserve_meanwhile),
+    errors = [
+        outcome
+        for outcome in _race(2, lambda i: (receive_then_reserve, reserve_meanwhile)[i]())
+        if isinstance(outcome, Exception)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
 
     assert errors == []
     assert (position(store, sku).on_hand, position(store, sku).reserved) == (8, 3)
