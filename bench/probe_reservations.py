@@ -5,6 +5,9 @@ N worker processes call `inventory.services.reservation_create` for a few second
 position or spread over 1,000 SKUs x 10 locations, while the CPU time of the postgres and
 redis-server processes on this machine is sampled from /proc.
 
+The PostgreSQL and Redis figures count every process of those names on the machine: run it
+with no other cluster or Redis busy.
+
 Usage, against a migrated throwaway database (see bench/run.sh for how it starts one):
     DATABASE_URL=... REDIS_URL=... DEBUG=0 SECRET_KEY=x python bench/probe_reservations.py \
         --workers 32 [--spread] [--seconds 6]
