@@ -680,37 +680,6 @@ _SET_UPDATE_SQL = (
 )
 
 
-# Every writer of a position first queues on a transaction-level advisory lock named after it,
-# sent in the same round trip as its first statement on the position and released when its
-# transaction ends: the one-statement reservation, and the general path (all of an operation's
-# positions, in hash order, before their rows). Without it, every writer of a hot position waits
-# inside the row's lock and re-reads the row's chain of versions when its turn comes: measured
-# with pgbench, 32 clients on one row cost PostgreSQL ~1 ms of CPU per transaction, against
-# ~0.3 ms with the queue (bench/analysis.md). Because every writer takes the queue lock before
-# the row, a transaction holding a row never waits for a queue lock held by one waiting for that
-# row. The lock only orders writers; the conditional UPDATE still decides what is granted, so
-# two positions whose names hash alike only wait for each other.
-_HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): this project's space
-# Advisory locks take slots in PostgreSQL's shared lock table (max_locks_per_transaction x
-# max_connections: 6,400 by default), row locks do not. An operation on more positions than an
-# order may have lines (a whole delivery or store count, a till's batch) locks its rows without
-# queuing; such operations run in their own transactions, never followed by a reservation that
-# could wait for a queue lock while holding their rows.
-_QUEUE_MAX_POSITIONS = 100
-_HOT_ROW_QUEUE_SQL = "SELECT pg_advisory_xact_lock({cls}, hashtext({key})); "
-_QUEUE_MANY_SQL = (
-    f"SELECT pg_advisory_xact_lock({_HOT_ROW_QUEUE_CLASS}, k) FROM (SELECT DISTINCT "  # noqa: S608
-    "hashtext(name) AS k FROM unnest(CAST(%(queue_keys)s AS text[])) AS name ORDER BY k) AS q; "
-)
-
-
-def _hot_row_queue_key(position: dict) -> str:
-    """The queue lock's name: {"sku"/"sku_id": …, "location"/"location_id": …}."""
-    sku = position.get("sku_id", position.get("sku"))
-    location = position.get("location_id", position.get("location"))
-    return f"position:{sku}:{location}"
-
-
 def _update_positions(
     by_id: dict[int, dict], totals: dict[int, list[int]]
 ) -> Iterable[tuple[int, tuple]]:
@@ -743,19 +712,14 @@ def _update_positions(
         "threshold": [by_id[pid]["location__low_stock_threshold"] for pid in ordered],
         "now": timezone.now(),
     }
-    queue = ""
-    if len(ordered) <= _QUEUE_MAX_POSITIONS:
-        params["queue_keys"] = [_hot_row_queue_key(by_id[pid]) for pid in ordered]
-        queue = _QUEUE_MANY_SQL
     with connection.cursor() as cursor:
-        # Locks first: the positions' queue locks (in hash order), then the rows in key order
-        # (the lock an UPDATE takes), in one round trip. Two batches (or a batch and single-row
-        # changes, which queue first too) never wait on each other in a cycle.
-        lock_rows = (
+        # Locks first, in key order (the lock an UPDATE takes): two batches (or a batch and
+        # single-row updates, which go in key order too) never wait on each other in a cycle.
+        cursor.execute(
             f"SELECT id FROM {_POSITION_TABLE} WHERE id = ANY(%(ids)s) "  # noqa: S608
-            "ORDER BY id FOR NO KEY UPDATE"
+            "ORDER BY id FOR NO KEY UPDATE",
+            params,
         )
-        cursor.execute(queue + lock_rows, params)
         cursor.execute(_SET_UPDATE_SQL, params)
         rows = {row[0]: row[1:] for row in cursor.fetchall()}
     for position_id in ordered:
@@ -810,17 +774,14 @@ def _update_position(info: dict, deltas: Sequence[int], guard: Guard) -> tuple |
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            params["queue_key"] = _hot_row_queue_key(info)
-            queue = _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%(queue_key)s")
-            change = (
+            cursor.execute(
                 f"WITH updated AS ({update}), calc AS ({_calc_sql('updated', 'GREATEST')}), "  # noqa: S608
                 f"events AS ({_event_insert_sql('jsonb_build_object', **_ONE_POSITION_EVENTS)} "
                 "RETURNING 1) "
                 "SELECT on_hand, reserved, unsellable, incoming, safety_stock, "
-                "(SELECT count(*) FROM events) FROM calc"
+                "(SELECT count(*) FROM events) FROM calc",
+                params,
             )
-            cursor.execute(queue + change, params)
-            cursor.nextset()  # the position's row, after the queue lock's empty one
             return cursor.fetchone()
         # SQLite has no data-modifying CTEs; writers are serialised anyway, so two statements.
         cursor.execute(update, params)
@@ -1519,9 +1480,41 @@ class _PreparedStatementLost(Exception):
     """The connection's prepared statement is gone (a DEALLOCATE ALL or DISCARD ALL ran)."""
 
 
+# Reservers of one hot position first queue on a transaction-level advisory lock named after the
+# position, sent in the same round trip as the reservation and released when its transaction
+# ends. Without it, every waiter sits in the row's lock and re-reads the row's growing chain of
+# versions when its turn comes: measured with pgbench, 32 clients on one row cost PostgreSQL
+# ~1 ms of CPU per transaction, against ~0.3 ms with the queue (bench/analysis.md).
+#
+# Only a reservation that is its own transaction (autocommit) waits in the queue: the lock is
+# then the first thing its transaction takes, so it holds nothing anyone could be waiting for,
+# and no deadlock can go through the queue. Inside a transaction, which may already hold rows
+# (a transfer just received for an order, its idempotency record), waiting could close a cycle
+# with a reserver that holds the queue and waits for such a row (a review found it): there the
+# reservation takes the queue only when it is free (pg_try_advisory_xact_lock) and otherwise
+# waits for the row, as before. The lock only orders reservers: the conditional UPDATE still
+# decides, so two positions whose names hash alike only wait for each other.
+_HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): this project's space
+_HOT_ROW_QUEUE_SQL = "SELECT {function}({cls}, hashtext({key})); "
+
+
+def _hot_row_queue_sql(key_placeholder: str) -> str:
+    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    return _HOT_ROW_QUEUE_SQL.format(
+        function="pg_try_advisory_xact_lock" if in_transaction else "pg_advisory_xact_lock",
+        cls=_HOT_ROW_QUEUE_CLASS,
+        key=key_placeholder,
+    )
+
+
+def _hot_row_queue_key(params: dict) -> str:
+    return f"position:{params['sku']}:{params['location']}"
+
+
 def _execute_reserve_one(params: dict) -> tuple | None:
-    """Queue on the position's advisory lock, run `_RESERVE_ONE_SQL` and return its row: two
-    statements in one round trip (one implicit transaction outside an atomic block).
+    """Queue on the position's advisory lock (waiting only outside a transaction, see above),
+    run `_RESERVE_ONE_SQL` and return its row: two statements in one round trip (one implicit
+    transaction outside an atomic block).
 
     Django's cursors bind parameters on the client, so PostgreSQL plans every execution, and
     this statement's plan costs more than running it (0.34 ms against 0.20 ms, measured). With
@@ -1534,8 +1527,7 @@ def _execute_reserve_one(params: dict) -> tuple | None:
     if not settings.OMNISTOCK["PREPARED_STATEMENTS"]:
         with connection.cursor() as cursor:
             cursor.execute(
-                _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%(queue_key)s")
-                + _RESERVE_ONE_SQL,
+                _hot_row_queue_sql("%(queue_key)s") + _RESERVE_ONE_SQL,
                 {**params, "queue_key": queue_key},
             )
             cursor.nextset()  # the reservation's row, after the lock's empty one
@@ -1551,7 +1543,7 @@ def _execute_reserve_one(params: dict) -> tuple | None:
             session.omnistock_prepared = _RESERVE_ONE_NAME
         try:
             cursor.execute(
-                _HOT_ROW_QUEUE_SQL.format(cls=_HOT_ROW_QUEUE_CLASS, key="%s")
+                _hot_row_queue_sql("%s")
                 + f"EXECUTE {_RESERVE_ONE_NAME} ({', '.join(['%s'] * len(_RESERVE_ONE_PARAMS))})",
                 [queue_key, *(params[name] for name in _RESERVE_ONE_PARAMS)],
             )

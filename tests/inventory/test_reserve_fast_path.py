@@ -270,3 +270,28 @@ def test_writers_of_one_position_queue_on_its_advisory_lock(settings, prepared):
     assert len(results) == 1 and not results[0].replayed
     assert position(store, sku).reserved == 1
     assert ledger_mismatches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_a_reservation_does_not_wait_for_a_busy_queue():
+    """A transaction may already hold rows that the queue's holder waits for: it takes the
+    queue only when free, and otherwise goes straight to the row."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    queue_key = services._hot_row_queue_key({"sku": sku.pk, "location": store.pk})
+    holder = connections.create_connection("default")
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))",
+            [services._HOT_ROW_QUEUE_CLASS, queue_key],
+        )
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")  # a wait fails, never hangs
+            reservation = reserve(store, sku, "in-a-transaction", quantity=1)
+    finally:
+        holder.close()  # its session ends, and the lock with it
+
+    assert not reservation.replayed
+    assert position(store, sku).reserved == 1
