@@ -230,21 +230,29 @@ def test_without_prepared_statements_the_statement_is_sent_plain_and_writes_the_
     assert events_for(plain_store) == events_for(prepared_store)
 
 
+def hold_queue(store, sku):
+    """Another database session holding the position's queue lock until it is closed."""
+    holder = connections.create_connection("default")
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))",
+            [
+                services._HOT_ROW_QUEUE_CLASS,
+                services._hot_row_queue_key({"sku": sku.pk, "location": store.pk}),
+            ],
+        )
+    return holder
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("prepared", [True, False])
-def test_writers_of_one_position_queue_on_its_advisory_lock(settings, prepared):
+def test_reservers_of_one_position_queue_on_its_advisory_lock(settings, prepared):
     """While another session holds the position's queue lock, a reservation waits (and changes
     nothing); it goes through as soon as the lock is released."""
     settings.OMNISTOCK = {**settings.OMNISTOCK, "PREPARED_STATEMENTS": prepared}
     store, sku = LocationFactory(), SkuFactory()
     receive(store, sku, 5)
-    queue_key = services._hot_row_queue_key({"sku": sku.pk, "location": store.pk})
-    holder = connections.create_connection("default")
-    with holder.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_lock(%s, hashtext(%s))",
-            [services._HOT_ROW_QUEUE_CLASS, queue_key],
-        )
+    holder = hold_queue(store, sku)
     results = []
 
     def reserve_in_thread():
@@ -258,12 +266,7 @@ def test_writers_of_one_position_queue_on_its_advisory_lock(settings, prepared):
     waiter.join(timeout=0.5)
     waiting = waiter.is_alive()
     reserved_while_waiting = position(store, sku).reserved
-    with holder.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_unlock(%s, hashtext(%s))",
-            [services._HOT_ROW_QUEUE_CLASS, queue_key],
-        )
-    holder.close()
+    holder.close()  # its session ends, and the lock with it
     waiter.join(timeout=10)
 
     assert (waiting, reserved_while_waiting) == (True, 0)
@@ -278,20 +281,14 @@ def test_inside_a_transaction_a_reservation_does_not_wait_for_a_busy_queue():
     queue only when free, and otherwise goes straight to the row."""
     store, sku = LocationFactory(), SkuFactory()
     receive(store, sku, 5)
-    queue_key = services._hot_row_queue_key({"sku": sku.pk, "location": store.pk})
-    holder = connections.create_connection("default")
-    with holder.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_lock(%s, hashtext(%s))",
-            [services._HOT_ROW_QUEUE_CLASS, queue_key],
-        )
+    holder = hold_queue(store, sku)
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '3s'")  # a wait fails, never hangs
             reservation = reserve(store, sku, "in-a-transaction", quantity=1)
     finally:
-        holder.close()  # its session ends, and the lock with it
+        holder.close()
 
     assert not reservation.replayed
     assert position(store, sku).reserved == 1
