@@ -364,8 +364,9 @@ Command: `make bench` (runs `bench/bench_stock.py` against a throwaway PostgreSQ
 one idempotency key each, online channel so the safety-stock guard applies), each in its own
 transaction with its outbox event. pgbench runs `BEGIN; UPDATE … SET reserved = reserved + 1
 WHERE id = :id AND on_hand - reserved >= 1; INSERT INTO ledger …; END;` with {WORKERS} clients on
-the same server, right after. The service queues writers of one position on a transaction-level
-advisory lock before its `UPDATE` (docs/inventory.md); pgbench doing the same reached
+the same server, right after. These reservations are their own transactions, so each first waits
+in its position's queue, a transaction-level advisory lock (docs/inventory.md); pgbench doing
+the same reached
 {hot_queued_ceiling:.0f} tx/s on the hot row in this run, for comparison (the target is against the
 plain ceiling, as the issue defines it).
 
