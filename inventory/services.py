@@ -1498,10 +1498,14 @@ _HOT_ROW_QUEUE_CLASS = 1397  # first key of pg_advisory_xact_lock(int, int): thi
 _HOT_ROW_QUEUE_SQL = "SELECT {function}({cls}, hashtext({key})); "
 
 
+def _in_transaction() -> bool:
+    """Whether a statement sent now runs inside a wider transaction (not its own)."""
+    return connection.in_atomic_block or not connection.get_autocommit()
+
+
 def _hot_row_queue_sql(key_placeholder: str) -> str:
-    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     return _HOT_ROW_QUEUE_SQL.format(
-        function="pg_try_advisory_xact_lock" if in_transaction else "pg_advisory_xact_lock",
+        function="pg_try_advisory_xact_lock" if _in_transaction() else "pg_advisory_xact_lock",
         cls=_HOT_ROW_QUEUE_CLASS,
         key=key_placeholder,
     )
@@ -1536,10 +1540,19 @@ def _execute_reserve_one(params: dict) -> tuple | None:
     session = connection.connection  # a new database session is a new object: prepare again
     with connection.cursor() as cursor:
         if getattr(session, "omnistock_prepared", None) != _RESERVE_ONE_NAME:
-            cursor.execute(
-                f"PREPARE {_RESERVE_ONE_NAME} ({', '.join(_RESERVE_ONE_PARAMS.values())}) AS "
-                + _RESERVE_ONE_POSITIONAL
-            )
+            try:
+                cursor.execute(
+                    f"PREPARE {_RESERVE_ONE_NAME} ({', '.join(_RESERVE_ONE_PARAMS.values())}) AS "
+                    + _RESERVE_ONE_POSITIONAL
+                )
+            except ProgrammingError as error:
+                if getattr(error.__cause__, "sqlstate", None) != "42P05":  # already prepared
+                    raise
+                # This server session has it already (a pooler moved us onto it, wrongly
+                # configured with prepared statements on): use it from the next call; this one
+                # takes the general path, since the failed PREPARE aborted its transaction.
+                session.omnistock_prepared = _RESERVE_ONE_NAME
+                raise _PreparedStatementLost() from error
             session.omnistock_prepared = _RESERVE_ONE_NAME
         try:
             cursor.execute(
@@ -1599,7 +1612,7 @@ def _reserve_in_one_statement(
     try:
         # Inside the caller's transaction a savepoint keeps a duplicate key from breaking it;
         # outside one, the statement is its own transaction.
-        savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        savepoint = transaction.atomic() if _in_transaction() else nullcontext()
         with savepoint:
             row = _execute_reserve_one(params)
     except IntegrityError:
@@ -2022,7 +2035,9 @@ def safety_stock_set(*, location_id: int, quantity: int, sku_id: int | None = No
     """Set a location's safety stock (for SKUs without an override) or one SKU's override
     (`quantity` None with a sku_id removes the override). Returns the positions changed."""
     with transaction.atomic():
-        location = Location.objects.select_for_update().get(pk=location_id)
+        # FOR NO KEY UPDATE: a plain FOR UPDATE would block the foreign-key checks of every
+        # stock write at this location at their commit, while this waits for their positions.
+        location = Location.objects.select_for_update(no_key=True).get(pk=location_id)
         if sku_id is None:
             validate_quantity(quantity, field_name="safety_stock", allow_zero=True)
             location.safety_stock = quantity

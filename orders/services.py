@@ -145,7 +145,7 @@ def _new_reference(channel: str) -> str:
 
 
 def _lock(order_id: int) -> Order:
-    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
     if order is None:
         raise OrderNotFound(f"No order with id {order_id}.")
     return order
@@ -571,7 +571,7 @@ def _placement_fingerprint(
         {
             "channel": channel,
             "lines": [
-                [line.sku_id, line.quantity, format(price.normalize(), "f"), line.currency]
+                [line.sku_id, line.quantity, format((price + 0).normalize(), "f"), line.currency]
                 for line, price in zip(lines, prices, strict=True)
             ],
             "fulfilment": fulfilment,
@@ -633,6 +633,9 @@ def _allocate(
     plan = None
     for attempt in range(1, ROUTING_ATTEMPTS + 1):
         candidates = selectors.routing_candidates(sku_ids=sku_ids, channel=order.channel, at=at)
+        for location_id, _ in order.capacity_slots:
+            if location_id in candidates:  # it prepares this order already: no new slot needed
+                candidates[location_id].capacity_left = None
         started = time.perf_counter()
         if order.fulfilment == FulfilmentType.PICKUP:
             pickup_candidate = candidates.get(order.pickup_location_id)
@@ -640,7 +643,7 @@ def _allocate(
                 raise StoreInactive(details={"store": [str(order.pickup_location_id)]})
             if pickup_candidate.capacity_left == 0 and trigger == "placement":
                 raise StoreAtCapacity(
-                    f"{pickup_candidate.code} has reached its orders for today.",
+                    f"{pickup_candidate.code} has reached its orders for that day.",
                     details={"store": [pickup_candidate.code]},
                 )
             plan = routing.route_pickup(
@@ -740,14 +743,15 @@ def _consume_capacity(
     else:
         ids = {a.location.id for a in plan.assignments}
     capped = sorted(i for i in ids if candidates[i].capacity_cap is not None)
+    # A re-routing to a location that already prepares this order takes no second slot, even if
+    # the day it would count now is another (a line rejected in the evening).
+    counted = {location_id for location_id, _ in order.capacity_slots}
     used = []
     for location_id in capped:  # primary-key order, like every lock in this project
+        if location_id in counted:
+            continue
         candidate = candidates[location_id]
-        day = candidate.capacity_day or selectors.preparation_day(
-            location_id, candidate.timezone, at
-        )
-        if [location_id, day.isoformat()] in order.capacity_slots:
-            continue  # a re-routing to a location that already prepares this order
+        day = candidate.capacity_day  # set by routing_candidates for every capped location
         LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)
         updated = LocationDayLoad.objects.filter(
             location_id=location_id, day=day, orders__lt=candidate.capacity_cap

@@ -159,7 +159,7 @@ class CartLineOutput(serializers.Serializer):
 class CartCheckOutput(serializers.Serializer):
     store = serializers.CharField(source="store.code")
     can_collect = serializers.BooleanField()
-    mode = serializers.ChoiceField(choices=["in_store", "transfer", "unavailable"])
+    mode = serializers.ChoiceField(choices=["in_store", "transfer", "unavailable", "at_capacity"])
     ready_by = serializers.DateTimeField(allow_null=True)
     sources = serializers.ListField(child=serializers.CharField())
     lines = CartLineOutput(many=True)

@@ -215,6 +215,36 @@ def test_a_transaction_that_changed_a_position_then_reserves_it_never_deadlocks_
     assert ledger_mismatches() == []
 
 
+def test_a_safety_stock_change_never_deadlocks_with_a_reservation_at_the_same_store():
+    """Found by review: the location's row was locked FOR UPDATE, which blocks the foreign-key
+    checks a reservation at that store makes at its commit, while the change waited for the
+    reservation's position."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    position_held = threading.Event()
+
+    def reserve_in_a_transaction():
+        with transaction.atomic():
+            services.reservation_create(
+                sku_id=sku.pk,
+                location_id=store.pk,
+                quantity=1,
+                idempotency_key="cart-1",
+                channel="web",
+            )
+            position_held.set()
+            time.sleep(0.5)  # the safety stock change arrives meanwhile
+
+    def change_safety_stock():
+        position_held.wait(5)
+        return services.safety_stock_set(location_id=store.pk, quantity=1)
+
+    outcomes = _race(2, lambda i: (reserve_in_a_transaction, change_safety_stock)[i]())
+
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    assert (position(store, sku).reserved, position(store, sku).safety_stock) == (1, 1)
+
+
 def test_till_backlogs_applied_in_batches_race_reservations_without_deadlock_or_drift():
     """8 batches of overlapping sales (lines in opposite orders) and 16 single reservations at
     once: every call succeeds and the ledger still adds up. (Batches lock their positions in

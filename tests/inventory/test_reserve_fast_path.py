@@ -180,6 +180,22 @@ def test_a_lost_prepared_statement_costs_one_general_path_call():
     assert position(store, sku).reserved == 3
 
 
+def test_a_statement_already_prepared_on_the_session_costs_one_general_path_call():
+    """A pooler wrongly left with prepared statements on can hand us a server session that has
+    the statement while this connection thinks it has not (PREPARE fails with 42P05)."""
+    store, sku = LocationFactory(), SkuFactory()
+    receive(store, sku, 5)
+    reserve(store, sku, "s-1", quantity=1)  # prepares it
+    connection.connection.omnistock_prepared = None
+
+    second = reserve(store, sku, "s-2", quantity=1)
+    third = reserve(store, sku, "s-3", quantity=1)
+
+    assert not second.replayed and not third.replayed
+    assert prepared_count() == 1
+    assert position(store, sku).reserved == 3
+
+
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_replays_and_refusals_never_break_the_next_calls():
     """In autocommit (the benchmark, tasks, scripts) every call is its own transaction: a

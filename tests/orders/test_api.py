@@ -8,7 +8,7 @@ from inventory.models import Reservation
 from orders import pickup
 from orders.models import Order
 from tests.factories import LocationFactory
-from tests.orders.conftest import committed, position, receive
+from tests.orders.conftest import committed, line, place_pickup, position, receive
 
 pytestmark = pytest.mark.django_db
 
@@ -408,3 +408,29 @@ def test_cart_check_when_the_network_cannot_serve_offers_the_stores_that_can(
     )
     assert [alt["store"] for alt in answer["alternatives"]] == ["PARIS02"]
     assert answer["alternatives"][0]["ready_by"] is not None
+
+
+def test_cart_check_at_a_store_with_no_slot_left_says_so_and_offers_the_stores_that_can(
+    web_client, store, sku, customer
+):
+    # given the chosen store prepares one order a day and has taken it; a nearby store has stock
+    store.daily_order_capacity = 1
+    store.save()
+    nearby = LocationFactory(code="PARIS02", latitude="48.870000", longitude="2.340000")
+    receive(store, sku, 5)
+    receive(nearby, sku, 5)
+    place_pickup(customer, store, [line(sku)])
+
+    answer = web_client.post(
+        "/api/v1/orders/cart-check/",
+        {"store": "PARIS01", "lines": [{"sku": "TSHIRT-M", "quantity": 1}]},
+        format="json",
+    ).json()
+
+    # then the storefront is not told it can collect there (placing would be refused)
+    assert (answer["can_collect"], answer["mode"], answer["ready_by"]) == (
+        False,
+        "at_capacity",
+        None,
+    )
+    assert [alt["store"] for alt in answer["alternatives"]] == ["PARIS02"]

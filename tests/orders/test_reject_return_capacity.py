@@ -397,6 +397,32 @@ def test_a_reroute_to_a_location_already_preparing_the_order_counts_it_once(cust
     assert sorted(location for location, _ in order.capacity_slots) == [a.pk, b.pk]
 
 
+@pytest.mark.parametrize("placed_at", [None, "2026-11-25T11:00:00+01:00"], ids=["now", "other-day"])
+def test_a_full_location_already_preparing_the_order_still_takes_its_rerouted_line(
+    customer, sku, sku2, placed_at
+):
+    """Found by review: a location already preparing the order was skipped when its day was
+    full, and took a second slot when the re-routing's day differed from the placement's (a
+    line rejected in the evening counts on the next day)."""
+    a = LocationFactory(code="A", ships_from_location=True)
+    b = WarehouseFactory(
+        code="B", latitude="45.764043", longitude="4.835659", daily_order_capacity=1
+    )
+    receive(a, sku, 5)
+    receive(b, sku2, 5)
+    at = datetime.fromisoformat(placed_at) if placed_at else None
+    order = place_delivery(customer, [line(sku, 1), line(sku2, 1)], at=at)
+    receive(b, sku, 5)
+
+    reject(order, a, "not_on_shelf", found_quantity=0)
+
+    order.refresh_from_db()
+    assert order.status == "allocated"
+    assert {r.location_id for r in active_reservations(order)} == {b.pk}
+    assert sum(LocationDayLoad.objects.filter(location=b).values_list("orders", flat=True)) == 1
+    assert [location for location, _ in order.capacity_slots] == [b.pk]
+
+
 def test_an_order_cancelled_because_nothing_is_left_gives_its_slot_back(customer, sku):
     near = LocationFactory(code="NEAR", ships_from_location=True, daily_order_capacity=1)
     receive(near, sku, 3)
@@ -407,3 +433,21 @@ def test_an_order_cancelled_because_nothing_is_left_gives_its_slot_back(customer
     order.refresh_from_db()
     assert order.status == "cancelled"
     assert LocationDayLoad.objects.get(location=near).orders == 0
+
+
+def test_capped_locations_calendars_load_in_a_few_queries_whatever_their_number(
+    sku, django_assert_max_num_queries
+):
+    from django.core.cache import caches
+
+    from orders import selectors
+
+    for i in range(20):
+        receive(LocationFactory(code=f"CAP{i:02d}", daily_order_capacity=3), sku, 1)
+    caches["local"].clear()  # a new process, or reference data just changed
+
+    # the active list, the capped calendars (3), the stock and the day loads
+    with django_assert_max_num_queries(6):
+        candidates = selectors.routing_candidates(sku_ids=[sku.pk], channel="web")
+
+    assert sum(1 for c in candidates.values() if c.capacity_day is not None) == 20
