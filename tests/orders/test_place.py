@@ -282,14 +282,16 @@ def test_the_same_key_with_other_lines_or_another_store_is_refused_and_reserves_
 
     # a price written differently is the same request
     same = place_pickup(customer, store, [line(sku, 2, price="19.9")], key="one-key")
+    free = place_pickup(customer, store, [line(sku, 1, price="0.00")], key="free-key")
+    assert place_pickup(customer, store, [line(sku, 1, price="-0")], key="free-key").pk == free.pk
     with pytest.raises(IdempotencyKeyReused):
         place_pickup(customer, store, [line(sku, 3)], key="one-key")
     with pytest.raises(IdempotencyKeyReused):
         place_pickup(customer, other_store, [line(sku, 2)], key="one-key")
 
     assert same.pk == first.pk and same.replayed
-    assert Order.objects.count() == 1
-    assert (position(store, sku).reserved, position(other_store, sku).reserved) == (2, 0)
+    assert Order.objects.count() == 2
+    assert (position(store, sku).reserved, position(other_store, sku).reserved) == (3, 0)
 
 
 def test_an_order_at_the_till_may_take_units_kept_back_from_online_channels(customer, store, sku):
