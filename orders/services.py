@@ -687,7 +687,7 @@ def _allocate(
                     ttl_seconds=0,
                     actor=actor,
                 )
-                _consume_capacity(order, plan, at, candidates)
+                _consume_capacity(order, plan, candidates)
         except InsufficientStock as exc:
             attempts.append({"attempt": attempt, "lost_race": exc.details.get("lines", [])})
             continue
@@ -731,11 +731,11 @@ def _is_reroute(plan: routing.RoutingPlan) -> bool:
 def _consume_capacity(
     order: Order,
     plan: routing.RoutingPlan,
-    at: datetime,
     candidates: dict[int, routing.Candidate],
 ) -> None:
-    """One more order today at each capped location that prepares it (the pickup store, or each
-    shipping location); a location that filled up meanwhile makes the router run again."""
+    """One more order on its preparation day at each capped location that prepares it (the
+    pickup store, or each shipping location); a location that filled up meanwhile makes the
+    router run again."""
     if order.fulfilment == FulfilmentType.PICKUP:
         if _is_reroute(plan):
             return  # the pickup store already counted this order when it was placed
