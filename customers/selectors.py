@@ -52,19 +52,27 @@ def customer_follow(customer: Customer) -> Customer:
     return customer
 
 
-def customer_get(*, reference: str | uuid.UUID, allow_erased: bool = False) -> Customer:
+def customer_get(
+    *, reference: str | uuid.UUID, allow_erased: bool = False, with_store: bool = True
+) -> Customer:
     """A customer by public reference (UUID) or customer number, following merges.
 
+    `with_store=False` skips loading the preferred store (an order placement needs only the
+    record, and joins the store's many columns on every order otherwise).
     Raises CustomerNotFound, or CustomerErased unless `allow_erased`."""
-    queryset = Customer.objects.select_related("preferred_store")
-    customer = None
+    queryset = (
+        Customer.objects.select_related("preferred_store") if with_store else Customer.objects
+    )
+    matches = None
     text = str(reference).strip()
     try:
-        customer = queryset.filter(reference=uuid.UUID(text)).first()
+        matches = queryset.filter(reference=uuid.UUID(text))
     except ValueError:
         compact = text.replace(" ", "")
         if customer_number_is_valid(compact):
-            customer = queryset.filter(number=compact).first()
+            matches = queryset.filter(number=compact)
+    # Both columns are unique: the row without `.first()`'s ORDER BY.
+    customer = next(iter(matches[:1]), None) if matches is not None else None
     if customer is None:
         raise CustomerNotFound(details={"reference": [text[:64]]})
     customer = customer_follow(customer)

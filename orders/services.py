@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -593,12 +593,19 @@ def _placement_fingerprint(
     )
 
 
+_PLACED_WITH_SQL = f"SELECT id FROM {Order._meta.db_table} WHERE created_by_key = %s"  # noqa: S608
+
+
 def _placed_with(idempotency_key: str, request_hash: str) -> Order | None:
     """The order this key placed, marked `replayed`; IdempotencyKeyReused when the key placed
     another order (orders placed before the hash was kept have none and are not compared)."""
-    existing = Order.objects.filter(created_by_key=idempotency_key).first()
-    if existing is None:
+    # Every placement asks, and almost always hears "no": a plain query, not a model load.
+    with connection.cursor() as cursor:
+        cursor.execute(_PLACED_WITH_SQL, [idempotency_key])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    existing = Order.objects.get(pk=row[0])
     if existing.request_hash and existing.request_hash != request_hash:
         raise IdempotencyKeyReused(
             f"This key placed order {existing.reference}, with other lines or fulfilment."

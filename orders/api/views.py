@@ -63,7 +63,7 @@ def _customer(request, data: dict):
     from customers.services import customer_identify_or_create
 
     if data.get("reference"):
-        return customer_get(reference=data["reference"])
+        return customer_get(reference=data["reference"], with_store=False)
     identifiers = [
         (kind, data[kind], "") for kind in ("loyalty_card", "email", "phone") if data.get(kind)
     ]
