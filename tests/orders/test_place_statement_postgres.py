@@ -1,0 +1,128 @@
+"""On PostgreSQL a placement writes the order and every row it owns in one statement: the rows
+must be exactly those the ORM writes (the path SQLite takes), and what the API answers from
+memory must be what a later read finds."""
+
+from datetime import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from orders import services
+from orders.api.serializers import order_representation
+from orders.models import Allocation, AllocationLine, Order
+from tests.factories import SkuFactory, WarehouseFactory
+from tests.orders.conftest import act, key, line, place_delivery, place_pickup, receive
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+WEDNESDAY_11H = datetime.fromisoformat("2026-11-25T11:00:00+01:00")
+
+
+def written(order) -> dict:
+    """Every row the placement wrote, without ids, references and clock readings."""
+    stored = Order.objects.get(pk=order.pk)
+    skipped = {"id", "reference", "created_by_key", "pickup_nonce", "updated_at"}
+    return {
+        "order": {
+            field.attname: getattr(stored, field.attname)
+            for field in Order._meta.concrete_fields
+            if field.attname not in skipped
+        },
+        "events": list(
+            stored.events.order_by("pk").values_list(
+                "kind", "from_status", "to_status", "actor", "channel", "data", "idempotency_key"
+            )
+        ),
+        "lines": list(
+            stored.lines.order_by("line_no").values_list(
+                "line_no", "sku_id", "quantity", "unit_price", "status", "quantity_returned"
+            )
+        ),
+        "allocations": sorted(
+            (a.location_id, a.kind, a.status, a.transfer.lines.get().sku_id if a.transfer else None)
+            for a in Allocation.objects.filter(order=stored)
+        ),
+        "allocation_lines": sorted(
+            AllocationLine.objects.filter(allocation__order=stored).values_list(
+                "allocation__location_id",
+                "order_line__line_no",
+                "quantity",
+                "reservation__sku_id",
+                "reservation__location_id",
+                "reservation__quantity",
+                "is_active",
+            )
+        ),
+        "decisions": list(
+            stored.routing_decisions.values_list(
+                "trigger", "rules", "candidates", "chosen", "outcome", "note"
+            )
+        ),
+    }
+
+
+def cancel(order):
+    act(
+        services.order_cancel,
+        order_id=order.pk,
+        actor="test",
+        channel="web",
+        idempotency_key=key(),
+    )
+
+
+def both_ways(monkeypatch, place) -> tuple[dict, dict]:
+    """Place the same order with the one statement, cancel it (the stock is as before), then
+    with the ORM; return what each wrote."""
+    with CaptureQueriesContext(connection) as queries:
+        in_one = place()
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "INSERT INTO orders_orderline" in q["sql"]
+        or 'INSERT INTO "orders_orderline"' in q["sql"]
+    ]
+    assert len(statements) == 1 and statements[0].startswith("WITH o AS (INSERT INTO")
+    with CaptureQueriesContext(connection) as rendering:
+        answer = order_representation(in_one)
+    assert not rendering.captured_queries, "the API answers from what was written, not a read"
+    assert answer == order_representation(Order.objects.get(pk=in_one.pk)), (
+        "the API's answer from memory differs from the stored order"
+    )
+    first = written(in_one)
+    cancel(in_one)
+
+    monkeypatch.setattr(services, "_placement_in_one_statement", lambda: False)
+    by_orm = place()
+    return first, written(by_orm)
+
+
+def test_click_and_collect_with_a_transfer_writes_the_same_rows_either_way(
+    monkeypatch, customer, store, warehouse, sku, sku2
+):
+    receive(store, sku, 5)
+    receive(warehouse, sku2, 5)
+
+    def place():
+        return place_pickup(customer, store, [line(sku, 2), line(sku2, 1)], at=WEDNESDAY_11H)
+
+    in_one, by_orm = both_ways(monkeypatch, place)
+    assert in_one == by_orm
+    assert [a[1] for a in in_one["allocations"]] == ["pickup_local", "transfer"]
+
+
+def test_a_split_delivery_writes_the_same_rows_either_way(monkeypatch, customer, sku, sku2):
+    sku3 = SkuFactory(code="CAP")
+    a, b = WarehouseFactory(code="WA"), WarehouseFactory(code="WB")
+    receive(a, sku, 3)
+    receive(a, sku2, 3)
+    receive(b, sku3, 3)
+
+    def place():
+        return place_delivery(
+            customer, [line(sku), line(sku2, 2, price="5.05"), line(sku3)], at=WEDNESDAY_11H
+        )
+
+    in_one, by_orm = both_ways(monkeypatch, place)
+    assert in_one == by_orm
+    assert in_one["decisions"][0][4] == "split" and len(in_one["allocation_lines"]) == 3
