@@ -14,12 +14,23 @@ from django.db.models import Model
 
 def insert_columns(model: type[Model], *, skip: tuple[str, ...] = ()) -> list:
     """The concrete fields an INSERT writes: every one but the auto primary key and `skip`
-    (attribute names, e.g. foreign keys the statement fills from another row)."""
-    return [
+    (attribute names, e.g. foreign keys the statement fills from another row).
+
+    Called at import: a field these helpers would write differently from the ORM (generated
+    columns, database defaults) fails there, on every backend, rather than only on the
+    PostgreSQL path at run time."""
+    fields = [
         field
         for field in model._meta.concrete_fields
         if not field.primary_key and field.attname not in skip
     ]
+    for field in fields:
+        if getattr(field, "generated", False) or field.has_db_default():
+            raise TypeError(
+                f"{model.__name__}.{field.name}: generated columns and database defaults are "
+                "not supported by common.sql; write this model through the ORM."
+            )
+    return fields
 
 
 def typed_placeholders(fields: list) -> str:
@@ -32,6 +43,8 @@ def typed_placeholders(fields: list) -> str:
 
 def _cast_type(field) -> str:
     db_type = field.db_type(connection)
+    if db_type is None:
+        raise TypeError(f"{field} has no column type to cast to.")
     if db_type.startswith(("varchar", "char", "character")):
         return "text"
     return db_type

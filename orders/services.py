@@ -905,8 +905,8 @@ def _insert_placement(
         params += sql.insert_values(line, _LINE_COLUMNS)
     for allocation in allocations:
         params += sql.insert_values(allocation, _ALLOCATION_COLUMNS)
-    for held in allocation_lines:
-        params += [held.allocation.location_id, held.order_line.line_no]
+    for position, held in enumerate(allocation_lines):
+        params += [position, held.allocation.location_id, held.order_line.line_no]
         params += sql.insert_values(held, _ALLOCATION_LINE_COLUMNS)
     params += sql.insert_values(decision, _DECISION_COLUMNS)
     with connection.cursor() as cursor:
@@ -973,7 +973,9 @@ def _placement_sql(events: int, lines: int, allocations: int, allocation_lines: 
         return ", ".join([one] * count)
 
     held_values = [f"c{i}" for i in range(len(_ALLOCATION_LINE_COLUMNS))]
-    held_rows = rows(_ALLOCATION_LINE_COLUMNS, allocation_lines, "%s::bigint, %s::integer, ")
+    held_rows = rows(
+        _ALLOCATION_LINE_COLUMNS, allocation_lines, "%s::integer, %s::bigint, %s::integer, "
+    )
     decision_table = RoutingDecision._meta.db_table
     # Table and column names come from the models; every value is a parameter.
     return (
@@ -991,8 +993,9 @@ def _placement_sql(events: int, lines: int, allocations: int, allocation_lines: 
         f"held AS (INSERT INTO {AllocationLine._meta.db_table} "
         f"(allocation_id, order_line_id, {names(_ALLOCATION_LINE_COLUMNS)}) "
         f"SELECT al.id, ln.id, {', '.join(f'v.{c}' for c in held_values)} "
-        f"FROM (VALUES {held_rows}) AS v(location_id, line_no, {', '.join(held_values)}) "
+        f"FROM (VALUES {held_rows}) AS v(n, location_id, line_no, {', '.join(held_values)}) "
         "JOIN al ON al.location_id = v.location_id JOIN ln ON ln.line_no = v.line_no "
+        "ORDER BY v.n "  # ids in the order the ORM would give them, whatever the join's plan
         "RETURNING id, allocation_id, order_line_id), "
         f"dec AS (INSERT INTO {decision_table} (order_id, {names(_DECISION_COLUMNS)}) "
         f"SELECT o.id, {sql.typed_placeholders(_DECISION_COLUMNS)} FROM o RETURNING id) "
