@@ -66,8 +66,11 @@ def written_by(reservation):
 
 def events_for(location):
     return sorted(
-        (event.topic, {k: v for k, v in event.payload.items() if k not in ("sku", "location")})
-        for event in OutboxEvent.objects.filter(payload__location=location.code)
+        (
+            (event.topic, {k: v for k, v in event.payload.items() if k != "location"})
+            for event in OutboxEvent.objects.filter(payload__location=location.code)
+        ),
+        key=lambda event: (event[0], sorted(event[1].items())),
     )
 
 
@@ -186,7 +189,7 @@ def test_a_statement_already_prepared_on_the_session_costs_one_general_path_call
     store, sku = LocationFactory(), SkuFactory()
     receive(store, sku, 5)
     reserve(store, sku, "s-1", quantity=1)  # prepares it
-    connection.connection.omnistock_prepared = None
+    connection.connection.omnistock_prepared = frozenset()
 
     second = reserve(store, sku, "s-2", quantity=1)
     third = reserve(store, sku, "s-3", quantity=1)
@@ -308,3 +311,216 @@ def test_inside_a_transaction_a_reservation_does_not_wait_for_a_busy_queue():
 
     assert not reservation.replayed
     assert position(store, sku).reserved == 1
+
+
+# ---- several lines in one statement -----------------------------------------------------------
+
+
+def reserve_lines(lines, key, channel="web", ttl_seconds=600):
+    """lines: (location, sku, quantity) triples."""
+    return services.reservations_create(
+        requests=[
+            services.ReservationRequest(sku_id=sku.pk, location_id=location.pk, quantity=quantity)
+            for location, sku, quantity in lines
+        ],
+        idempotency_key=key,
+        channel=channel,
+        reference="ORDER-2",
+        ttl_seconds=ttl_seconds,
+        actor="api:test",
+    )
+
+
+def operation_written_by(reservations):
+    return {
+        "lines": [written_by(reservation) for reservation in reservations],
+        "operations": {
+            StockMovement.objects.get(reservation=r).operation_id for r in reservations
+        }.__len__(),
+        "movement_order": [
+            m.reservation_id
+            for m in StockMovement.objects.filter(reservation__in=reservations).order_by("pk")
+        ]
+        == [r.pk for r in reservations],
+    }
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+@pytest.mark.parametrize("ttl_seconds", [600, 0])
+def test_several_lines_in_one_statement_write_what_the_general_path_writes(
+    settings, prepared, ttl_seconds
+):
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "PREPARED_STATEMENTS": prepared}
+    shirt, jeans = SkuFactory(), SkuFactory()
+    fast_stores = [LocationFactory(low_stock_threshold=3) for _ in range(2)]
+    general_stores = [LocationFactory(low_stock_threshold=3) for _ in range(2)]
+    for store in fast_stores + general_stores:
+        receive(store, shirt, 5)
+        receive(store, jeans, 9)
+    OutboxEvent.objects.all().delete()
+
+    def lines(stores):  # the second store comes first: lines keep their order, not the keys'
+        return [(stores[1], jeans, 4), (stores[0], shirt, 2), (stores[0], jeans, 1)]
+
+    with CaptureQueriesContext(connection) as fast_queries:
+        fast = reserve_lines(lines(fast_stores), "fast-many", ttl_seconds=ttl_seconds)
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": False}
+    with CaptureQueriesContext(connection) as general_queries:
+        general = reserve_lines(lines(general_stores), "general-many", ttl_seconds=ttl_seconds)
+
+    assert operation_written_by(fast) == operation_written_by(general)
+    assert operation_written_by(fast)["operations"] == 1
+    assert [r.created_by_key for r in fast] == [f"fast-many#{i}" for i in range(3)]
+    assert [r.pk for r in fast] == sorted(r.pk for r in fast)
+    for fast_store, general_store in zip(fast_stores, general_stores, strict=True):
+        assert events_for(fast_store) == events_for(general_store)
+    assert events_for(fast_stores[1])  # the jeans went under the low-stock threshold there
+    hashes = dict(StockOperation.objects.values_list("idempotency_key", "request_hash"))
+    assert len(hashes["fast-many"]) == 64
+    # The objects returned are what was stored.
+    for reservation in fast:
+        stored = Reservation.objects.get(pk=reservation.pk)
+        assert (stored.position_id, stored.sku_id, stored.location_id, stored.quantity) == (
+            reservation.position_id,
+            reservation.sku_id,
+            reservation.location_id,
+            reservation.quantity,
+        )
+        assert stored.expires_at == reservation.expires_at
+    written = [
+        q["sql"]
+        for q in fast_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE", "PREPARE"))
+    ]
+    assert len(written) == 1 < len(general_queries)
+    assert ledger_mismatches() == []
+
+
+def test_several_lines_are_replayed_by_either_path(settings):
+    store, shirt, jeans = LocationFactory(), SkuFactory(), SkuFactory()
+    for sku in (shirt, jeans):
+        receive(store, sku, 5)
+    first = reserve_lines([(store, shirt, 1), (store, jeans, 2)], "many-key")
+
+    again = reserve_lines([(store, shirt, 1), (store, jeans, 2)], "many-key")
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": False}
+    general = reserve_lines([(store, shirt, 1), (store, jeans, 2)], "many-key")
+
+    assert [r.pk for r in again] == [r.pk for r in general] == [r.pk for r in first]
+    assert all(r.replayed for r in again + general)
+    assert (position(store, shirt).reserved, position(store, jeans).reserved) == (1, 2)
+    assert StockMovement.objects.filter(kind="reserve").count() == 2
+
+
+def test_one_short_line_reserves_nothing_and_is_named():
+    store, other, shirt, jeans, socks = (
+        LocationFactory(),
+        LocationFactory(),
+        SkuFactory(),
+        SkuFactory(),
+        SkuFactory(),
+    )
+    receive(store, shirt, 5)
+    receive(store, jeans, 1)
+    receive(other, jeans, 5)
+    closed = LocationFactory(is_active=False)
+    receive(closed, shirt, 5)
+
+    with pytest.raises(InsufficientStock) as short:
+        reserve_lines([(store, shirt, 2), (store, jeans, 2)], "one-short")
+    with pytest.raises(InsufficientStock):
+        reserve_lines([(store, shirt, 2), (other, socks, 1)], "no-position")
+    with pytest.raises(LocationInactive):
+        reserve_lines([(store, shirt, 2), (closed, shirt, 1)], "one-closed")
+
+    assert short.value.details["lines"][0]["sku"] == jeans.code
+    assert not StockOperation.objects.filter(
+        idempotency_key__in=["one-short", "no-position", "one-closed"]
+    ).exists()
+    assert (position(store, shirt).reserved, position(store, jeans).reserved) == (0, 0)
+    assert not Reservation.objects.exists()
+    assert ledger_mismatches() == []
+
+
+def test_online_lines_keep_the_safety_stock_and_a_till_may_take_it():
+    store, shirt, jeans = LocationFactory(safety_stock=2), SkuFactory(), SkuFactory()
+    for sku in (shirt, jeans):
+        receive(store, sku, 4)
+
+    with pytest.raises(InsufficientStock):
+        reserve_lines([(store, shirt, 1), (store, jeans, 3)], "online")
+    till = reserve_lines([(store, shirt, 1), (store, jeans, 3)], "till", channel="store")
+
+    assert [r.quantity for r in till] == [1, 3]
+    assert position(store, jeans).reserved == 3
+
+
+def test_a_position_named_twice_is_summed_by_the_general_path():
+    store, shirt = LocationFactory(), SkuFactory()
+    receive(store, shirt, 3)
+
+    with pytest.raises(InsufficientStock):
+        reserve_lines([(store, shirt, 2), (store, shirt, 2)], "twice-short")
+    both = reserve_lines([(store, shirt, 2), (store, shirt, 1)], "twice")
+
+    assert [r.quantity for r in both] == [2, 1]
+    assert position(store, shirt).reserved == 3
+
+
+def test_the_many_lines_statement_is_prepared_once_and_survives_a_lost_statement():
+    store, shirt, jeans = LocationFactory(), SkuFactory(), SkuFactory()
+    for sku in (shirt, jeans):
+        receive(store, sku, 10)
+
+    reserve_lines([(store, shirt, 1), (store, jeans, 1)], "m-1")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    lost = reserve_lines([(store, shirt, 1), (store, jeans, 1)], "m-2")
+    again = reserve_lines([(store, shirt, 1), (store, jeans, 1)], "m-3")
+
+    assert not any(r.replayed for r in lost + again)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = %s",
+            [services._RESERVE_MANY.name],
+        )
+        assert cursor.fetchone()[0] == 1
+    assert (position(store, shirt).reserved, position(store, jeans).reserved) == (3, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_multi_line_reservations_crossing_the_same_positions_never_deadlock_or_oversell():
+    """Threads reserve the same two scarce positions, half naming them in one order and half in
+    the other: every reservation is whole or refused, and no unit is sold twice."""
+    store, shirt, jeans = LocationFactory(), SkuFactory(), SkuFactory()
+    receive(store, shirt, 10)
+    receive(store, jeans, 10)
+    outcomes = []
+    barrier = threading.Barrier(8)
+
+    def worker(index):
+        try:
+            barrier.wait()
+            for attempt in range(4):
+                lines = [(store, shirt, 1), (store, jeans, 1)]
+                if index % 2:
+                    lines.reverse()
+                try:
+                    reserve_lines(lines, f"race-{index}-{attempt}")
+                    outcomes.append("ok")
+                except InsufficientStock:
+                    outcomes.append("short")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(outcomes) == 32
+    assert outcomes.count("ok") == 10
+    assert (position(store, shirt).reserved, position(store, jeans).reserved) == (10, 10)
+    assert Reservation.objects.count() == 20
+    assert ledger_mismatches() == []
