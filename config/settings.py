@@ -148,6 +148,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.orders_expire_overdue_task",
         "schedule": timedelta(minutes=5),
     },
+    "send-order-notifications": {  # commits schedule it too; this catches a lost task
+        "task": "orders.tasks.order_notifications_send_task",
+        "schedule": timedelta(seconds=30),
+    },
     "remind-pickups": {
         "task": "orders.tasks.orders_remind_pickup_task",
         "schedule": timedelta(minutes=15),

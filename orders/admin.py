@@ -32,6 +32,7 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    PendingNotification,
     Return,
     ReturnLine,
     RoutingDecision,
@@ -398,6 +399,17 @@ class ReturnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["location"]
     search_fields = ["order__reference"]
     inlines = [ReturnLineInline]
+
+
+@admin.register(PendingNotification)
+class PendingNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Order messages not sent yet: normally none for more than a few seconds; rows with
+    attempts and an error are failing (after the last attempt they stay here)."""
+
+    list_display = ["id", "order", "kind", "attempts", "due_at", "last_error", "created_at"]
+    list_filter = ["kind", "attempts"]
+    search_fields = ["order__reference"]
+    list_select_related = ["order"]
 
 
 __all__ = ["OrderAdmin"]

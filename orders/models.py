@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from common.channels import SalesChannel
 from inventory.models import Reservation, Sku, Transfer
@@ -256,6 +257,31 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.kind} {self.from_status}→{self.to_status}"
+
+
+class PendingNotification(models.Model):
+    """A message an order owes its customer, written in the transaction that owes it (a
+    transactional outbox). `orders.services.order_notifications_send` sends what is due, then
+    deletes it: a crash between the commit and the queueing cannot lose a message, and a burst
+    of orders costs one Celery task per second and process instead of one per order. A send
+    that fails is tried again later (`due_at`); after MAX attempts the row stays, for staff."""
+
+    MAX_ATTEMPTS = 8
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=40)
+    extra = models.JSONField(default=dict, blank=True)
+    due_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["due_at"], name="pending_notification_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for order {self.order_id}"
 
 
 class RoutingRuleName(models.TextChoices):

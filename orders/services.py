@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -60,12 +61,15 @@ from orders.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    PendingNotification,
     Return,
     ReturnLine,
     RoutingDecision,
 )
 from stores.models import Location
 from stores.selectors import location_ready_by
+
+logger = logging.getLogger(__name__)
 
 ROUTING_ATTEMPTS = 3
 _REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -348,10 +352,94 @@ def _reverse_loyalty_points(order: Order, record: Return, *, actor: str, channel
 
 
 def _notify(order: Order, kind: str, **extra) -> None:
-    from orders.tasks import order_notify_task
+    """Owe the customer a message about `order`: written in this transaction, sent soon after
+    it commits (`order_notifications_send`)."""
+    _owed(order, kind, **extra).save(force_insert=True)
+    transaction.on_commit(_notifications_kick)
 
-    order_id = order.pk
-    transaction.on_commit(lambda: order_notify_task.delay(order_id, kind, extra or None))
+
+def _owed(order: Order, kind: str, **extra) -> PendingNotification:
+    return PendingNotification(order=order, kind=kind, extra=extra)
+
+
+# A commit that owes messages schedules the sending task NOTIFY_DELAY_SECONDS later, unless
+# this process scheduled one less than that long ago: that task has not started yet, so it
+# will see this commit's rows. Under load each process publishes one task per period, not one
+# per order; a message waits at most that long (plus the queue). The beat task sends anything
+# a lost task left behind.
+NOTIFY_DELAY_SECONDS = 1.0
+_last_kick = [float("-inf")]  # when this process last scheduled the task (time.monotonic())
+
+
+def _notifications_kick() -> None:
+    from orders.tasks import order_notifications_send_task
+
+    if order_notifications_send_task.app.conf.task_always_eager:
+        order_notifications_send_task.delay()  # tasks run in-process: send now
+        return
+    now = time.monotonic()
+    if now - _last_kick[0] < NOTIFY_DELAY_SECONDS:
+        return
+    _last_kick[0] = now
+    order_notifications_send_task.apply_async(countdown=NOTIFY_DELAY_SECONDS)
+
+
+def order_notifications_send(
+    *, batch_size: int = 100, time_budget_seconds: float = 30.0, lease_seconds: int = 300
+) -> tuple[int, bool]:
+    """Send the order messages that are due, oldest first, deleting each once sent; returns
+    (how many were sent, whether some were left for lack of time).
+
+    Rows are claimed in batches (SKIP LOCKED on PostgreSQL, so workers share the queue) by
+    moving their `due_at` a lease ahead: a worker that dies mid-batch leaves them for the next
+    run after the lease. Messages are deduplicated where they go out (`Notification.dedupe_key`),
+    so a message sent twice by such a restart reaches the customer once. A transport failure
+    (OSError) or any other error puts the row back with a growing delay; after
+    PendingNotification.MAX_ATTEMPTS it stays, with its last error, for staff to see."""
+    from notifications.services import order_notification_send
+
+    deadline = time.monotonic() + time_budget_seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        batch = _claim_due_notifications(batch_size, lease_seconds)
+        if not batch:
+            return sent, False
+        for pending in batch:
+            try:
+                order_notification_send(
+                    order_id=pending.order_id, kind=pending.kind, extra=pending.extra
+                )
+            except Exception as error:  # noqa: BLE001 - one bad message must not stop the rest
+                _retry_notification_later(pending, error)
+                continue
+            PendingNotification.objects.filter(pk=pending.pk).delete()
+            sent += 1
+    return sent, True
+
+
+def _claim_due_notifications(batch_size: int, lease_seconds: int) -> list[PendingNotification]:
+    now = timezone.now()
+    with transaction.atomic():
+        batch = list(
+            PendingNotification.objects.select_for_update(skip_locked=True)
+            .filter(due_at__lte=now, attempts__lt=PendingNotification.MAX_ATTEMPTS)
+            .order_by("due_at", "pk")[:batch_size]
+        )
+        PendingNotification.objects.filter(pk__in=[p.pk for p in batch]).update(
+            due_at=now + timedelta(seconds=lease_seconds)
+        )
+    return batch
+
+
+def _retry_notification_later(pending: PendingNotification, error: Exception) -> None:
+    if not isinstance(error, OSError):  # not a transport hiccup: a bug or bad data, say so
+        logger.exception("Order notification %s failed", pending.pk)
+    attempts = pending.attempts + 1
+    PendingNotification.objects.filter(pk=pending.pk).update(
+        attempts=attempts,
+        last_error=f"{type(error).__name__}: {error}"[:200],
+        due_at=timezone.now() + timedelta(seconds=min(30 * 2**attempts, 6 * 3600)),
+    )
 
 
 def _validate_lines(lines: Sequence[OrderLineRequest]) -> tuple[str, list[Decimal]]:
@@ -513,7 +601,11 @@ def order_place(
                     )
                     for index, (line, price) in enumerate(zip(lines, prices, strict=True), start=1)
                 ]
-                return _NewOrderRows(lines=order_lines, events=events)
+                return _NewOrderRows(
+                    lines=order_lines,
+                    events=events,
+                    notifications=[_owed(order, "order_confirmed")],
+                )
 
             allocated = _allocate(
                 order,
@@ -530,7 +622,7 @@ def order_place(
                     f"Not enough stock anywhere for: {names}. Nothing was reserved.",
                     details={"lines": order._short},
                 )
-            _notify(order, "order_confirmed")
+            transaction.on_commit(_notifications_kick)  # "order_confirmed" is owed
             # What the API answers with, from memory: no query after the writes.
             skus = {need.sku_id: need.sku_code for need in needs}
             for order_line in allocated.new_rows.lines:
@@ -720,6 +812,7 @@ def _allocate(
 class _NewOrderRows:
     lines: list[OrderLine]
     events: list[OrderEvent]
+    notifications: list[PendingNotification]
 
 
 @dataclass
@@ -896,6 +989,7 @@ def _insert_placement(
         OrderLine.objects.bulk_create(new_rows.lines)
         _save_allocations(allocations)
         decision.save(force_insert=True)
+        PendingNotification.objects.bulk_create(new_rows.notifications)
         return
     allocation_lines = [line for allocation in allocations for line in allocation.loaded_lines]
     params = sql.insert_values(order, _ORDER_COLUMNS)
@@ -909,14 +1003,22 @@ def _insert_placement(
         params += [position, held.allocation.location_id, held.order_line.line_no]
         params += sql.insert_values(held, _ALLOCATION_LINE_COLUMNS)
     params += sql.insert_values(decision, _DECISION_COLUMNS)
+    for owed in new_rows.notifications:
+        params += sql.insert_values(owed, _NOTIFICATION_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(
             _placement_sql(
-                len(new_rows.events), len(new_rows.lines), len(allocations), len(allocation_lines)
+                len(new_rows.events),
+                len(new_rows.lines),
+                len(allocations),
+                len(allocation_lines),
+                len(new_rows.notifications),
             ),
             params,
         )
-        order_id, decision_id, event_ids, line_ids, allocation_ids, held_ids = cursor.fetchone()
+        (order_id, decision_id, event_ids, line_ids, allocation_ids, held_ids, owed_ids) = (
+            cursor.fetchone()
+        )
     # Foreign keys are set by assigning the (now saved) objects again: writing `order_id`
     # would drop the cached object, and rendering the order would read each one back.
     sql.mark_saved(order, order_id)
@@ -939,6 +1041,9 @@ def _insert_placement(
         held.allocation = held.allocation
         held.order_line = held.order_line
         sql.mark_saved(held, by_pair[(held.allocation_id, held.order_line_id)])
+    for owed, pk in zip(new_rows.notifications, sorted(_json(owed_ids) or []), strict=True):
+        sql.mark_saved(owed, pk)  # (inserted in this order, so their ids ascend with it)
+        owed.order = order
 
 
 def _placement_in_one_statement() -> bool:
@@ -957,10 +1062,13 @@ _ALLOCATION_LINE_COLUMNS = sql.insert_columns(
     AllocationLine, skip=("allocation_id", "order_line_id")
 )
 _DECISION_COLUMNS = sql.insert_columns(RoutingDecision, skip=("order_id",))
+_NOTIFICATION_COLUMNS = sql.insert_columns(PendingNotification, skip=("order_id",))
 
 
 @functools.lru_cache(maxsize=256)
-def _placement_sql(events: int, lines: int, allocations: int, allocation_lines: int) -> str:
+def _placement_sql(
+    events: int, lines: int, allocations: int, allocation_lines: int, notifications: int
+) -> str:
     """One statement per shape (how many rows of each kind). Each child row takes the new
     order's id; allocation lines find their allocation by location and their order line by
     number; the ids come back as JSON pairs, matched the same way (not by position)."""
@@ -977,6 +1085,14 @@ def _placement_sql(events: int, lines: int, allocations: int, allocation_lines: 
         _ALLOCATION_LINE_COLUMNS, allocation_lines, "%s::integer, %s::bigint, %s::integer, "
     )
     decision_table = RoutingDecision._meta.db_table
+    owed = (
+        f"INSERT INTO {PendingNotification._meta.db_table} "  # noqa: S608
+        f"(order_id, {names(_NOTIFICATION_COLUMNS)}) "
+        f"SELECT o.id, v.* FROM o, (VALUES {rows(_NOTIFICATION_COLUMNS, notifications)}) AS v "
+        "RETURNING id"
+        if notifications
+        else "SELECT NULL::bigint AS id WHERE false"
+    )
     # Table and column names come from the models; every value is a parameter.
     return (
         f"WITH o AS (INSERT INTO {Order._meta.db_table} ({names(_ORDER_COLUMNS)}) "  # noqa: S608
@@ -998,12 +1114,14 @@ def _placement_sql(events: int, lines: int, allocations: int, allocation_lines: 
         "ORDER BY v.n "  # ids in the order the ORM would give them, whatever the join's plan
         "RETURNING id, allocation_id, order_line_id), "
         f"dec AS (INSERT INTO {decision_table} (order_id, {names(_DECISION_COLUMNS)}) "
-        f"SELECT o.id, {sql.typed_placeholders(_DECISION_COLUMNS)} FROM o RETURNING id) "
+        f"SELECT o.id, {sql.typed_placeholders(_DECISION_COLUMNS)} FROM o RETURNING id), "
+        f"nt AS ({owed}) "
         "SELECT (SELECT id FROM o), (SELECT id FROM dec), "
         "(SELECT json_agg(json_build_array(id, kind)) FROM ev), "
         "(SELECT json_agg(json_build_array(id, line_no)) FROM ln), "
         "(SELECT json_agg(json_build_array(id, location_id)) FROM al), "
-        "(SELECT json_agg(json_build_array(id, allocation_id, order_line_id)) FROM held)"
+        "(SELECT json_agg(json_build_array(id, allocation_id, order_line_id)) FROM held), "
+        "(SELECT json_agg(id) FROM nt)"
     )
 
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders import services
 from orders.api.serializers import order_representation
-from orders.models import Allocation, AllocationLine, Order
+from orders.models import Allocation, AllocationLine, Order, PendingNotification
 from tests.factories import SkuFactory, WarehouseFactory
 from tests.orders.conftest import act, key, line, place_delivery, place_pickup, receive
 
@@ -58,6 +58,11 @@ def written(order) -> dict:
                 "trigger", "rules", "candidates", "chosen", "outcome", "note"
             )
         ),
+        "owed": list(
+            PendingNotification.objects.filter(order=stored).values_list(
+                "kind", "extra", "attempts", "last_error"
+            )
+        ),
     }
 
 
@@ -74,6 +79,7 @@ def cancel(order):
 def both_ways(monkeypatch, place) -> tuple[dict, dict]:
     """Place the same order with the one statement, cancel it (the stock is as before), then
     with the ORM; return what each wrote."""
+    monkeypatch.setattr(services, "_notifications_kick", lambda: None)  # keep what is owed
     with CaptureQueriesContext(connection) as queries:
         in_one = place()
     statements = [
@@ -109,6 +115,7 @@ def test_click_and_collect_with_a_transfer_writes_the_same_rows_either_way(
     in_one, by_orm = both_ways(monkeypatch, place)
     assert in_one == by_orm
     assert [a[1] for a in in_one["allocations"]] == ["pickup_local", "transfer"]
+    assert in_one["owed"] == [("order_confirmed", {}, 0, "")]
 
 
 def test_a_split_delivery_writes_the_same_rows_either_way(monkeypatch, customer, sku, sku2):

@@ -1,0 +1,167 @@
+"""Order messages go through an outbox: owed in the transaction that owes them, sent after it
+commits, retried when the transport fails, and scheduled once per burst, not once per order."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from notifications import sms
+from notifications.models import Notification
+from orders import services
+from orders.exceptions import OutOfStock
+from orders.models import PendingNotification
+from orders.tasks import order_notifications_send_task
+from tests.orders.conftest import line, place_pickup, receive
+
+pytestmark = pytest.mark.django_db
+
+
+class DownSms(sms.BaseSmsBackend):
+    """An SMS gateway that is down until told otherwise."""
+
+    down = True
+
+    def send_messages(self, messages):
+        if DownSms.down:
+            raise OSError("gateway down")
+        sms.outbox.extend(messages)
+        return len(messages)
+
+
+def test_a_placed_order_owes_its_confirmation_and_it_is_sent_once_committed(
+    customer, store, sku, django_capture_on_commit_callbacks
+):
+    receive(store, sku, 3)
+
+    with django_capture_on_commit_callbacks(execute=False) as scheduled:
+        order = services.order_place(
+            channel="web",
+            customer=customer,
+            lines=[line(sku)],
+            fulfilment="pickup",
+            pickup_location_id=store.pk,
+            idempotency_key="owe-1",
+            actor="test",
+            contact_email="camille@example.test",
+        )
+    owed = PendingNotification.objects.get()
+    assert (owed.order_id, owed.kind, owed.attempts) == (order.pk, "order_confirmed", 0)
+    assert mail.outbox == []  # nothing leaves before the commit
+
+    for callback in scheduled:  # the commit
+        callback()
+
+    assert [m.to for m in mail.outbox] == [["camille@example.test"]]
+    assert order.reference in mail.outbox[0].subject
+    assert not PendingNotification.objects.exists()
+
+
+def test_a_refused_order_owes_nothing(customer, store, sku):
+    with pytest.raises(OutOfStock):
+        place_pickup(customer, store, [line(sku)])
+
+    assert not PendingNotification.objects.exists()
+    assert mail.outbox == []
+
+
+def test_a_transport_failure_keeps_the_message_and_a_later_run_sends_it_once(
+    customer, store, sku, settings
+):
+    settings.SMS_BACKEND = "tests.orders.test_notification_outbox.DownSms"
+    DownSms.down = True
+    receive(store, sku, 3)
+    order = place_pickup(customer, store, [line(sku)])  # email sent, SMS failed
+
+    owed = PendingNotification.objects.get()
+    assert (owed.attempts, owed.last_error) == (1, "OSError: gateway down")
+    assert owed.due_at > timezone.now()  # not before its delay
+    assert services.order_notifications_send() == (0, False)
+
+    DownSms.down = False
+    PendingNotification.objects.update(due_at=timezone.now())
+    assert services.order_notifications_send() == (1, False)
+
+    assert not PendingNotification.objects.exists()
+    assert len(mail.outbox) == 1  # the email went the first time and is not sent again
+    assert [m.to for m in sms.outbox] == ["+33612345678"]
+    assert Notification.objects.filter(subject_reference=order.reference).count() == 2
+
+
+def test_a_message_that_keeps_failing_stays_for_staff_after_the_last_attempt(
+    customer, store, sku, monkeypatch
+):
+    receive(store, sku, 3)
+
+    def broken(**kwargs):
+        raise ValueError("template missing")
+
+    monkeypatch.setattr("notifications.services.order_notification_send", broken)
+    place_pickup(customer, store, [line(sku)])
+    for _ in range(PendingNotification.MAX_ATTEMPTS + 2):
+        PendingNotification.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+        services.order_notifications_send()
+
+    owed = PendingNotification.objects.get()
+    assert owed.attempts == PendingNotification.MAX_ATTEMPTS
+    assert owed.last_error == "ValueError: template missing"
+
+
+def test_a_claimed_message_is_not_sent_again_by_another_run_until_its_lease_ends(
+    customer, store, sku, monkeypatch
+):
+    receive(store, sku, 3)
+    monkeypatch.setattr(services, "_notifications_kick", lambda: None)  # no send on commit
+    place_pickup(customer, store, [line(sku)])
+
+    claimed = services._claim_due_notifications(batch_size=10, lease_seconds=300)
+    # A worker died holding it: other runs leave it alone until the lease is over.
+    assert len(claimed) == 1
+    assert services.order_notifications_send() == (0, False)
+    PendingNotification.objects.update(due_at=timezone.now())
+    assert services.order_notifications_send() == (1, False)
+    assert len(mail.outbox) == 1
+
+
+def test_a_burst_of_commits_schedules_one_task_per_delay(monkeypatch):
+    """With a broker (tasks not run in-process), the first commit schedules the sending task
+    NOTIFY_DELAY_SECONDS ahead; commits until then rely on it; the next one schedules again."""
+    scheduled = []
+    clock = [1000.0]
+    monkeypatch.setitem(order_notifications_send_task.app.conf, "task_always_eager", False)
+    monkeypatch.setattr(
+        order_notifications_send_task, "apply_async", lambda **options: scheduled.append(options)
+    )
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "_last_kick", [float("-inf")])
+
+    for _ in range(50):  # fifty orders committed within a few hundred milliseconds
+        services._notifications_kick()
+        clock[0] += 0.01
+    clock[0] += services.NOTIFY_DELAY_SECONDS
+    services._notifications_kick()
+
+    assert scheduled == [{"countdown": services.NOTIFY_DELAY_SECONDS}] * 2
+
+
+def test_the_task_carries_on_in_a_new_task_when_its_time_is_up(monkeypatch):
+    queued = []
+    monkeypatch.setattr(services, "order_notifications_send", lambda: (7, True))
+    monkeypatch.setattr(order_notifications_send_task, "delay", lambda: queued.append(1))
+
+    assert order_notifications_send_task.run() == 7
+    assert queued == [1]
+
+
+def test_staff_see_failing_messages_in_the_admin(admin_client, customer, store, sku, settings):
+    settings.SMS_BACKEND = "tests.orders.test_notification_outbox.DownSms"
+    DownSms.down = True
+    receive(store, sku, 3)
+    order = place_pickup(customer, store, [line(sku)])
+
+    page = admin_client.get("/admin/orders/pendingnotification/")
+
+    assert page.status_code == 200
+    assert order.reference in page.content.decode()
+    assert "gateway down" in page.content.decode()
