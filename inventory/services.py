@@ -24,11 +24,12 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 
 from django.conf import settings
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
+from common import sql
 from common.channels import SalesChannel, is_online
 from common.exceptions import IdempotencyKeyReused, InvalidInput
 from integrations.models import OutboxEvent
@@ -1456,29 +1457,6 @@ _RESERVE_ONE_SQL = (
 )
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A statement that may be PREPAREd once per database session, then EXECUTEd by name.
-
-    `sql` uses %(name)s placeholders; `params` maps each name to its SQL type, in $n order."""
-
-    name: str
-    sql: str
-    params: dict[str, str]
-
-    @property
-    def prepare_sql(self) -> str:
-        positional = self.sql
-        for index, name in enumerate(self.params, start=1):
-            positional = positional.replace(f"%({name})s", f"${index}")
-        return f"PREPARE {self.name} ({', '.join(self.params.values())}) AS {positional}"
-
-    @property
-    def execute_sql(self) -> str:
-        values = ", ".join(f"CAST(%s AS {kind})" for kind in self.params.values())
-        return f"EXECUTE {self.name} ({values})"
-
-
 # The parameters of `_fast_reservation_params`, with their SQL types.
 _RESERVATION_PARAM_TYPES = {
     "online": "boolean",
@@ -1493,9 +1471,9 @@ _RESERVATION_PARAM_TYPES = {
     "kind": "text",
 }
 
-_RESERVE_ONE = _Prepared(
-    name="omnistock_reserve_one_v1",
-    sql=_RESERVE_ONE_SQL,
+_RESERVE_ONE = sql.Prepared(
+    "omnistock_reserve_one",
+    _RESERVE_ONE_SQL,
     params={
         "sku": "bigint",
         "location": "bigint",
@@ -1505,10 +1483,6 @@ _RESERVE_ONE = _Prepared(
     },
 )
 _RESERVE_ONE_NAME = _RESERVE_ONE.name
-
-
-class _PreparedStatementLost(Exception):
-    """The connection's prepared statement is gone (a DEALLOCATE ALL or DISCARD ALL ran)."""
 
 
 # Reservers of one hot position first queue on a transaction-level advisory lock named after the
@@ -1546,70 +1520,12 @@ def _hot_row_queue_key(params: dict) -> str:
     return f"position:{params['sku']}:{params['location']}"
 
 
-def _execute_prepared(
-    cursor,
-    statement: _Prepared,
-    params: dict,
-    *,
-    prefix: Callable[[str], str] | None = None,
-    prefix_value=None,
-) -> None:
-    """EXECUTE `statement` PREPAREd first if this database session has not got it yet; after
-    `prefix(placeholder)`, a statement of one parameter (`prefix_value`) sent in the same round
-    trip.
-
-    Django's cursors bind parameters on the client, so PostgreSQL plans every execution, and
-    the ledger's one-statement writes cost more to plan than to run (0.34 ms against 0.20 ms for
-    a one-line reservation, measured). With OMNISTOCK["PREPARED_STATEMENTS"]
-    (DB_PREPARED_STATEMENTS, on by default) each is PREPAREd once per connection, with typed
-    parameters (one plan), then EXECUTEd: a failed EXECUTE leaves the prepared statement in
-    place, and prepared statements outlive rollbacks. Off (behind PgBouncer in transaction
-    mode, which does not track SQL PREPARE) the statement is sent plain. Raises
-    _PreparedStatementLost when the session and this connection disagree (see below): the
-    caller's savepoint must then roll back, and the next call works.
-    """
-    if not settings.OMNISTOCK["PREPARED_STATEMENTS"]:
-        if prefix is None:
-            cursor.execute(statement.sql, params)
-        else:
-            cursor.execute(
-                prefix("%(prefix_value)s") + statement.sql, {**params, "prefix_value": prefix_value}
-            )
-        return
-    connection.ensure_connection()
-    session = connection.connection  # a new database session is a new object: prepare again
-    prepared = getattr(session, "omnistock_prepared", None) or frozenset()
-    if statement.name not in prepared:
-        try:
-            cursor.execute(statement.prepare_sql)
-        except ProgrammingError as error:
-            if getattr(error.__cause__, "sqlstate", None) != "42P05":  # already prepared
-                raise
-            # This server session has it already (a pooler moved us onto it, wrongly
-            # configured with prepared statements on): use it from the next call; this one
-            # takes the general path, since the failed PREPARE aborted its transaction.
-            session.omnistock_prepared = prepared | {statement.name}
-            raise _PreparedStatementLost() from error
-        session.omnistock_prepared = prepared | {statement.name}
-    try:
-        values = [params[name] for name in statement.params]
-        if prefix is None:
-            cursor.execute(statement.execute_sql, values)
-        else:
-            cursor.execute(prefix("%s") + statement.execute_sql, [prefix_value, *values])
-    except ProgrammingError as error:
-        if getattr(error.__cause__, "sqlstate", None) != "26000":  # invalid statement name
-            raise
-        session.omnistock_prepared = prepared - {statement.name}  # the next call prepares it
-        raise _PreparedStatementLost() from error
-
-
 def _execute_reserve_one(params: dict) -> tuple | None:
     """Queue on the position's advisory lock (waiting only outside a transaction, see above),
     run `_RESERVE_ONE_SQL` and return its row: two statements in one round trip (one implicit
     transaction outside an atomic block)."""
     with connection.cursor() as cursor:
-        _execute_prepared(
+        sql.execute_prepared(
             cursor,
             _RESERVE_ONE,
             params,
@@ -1715,7 +1631,7 @@ def _reserve_in_one_statement(
             row = _execute_reserve_one(params)
     except IntegrityError:
         return None  # the key exists (or is being written): the general path replays it
-    except _PreparedStatementLost:
+    except sql.PreparedStatementLost:
         return None  # prepared again by the next call; this one takes the general path
     if row is None:
         return None
@@ -1787,9 +1703,9 @@ _RESERVE_MANY_SQL = (
     "(SELECT count(*) FROM mov) FROM updated JOIN res ON res.position_id = updated.id "
     "ORDER BY updated.n"
 )
-_RESERVE_MANY = _Prepared(
-    name="omnistock_reserve_many_v1",
-    sql=_RESERVE_MANY_SQL,
+_RESERVE_MANY = sql.Prepared(
+    "omnistock_reserve_many",
+    _RESERVE_MANY_SQL,
     params={
         "skus": "bigint[]",
         "locations": "bigint[]",
@@ -1837,11 +1753,11 @@ def _reserve_many_in_one_statement(
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                _execute_prepared(cursor, _RESERVE_MANY, params)
+                sql.execute_prepared(cursor, _RESERVE_MANY, params)
                 rows = cursor.fetchall()
             if rows and (len(rows) != len(requests) or rows[0][4] != len(requests)):
                 raise _PartlyApplied()
-    except (IntegrityError, _PreparedStatementLost, _PartlyApplied):
+    except (IntegrityError, sql.PreparedStatementLost, _PartlyApplied):
         # A known key (the general path replays it), a lost prepared statement (prepared again
         # by the next call), or a guard the lock's read did not foresee: nothing is kept.
         return None

@@ -128,13 +128,18 @@ def _retry_on_deadlock(service):
     """Run a service again when PostgreSQL aborted it for a deadlock. A service that settles an
     order's reservations and then routes a line again takes position locks in two rounds, so a
     concurrent placement can deadlock with it; PostgreSQL aborts one of the two and this replays
-    it (its savepoint was rolled back, so the caller's transaction is intact)."""
+    it (its savepoint was rolled back, so the caller's transaction is intact). A prepared
+    statement this session lost (common.sql.PreparedStatementLost) is replayed the same way:
+    the next attempt prepares it again."""
 
     @functools.wraps(service)
     def wrapper(*args, **kwargs):
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 return service(*args, **kwargs)
+            except sql.PreparedStatementLost:
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
             except OperationalError as exc:
                 state = getattr(exc.__cause__, "sqlstate", None)
                 if state not in _RETRYABLE_SQLSTATES or attempt == DEADLOCK_ATTEMPTS:
@@ -1006,8 +1011,9 @@ def _insert_placement(
     for owed in new_rows.notifications:
         params += sql.insert_values(owed, _NOTIFICATION_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _placement_sql(
+        sql.execute_prepared(
+            cursor,
+            _placement_statement(
                 len(new_rows.events),
                 len(new_rows.lines),
                 len(allocations),
@@ -1066,12 +1072,23 @@ _NOTIFICATION_COLUMNS = sql.insert_columns(PendingNotification, skip=("order_id"
 
 
 @functools.lru_cache(maxsize=256)
+def _placement_statement(
+    events: int, lines: int, allocations: int, allocation_lines: int, notifications: int
+) -> sql.Prepared:
+    """One statement per shape (how many rows of each kind), prepared once per database
+    session: its plan, and psycopg's parsing of its text, cost more than running it."""
+    return sql.Prepared(
+        "omnistock_place",
+        _placement_sql(events, lines, allocations, allocation_lines, notifications),
+    )
+
+
 def _placement_sql(
     events: int, lines: int, allocations: int, allocation_lines: int, notifications: int
 ) -> str:
-    """One statement per shape (how many rows of each kind). Each child row takes the new
-    order's id; allocation lines find their allocation by location and their order line by
-    number; the ids come back as JSON pairs, matched the same way (not by position)."""
+    """Each child row takes the new order's id; allocation lines find their allocation by
+    location and their order line by number; the ids come back as JSON pairs, matched the same
+    way (not by position)."""
 
     def names(fields):
         return ", ".join(field.column for field in fields)

@@ -30,11 +30,15 @@ def redis_worker(settings):
     previous = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
     app.close()  # drop connection pools made for the previous broker URL
+    # ... including the producer pool, which close() keeps when it was made without app.pool
+    # (an earlier test published through the in-memory broker): publish to Redis from here on.
+    app.amqp._producer_pool = None
     settings.CELERY_TASK_ALWAYS_EAGER = False
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         yield
     app.conf.update(previous)
     app.close()
+    app.amqp._producer_pool = None
 
 
 def test_expired_holds_are_released_by_a_real_worker_through_redis(redis_worker):

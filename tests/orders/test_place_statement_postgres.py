@@ -82,13 +82,13 @@ def both_ways(monkeypatch, place) -> tuple[dict, dict]:
     monkeypatch.setattr(services, "_notifications_kick", lambda: None)  # keep what is owed
     with CaptureQueriesContext(connection) as queries:
         in_one = place()
-    statements = [
+    writes = [
         q["sql"]
         for q in queries.captured_queries
-        if "INSERT INTO orders_orderline" in q["sql"]
-        or 'INSERT INTO "orders_orderline"' in q["sql"]
+        if q["sql"].startswith(("WITH o AS (INSERT INTO", "EXECUTE omnistock_place_"))
+        or 'INSERT INTO "orders_' in q["sql"]
     ]
-    assert len(statements) == 1 and statements[0].startswith("WITH o AS (INSERT INTO")
+    assert len(writes) == 1, writes  # the order and every row it owns, in one statement
     with CaptureQueriesContext(connection) as rendering:
         answer = order_representation(in_one)
     assert not rendering.captured_queries, "the API answers from what was written, not a read"
@@ -103,9 +103,11 @@ def both_ways(monkeypatch, place) -> tuple[dict, dict]:
     return first, written(by_orm)
 
 
+@pytest.mark.parametrize("prepared", [True, False])
 def test_click_and_collect_with_a_transfer_writes_the_same_rows_either_way(
-    monkeypatch, customer, store, warehouse, sku, sku2
+    monkeypatch, settings, prepared, customer, store, warehouse, sku, sku2
 ):
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "PREPARED_STATEMENTS": prepared}
     receive(store, sku, 5)
     receive(warehouse, sku2, 5)
 
@@ -133,3 +135,21 @@ def test_a_split_delivery_writes_the_same_rows_either_way(monkeypatch, customer,
     in_one, by_orm = both_ways(monkeypatch, place)
     assert in_one == by_orm
     assert in_one["decisions"][0][4] == "split" and len(in_one["allocation_lines"]) == 3
+
+
+def test_a_placement_whose_prepared_statement_was_lost_is_placed_all_the_same(customer, store, sku):
+    """A pooler's DISCARD ALL (or a DEALLOCATE) drops the session's prepared statements: the
+    placement that finds it gone is replayed once, whole, and prepares it again."""
+    receive(store, sku, 5)
+    place_pickup(customer, store, [line(sku)], at=WEDNESDAY_11H)  # prepares the statement
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    with CaptureQueriesContext(connection) as queries:
+        order = place_pickup(customer, store, [line(sku, 2)], at=WEDNESDAY_11H)
+
+    executed = [q["sql"] for q in queries.captured_queries if "omnistock_place_" in q["sql"]]
+    assert [sql.split()[0] for sql in executed] == ["EXECUTE", "PREPARE", "EXECUTE"]
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert Order.objects.count() == 2
+    assert sum(a.lines.get().quantity for a in Allocation.objects.filter(order=order)) == 2
