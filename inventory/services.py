@@ -1933,7 +1933,6 @@ def transfer_request(
 ) -> Transfer:
     """Ask for units to move from one location to another. No stock moves until it ships."""
     _check_idempotency_key(idempotency_key)
-    merged = _lines(lines)
     existing = Transfer.objects.filter(created_by_key=idempotency_key).first()
     if existing:
         existing.replayed = True
@@ -1943,7 +1942,44 @@ def transfer_request(
             "A transfer needs two different locations.", details={"destination": ["same as source"]}
         )
     ends = {loc.pk: loc for loc in Location.objects.filter(pk__in=[source_id, destination_id])}
-    source, destination = ends[source_id], ends[destination_id]
+    transfer = transfer_new(
+        source=ends[source_id],
+        destination=ends[destination_id],
+        lines=lines,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        actor=actor,
+    )
+    try:
+        with transaction.atomic():
+            transfer.save(force_insert=True)
+            TransferLine.objects.bulk_create(transfer.new_lines)
+    except IntegrityError:
+        transfer = Transfer.objects.get(created_by_key=idempotency_key)
+        transfer.replayed = True
+        return transfer
+    transfer.replayed = False
+    return transfer
+
+
+def transfer_new(
+    *,
+    source: Location,
+    destination: Location,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str,
+    reference: str = "",
+    actor: str = "",
+) -> Transfer:
+    """A transfer request checked and built, not saved: `transfer_request` saves it, and an
+    order placement writes it in the placement's own statement. Its lines are in `new_lines`.
+    A new request moves no stock, so this is not a ledger change."""
+    _check_idempotency_key(idempotency_key)
+    merged = _lines(lines)
+    if source.pk == destination.pk:
+        raise InvalidInput(
+            "A transfer needs two different locations.", details={"destination": ["same as source"]}
+        )
     for end in (source, destination):
         if not end.is_active:
             raise LocationInactive(
@@ -1954,26 +1990,17 @@ def transfer_request(
             f"{destination.code} does not receive transfers.",
             details={"destination": ["does not receive transfers"]},
         )
-    try:
-        with transaction.atomic():
-            transfer = Transfer.objects.create(
-                source=source,
-                destination=destination,
-                reference=reference[:120],
-                requested_by=actor[:150],
-                created_by_key=idempotency_key,
-            )
-            TransferLine.objects.bulk_create(
-                [
-                    TransferLine(transfer=transfer, sku_id=sku_id, quantity_requested=quantity)
-                    for sku_id, quantity in merged
-                ]
-            )
-    except IntegrityError:
-        transfer = Transfer.objects.get(created_by_key=idempotency_key)
-        transfer.replayed = True
-        return transfer
-    transfer.replayed = False
+    transfer = Transfer(
+        source=source,
+        destination=destination,
+        reference=reference[:120],
+        requested_by=actor[:150],
+        created_by_key=idempotency_key,
+    )
+    transfer.new_lines = [
+        TransferLine(transfer=transfer, sku_id=sku_id, quantity_requested=quantity)
+        for sku_id, quantity in merged
+    ]
     return transfer
 
 

@@ -38,6 +38,8 @@ from inventory.models import (
     ReservationStatus,
     Sku,
     StockPosition,
+    Transfer,
+    TransferLine,
 )
 from inventory.services import ReservationRequest, validate_quantity
 from orders import pickup, routing, selectors
@@ -801,11 +803,11 @@ def _allocate(
                 order, plan, reservations, actor=actor, at=at, pickup_store=pickup_store
             )
             return Allocated(plan=plan, allocations=allocations, decision=decision)
-        # A placement: the order and every row it owns are written together, then transfers.
+        # A placement: the order and every row it owns, its transfers too, are written together.
         new_rows = persist(plan)
         allocations = _new_allocations(order, plan, reservations, new_rows.lines)
+        _new_transfers(order, plan, allocations, actor=actor, at=at)
         _insert_placement(order, new_rows, allocations, decision)
-        _request_transfers(order, plan, allocations, actor=actor, at=at)
         return Allocated(plan=plan, allocations=allocations, decision=decision, new_rows=new_rows)
     order._short = [
         {"line": n.line, "sku": n.sku_code, "requested": n.quantity, "available": 0} for n in needs
@@ -926,6 +928,36 @@ def _save_allocations(allocations: list[Allocation]) -> None:
         AllocationLine.objects.bulk_create(allocation.loaded_lines)
 
 
+def _transfer_assignments(plan: routing.RoutingPlan, allocations: list[Allocation]):
+    """(assignment, allocation, its transfer's lines) for each `transfer` allocation."""
+    for assignment, allocation in zip(plan.assignments, allocations, strict=True):
+        if assignment.kind == AllocationKind.TRANSFER:
+            yield assignment, allocation, [(need.sku_id, units) for need, units in assignment.lines]
+
+
+def _new_transfers(
+    order: Order,
+    plan: routing.RoutingPlan,
+    allocations: list[Allocation],
+    *,
+    actor: str,
+    at: datetime,
+) -> None:
+    """A placement's transfers to the pickup store, one per `transfer` allocation, built (not
+    saved) into `allocation.transfer`: `_insert_placement` writes them with the order."""
+    for assignment, allocation, lines in _transfer_assignments(plan, allocations):
+        allocation.transfer = stock.transfer_new(
+            source=allocation.location,  # a routing candidate: an active location
+            destination=order.pickup_location,
+            lines=lines,
+            # One transfer per source in a placement (re-routings key theirs by allocation).
+            idempotency_key=f"order:{order.reference}:placement-transfer:{allocation.location_id}",
+            reference=order.reference,
+            actor=actor,
+        )
+        allocation.expected_at = at + timedelta(days=assignment.location.transfer_days)
+
+
 def _request_transfers(
     order: Order,
     plan: routing.RoutingPlan,
@@ -934,19 +966,17 @@ def _request_transfers(
     actor: str,
     at: datetime,
 ) -> None:
-    """The transfer that brings each `transfer` allocation's units to the pickup store."""
-    for assignment, allocation in zip(plan.assignments, allocations, strict=True):
-        if assignment.kind != AllocationKind.TRANSFER:
-            continue
-        transfer = stock.transfer_request(
+    """A re-routing's transfers: what brings each new `transfer` allocation's units to the
+    pickup store."""
+    for assignment, allocation, lines in _transfer_assignments(plan, allocations):
+        allocation.transfer = stock.transfer_request(
             source_id=assignment.location.id,
             destination_id=order.pickup_location_id,
-            lines=[(need.sku_id, units) for need, units in assignment.lines],
+            lines=lines,
             idempotency_key=f"order:{order.reference}:transfer:{allocation.pk}",
             reference=order.reference,
             actor=actor,
         )
-        allocation.transfer = transfer
         allocation.expected_at = at + timedelta(days=assignment.location.transfer_days)
         allocation.save(update_fields=["transfer", "expected_at"])
 
@@ -984,6 +1014,7 @@ def _insert_placement(
     them cost more CPU than running them: ~1 ms per order); elsewhere the ORM writes them."""
     locations = [allocation.location_id for allocation in allocations]
     kinds = [event.kind for event in new_rows.events]
+    transfers = [a.transfer for a in allocations if a.transfer is not None]
     if (
         not _placement_in_one_statement()
         or len(set(locations)) != len(locations)  # the statement matches rows by location
@@ -992,12 +1023,21 @@ def _insert_placement(
         order.save(force_insert=True)
         OrderEvent.objects.bulk_create(new_rows.events)
         OrderLine.objects.bulk_create(new_rows.lines)
+        for transfer in transfers:
+            transfer.save(force_insert=True)
+            TransferLine.objects.bulk_create(transfer.new_lines)
         _save_allocations(allocations)
         decision.save(force_insert=True)
         PendingNotification.objects.bulk_create(new_rows.notifications)
         return
     allocation_lines = [line for allocation in allocations for line in allocation.loaded_lines]
-    params = sql.insert_values(order, _ORDER_COLUMNS)
+    transfer_lines = [line for transfer in transfers for line in transfer.new_lines]
+    params = []
+    for transfer in transfers:
+        params += sql.insert_values(transfer, _TRANSFER_COLUMNS)
+    for moved in transfer_lines:
+        params += [moved.transfer.source_id, *sql.insert_values(moved, _TRANSFER_LINE_COLUMNS)]
+    params += sql.insert_values(order, _ORDER_COLUMNS)
     for event in new_rows.events:
         params += sql.insert_values(event, _EVENT_COLUMNS)
     for line in new_rows.lines:
@@ -1019,12 +1059,22 @@ def _insert_placement(
                 len(allocations),
                 len(allocation_lines),
                 len(new_rows.notifications),
+                len(transfers),
+                len(transfer_lines),
             ),
             params,
         )
-        (order_id, decision_id, event_ids, line_ids, allocation_ids, held_ids, owed_ids) = (
-            cursor.fetchone()
-        )
+        (
+            order_id,
+            decision_id,
+            event_ids,
+            line_ids,
+            allocation_ids,
+            held_ids,
+            owed_ids,
+            transfer_ids,
+            transfer_line_ids,
+        ) = cursor.fetchone()
     # Foreign keys are set by assigning the (now saved) objects again: writing `order_id`
     # would drop the cached object, and rendering the order would read each one back.
     sql.mark_saved(order, order_id)
@@ -1038,10 +1088,18 @@ def _insert_placement(
     for line in new_rows.lines:
         sql.mark_saved(line, by_line_no[line.line_no])
         line.order = order
+    by_source = {source: pk for pk, source in _json(transfer_ids) or []}
+    for transfer in transfers:
+        sql.mark_saved(transfer, by_source[transfer.source_id])
+    by_transfer_sku = {(a, b): pk for pk, a, b in _json(transfer_line_ids) or []}
+    for moved in transfer_lines:
+        moved.transfer = moved.transfer
+        sql.mark_saved(moved, by_transfer_sku[(moved.transfer_id, moved.sku_id)])
     by_location = {location: pk for pk, location in _json(allocation_ids)}
     for allocation in allocations:
         sql.mark_saved(allocation, by_location[allocation.location_id])
         allocation.order = order
+        allocation.transfer = allocation.transfer  # its id, now that it has one
     by_pair = {(a, b): pk for pk, a, b in _json(held_ids)}
     for held in allocation_lines:
         held.allocation = held.allocation
@@ -1069,25 +1127,32 @@ _ALLOCATION_LINE_COLUMNS = sql.insert_columns(
 )
 _DECISION_COLUMNS = sql.insert_columns(RoutingDecision, skip=("order_id",))
 _NOTIFICATION_COLUMNS = sql.insert_columns(PendingNotification, skip=("order_id",))
+_TRANSFER_COLUMNS = sql.insert_columns(Transfer)
+_TRANSFER_LINE_COLUMNS = sql.insert_columns(TransferLine, skip=("transfer_id",))
 
 
 @functools.lru_cache(maxsize=256)
-def _placement_statement(
-    events: int, lines: int, allocations: int, allocation_lines: int, notifications: int
-) -> sql.Prepared:
+def _placement_statement(*shape: int) -> sql.Prepared:
     """One statement per shape (how many rows of each kind), prepared once per database
     session: its plan, and psycopg's parsing of its text, cost more than running it."""
     return sql.Prepared(
         "omnistock_place",
-        _placement_sql(events, lines, allocations, allocation_lines, notifications),
+        _placement_sql(*shape),
     )
 
 
 def _placement_sql(
-    events: int, lines: int, allocations: int, allocation_lines: int, notifications: int
+    events: int,
+    lines: int,
+    allocations: int,
+    allocation_lines: int,
+    notifications: int,
+    transfers: int,
+    transfer_lines: int,
 ) -> str:
     """Each child row takes the new order's id; allocation lines find their allocation by
-    location and their order line by number; the ids come back as JSON pairs, matched the same
+    location and their order line by number; a transfer's lines find it by its source, and so
+    does the `transfer` allocation it serves; the ids come back as JSON pairs, matched the same
     way (not by position)."""
 
     def names(fields):
@@ -1110,9 +1175,36 @@ def _placement_sql(
         if notifications
         else "SELECT NULL::bigint AS id WHERE false"
     )
+    moved = [f"v.{field.column}" for field in _TRANSFER_LINE_COLUMNS]
+    transfer_sql = (
+        (
+            f"INSERT INTO {Transfer._meta.db_table} ({names(_TRANSFER_COLUMNS)}) "  # noqa: S608
+            f"VALUES {rows(_TRANSFER_COLUMNS, transfers)} RETURNING id, source_id"
+        ),
+        (
+            f"INSERT INTO {TransferLine._meta.db_table} "  # noqa: S608
+            f"(transfer_id, {names(_TRANSFER_LINE_COLUMNS)}) "
+            f"SELECT tr.id, {', '.join(moved)} FROM (VALUES "
+            f"{rows(_TRANSFER_LINE_COLUMNS, transfer_lines, '%s::bigint, ')}) "
+            f"AS v(source_id, {names(_TRANSFER_LINE_COLUMNS)}) "
+            "JOIN tr ON tr.source_id = v.source_id RETURNING id, transfer_id, sku_id"
+        ),
+    )
+    if not transfers:
+        transfer_sql = (
+            "SELECT NULL::bigint AS id, NULL::bigint AS source_id WHERE false",
+            "SELECT NULL::bigint AS id, NULL::bigint AS transfer_id, NULL::bigint AS sku_id "
+            "WHERE false",
+        )
+    # A `transfer` allocation takes the id of the transfer from its location.
+    allocation_select = ", ".join(
+        "COALESCE(tr.id, v.transfer_id)" if field.column == "transfer_id" else f"v.{field.column}"
+        for field in _ALLOCATION_COLUMNS
+    )
     # Table and column names come from the models; every value is a parameter.
     return (
-        f"WITH o AS (INSERT INTO {Order._meta.db_table} ({names(_ORDER_COLUMNS)}) "  # noqa: S608
+        f"WITH tr AS ({transfer_sql[0]}), trl AS ({transfer_sql[1]}), "  # noqa: S608
+        f"o AS (INSERT INTO {Order._meta.db_table} ({names(_ORDER_COLUMNS)}) "
         f"VALUES ({sql.typed_placeholders(_ORDER_COLUMNS)}) RETURNING id), "
         f"ev AS (INSERT INTO {OrderEvent._meta.db_table} (order_id, {names(_EVENT_COLUMNS)}) "
         f"SELECT o.id, v.* FROM o, (VALUES {rows(_EVENT_COLUMNS, events)}) AS v "
@@ -1121,7 +1213,10 @@ def _placement_sql(
         f"SELECT o.id, v.* FROM o, (VALUES {rows(_LINE_COLUMNS, lines)}) AS v "
         "RETURNING id, line_no), "
         f"al AS (INSERT INTO {Allocation._meta.db_table} (order_id, {names(_ALLOCATION_COLUMNS)}) "
-        f"SELECT o.id, v.* FROM o, (VALUES {rows(_ALLOCATION_COLUMNS, allocations)}) AS v "
+        f"SELECT o.id, {allocation_select} FROM o CROSS JOIN "
+        f"(VALUES {rows(_ALLOCATION_COLUMNS, allocations)}) AS v({names(_ALLOCATION_COLUMNS)}) "
+        f"LEFT JOIN tr ON tr.source_id = v.location_id "
+        f"AND v.kind = '{AllocationKind.TRANSFER.value}' "
         "RETURNING id, location_id), "
         f"held AS (INSERT INTO {AllocationLine._meta.db_table} "
         f"(allocation_id, order_line_id, {names(_ALLOCATION_LINE_COLUMNS)}) "
@@ -1138,7 +1233,9 @@ def _placement_sql(
         "(SELECT json_agg(json_build_array(id, line_no)) FROM ln), "
         "(SELECT json_agg(json_build_array(id, location_id)) FROM al), "
         "(SELECT json_agg(json_build_array(id, allocation_id, order_line_id)) FROM held), "
-        "(SELECT json_agg(id) FROM nt)"
+        "(SELECT json_agg(id) FROM nt), "
+        "(SELECT json_agg(json_build_array(id, source_id)) FROM tr), "
+        "(SELECT json_agg(json_build_array(id, transfer_id, sku_id)) FROM trl)"
     )
 
 

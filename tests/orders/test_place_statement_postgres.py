@@ -39,7 +39,7 @@ def written(order) -> dict:
             )
         ),
         "allocations": sorted(
-            (a.location_id, a.kind, a.status, a.transfer.lines.get().sku_id if a.transfer else None)
+            (a.location_id, a.kind, a.status, a.expected_at, transfer_written(a.transfer))
             for a in Allocation.objects.filter(order=stored)
         ),
         "allocation_lines": sorted(
@@ -66,6 +66,23 @@ def written(order) -> dict:
     }
 
 
+def transfer_written(transfer):
+    if transfer is None:
+        return None
+    return (
+        transfer.source_id,
+        transfer.destination_id,
+        transfer.status,
+        transfer.requested_by,
+        transfer.created_by_key.split(":")[-1],  # the source, after the order's reference
+        list(
+            transfer.lines.values_list(
+                "sku_id", "quantity_requested", "quantity_shipped", "quantity_received"
+            )
+        ),
+    )
+
+
 def cancel(order):
     act(
         services.order_cancel,
@@ -85,10 +102,13 @@ def both_ways(monkeypatch, place) -> tuple[dict, dict]:
     writes = [
         q["sql"]
         for q in queries.captured_queries
-        if q["sql"].startswith(("WITH o AS (INSERT INTO", "EXECUTE omnistock_place_"))
+        if q["sql"].startswith(("WITH tr AS (", "EXECUTE omnistock_place_"))
         or 'INSERT INTO "orders_' in q["sql"]
+        or 'INSERT INTO "inventory_transfer' in q["sql"]
+        or 'UPDATE "orders_' in q["sql"]
     ]
-    assert len(writes) == 1, writes  # the order and every row it owns, in one statement
+    # The order and every row it owns, its transfer included, in one statement.
+    assert len(writes) == 1, writes
     with CaptureQueriesContext(connection) as rendering:
         answer = order_representation(in_one)
     assert not rendering.captured_queries, "the API answers from what was written, not a read"
@@ -153,3 +173,20 @@ def test_a_placement_whose_prepared_statement_was_lost_is_placed_all_the_same(cu
     assert Order.objects.filter(pk=order.pk).exists()
     assert Order.objects.count() == 2
     assert sum(a.lines.get().quantity for a in Allocation.objects.filter(order=order)) == 2
+
+
+def test_two_transfers_to_the_pickup_store_write_the_same_rows_either_way(
+    monkeypatch, customer, store, sku, sku2
+):
+    a, b = WarehouseFactory(code="WA"), WarehouseFactory(code="WB")
+    receive(a, sku, 3)
+    receive(b, sku2, 3)
+
+    def place():
+        return place_pickup(customer, store, [line(sku, 2), line(sku2, 1)], at=WEDNESDAY_11H)
+
+    in_one, by_orm = both_ways(monkeypatch, place)
+    assert in_one == by_orm
+    transfers = [a[4] for a in in_one["allocations"]]
+    assert [t[0] for t in transfers] == sorted([a.pk, b.pk])  # one from each warehouse
+    assert [t[5] for t in transfers] == [[(sku.pk, 2, 0, 0)], [(sku2.pk, 1, 0, 0)]]
