@@ -1937,10 +1937,6 @@ def transfer_request(
     if existing:
         existing.replayed = True
         return existing
-    if source_id == destination_id:
-        raise InvalidInput(
-            "A transfer needs two different locations.", details={"destination": ["same as source"]}
-        )
     ends = {loc.pk: loc for loc in Location.objects.filter(pk__in=[source_id, destination_id])}
     transfer = transfer_new(
         source=ends[source_id],
