@@ -59,13 +59,23 @@ def idempotent(request, *, endpoint: str, perform: Callable[[], Response]) -> Re
         if record_id is None:
             return _replay(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
         response = perform()
-        body = json.loads(json.dumps(response.data, cls=JSONEncoder))
-        IdempotencyRecord.objects.filter(pk=record_id).update(
-            response_status=response.status_code,
-            response_body=body,
-            completed_at=timezone.now(),
-        )
+        _store(record_id, response)
     return response
+
+
+_STORE_SQL = (
+    f"UPDATE {IdempotencyRecord._meta.db_table} "  # noqa: S608 - table name, not input
+    "SET response_status = %s, response_body = %s, completed_at = %s WHERE id = %s"
+)
+
+
+def _store(record_id: int, response: Response) -> None:
+    """The response, kept for a retry: encoded once, as the JSON the client receives (the ORM
+    would decode and encode it again, and compile its UPDATE every time)."""
+    body = json.dumps(response.data, cls=JSONEncoder)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, [response.status_code, body, now, record_id])
 
 
 _CLAIM_SQL = (

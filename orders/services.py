@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -773,8 +774,11 @@ def _allocate(
                 _decision(order, plan, trigger, elapsed_ms, attempts)
             return None
         plan.trigger = trigger
+        # The savepoint undoes the reservation when a capped location filled up meanwhile; with
+        # no cap to take, a refused reservation has written nothing (the ledger's own savepoint).
+        capped = bool(_capped_preparers(order, plan, candidates))
         try:
-            with transaction.atomic():
+            with transaction.atomic() if capped else nullcontext():
                 reservations = stock.reservations_create(
                     requests=[
                         ReservationRequest(
@@ -846,13 +850,7 @@ def _consume_capacity(
     """One more order on its preparation day at each capped location that prepares it (the
     pickup store, or each shipping location); a location that filled up meanwhile makes the
     router run again."""
-    if order.fulfilment == FulfilmentType.PICKUP:
-        if _is_reroute(plan):
-            return  # the pickup store already counted this order when it was placed
-        ids = {order.pickup_location_id}  # it prepares the order, even lines that come by transfer
-    else:
-        ids = {a.location.id for a in plan.assignments}
-    capped = sorted(i for i in ids if candidates[i].capacity_cap is not None)
+    capped = _capped_preparers(order, plan, candidates)
     # A re-routing to a location that already prepares this order takes no second slot, even if
     # the day it would count now is another (a line rejected in the evening).
     counted = {location_id for location_id, _ in order.capacity_slots}
@@ -876,6 +874,21 @@ def _consume_capacity(
         order.capacity_slots = [*order.capacity_slots, *used]
         if order.pk:  # a re-routing: a placement saves the order right after
             order.save(update_fields=["capacity_slots", "updated_at"])
+
+
+def _capped_preparers(
+    order: Order, plan: routing.RoutingPlan, candidates: dict[int, routing.Candidate]
+) -> list[int]:
+    """The capped locations that would count this order on their preparation day, in key
+    order: the pickup store (it prepares the order, even lines that come by transfer; not again
+    on a re-routing), or each shipping location."""
+    if order.fulfilment == FulfilmentType.PICKUP:
+        if _is_reroute(plan):
+            return []  # the pickup store already counted this order when it was placed
+        ids = {order.pickup_location_id}
+    else:
+        ids = {a.location.id for a in plan.assignments}
+    return sorted(i for i in ids if candidates[i].capacity_cap is not None)
 
 
 def _return_capacity(order: Order) -> int:
