@@ -10,12 +10,29 @@ same long statement on every call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import ProgrammingError, connection
-from django.db.models import Model
+from django.db.models import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Field,
+    ForeignKey,
+    IntegerField,
+    Model,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallAutoField,
+    SmallIntegerField,
+    TextField,
+)
 from psycopg.adapt import Transformer
 
 
@@ -59,11 +76,53 @@ def _cast_type(field) -> str:
 
 def insert_values(instance: Model, fields: list) -> list:
     """The parameters the ORM would send to insert `instance`: it sets `auto_now_add` fields on
-    the instance as `save()` would."""
-    return [
-        field.get_db_prep_save(field.pre_save(instance, True), connection=connection)
-        for field in fields
-    ]
+    the instance as `save()` would. A value the field would write unchanged (`_written_as_is`)
+    is taken as it is: asking the field costs more than the rest of the row."""
+    values = []
+    for field in fields:
+        value = getattr(instance, field.attname)
+        written = _written_as_is(field)
+        if value is None or written is None or type(value) is not written[0]:
+            value = field.get_db_prep_save(field.pre_save(instance, True), connection=connection)
+        elif written[1]:  # an integer, typed for the backend (Int2/Int4/Int8 on PostgreSQL)
+            value = connection.ops.adapt_integerfield_value(value, written[1])
+        values.append(value)
+    return values
+
+
+@functools.cache
+def _written_as_is(field) -> tuple[type, str] | None:
+    """(The exact Python type whose values `field` writes without conversion, and for integers
+    the internal type the backend adapts them by): its `pre_save` returns the attribute, and its
+    `get_db_prep_save` returns a str (character fields) or a bool as it is, and an int (integer
+    fields, and foreign keys to them) through `adapt_integerfield_value` only. None: always ask
+    the field (dates, decimals, JSON, `auto_now`, anything else), as for a None value (a
+    nullable field may have a default)."""
+    if type(field).pre_save is not Field.pre_save:
+        return None
+    if isinstance(field, ForeignKey):
+        target = field.target_field
+        if type(target) in (AutoField, BigAutoField, SmallAutoField):
+            return int, ""  # an automatic key's value is sent as it is
+        return (int, target.get_internal_type()) if type(target) in _INTEGER_KEYS else None
+    for kind, python_type in _AS_IS:
+        if type(field) is kind:
+            return python_type, field.get_internal_type() if python_type is int else ""
+    return None
+
+
+_AS_IS = (
+    (CharField, str),
+    (TextField, str),
+    (BooleanField, bool),
+    (IntegerField, int),
+    (BigIntegerField, int),
+    (SmallIntegerField, int),
+    (PositiveIntegerField, int),
+    (PositiveSmallIntegerField, int),
+    (PositiveBigIntegerField, int),
+)
+_INTEGER_KEYS = (IntegerField, BigIntegerField, SmallIntegerField)
 
 
 def mark_saved(instance: Model, pk: int) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, Value
 from django.db.models.functions import Right, StrIndex, Substr
 
@@ -52,6 +53,12 @@ def customer_follow(customer: Customer) -> Customer:
     return customer
 
 
+_CUSTOMER_BY = {
+    column: f"SELECT * FROM {Customer._meta.db_table} WHERE {column} = %s"  # noqa: S608
+    for column in ("reference", "number")  # both unique
+}
+
+
 def customer_get(
     *, reference: str | uuid.UUID, allow_erased: bool = False, with_store: bool = True
 ) -> Customer:
@@ -60,19 +67,22 @@ def customer_get(
     `with_store=False` skips loading the preferred store (an order placement needs only the
     record, and joins the store's many columns on every order otherwise).
     Raises CustomerNotFound, or CustomerErased unless `allow_erased`."""
-    queryset = (
-        Customer.objects.select_related("preferred_store") if with_store else Customer.objects
-    )
-    matches = None
+    column = value = None
     text = str(reference).strip()
     try:
-        matches = queryset.filter(reference=uuid.UUID(text))
+        column, value = "reference", uuid.UUID(text)
     except ValueError:
         compact = text.replace(" ", "")
         if customer_number_is_valid(compact):
-            matches = queryset.filter(number=compact)
-    # Both columns are unique: the row without `.first()`'s ORDER BY.
-    customer = next(iter(matches[:1]), None) if matches is not None else None
+            column, value = "number", compact
+    customer = None
+    if column is not None and with_store:
+        queryset = Customer.objects.select_related("preferred_store").filter(**{column: value})
+        customer = next(iter(queryset[:1]), None)  # a unique column: no `.first()` ORDER BY
+    elif column is not None:
+        # Every order placement asks: the statement is written once, not compiled every time.
+        param = Customer._meta.get_field(column).get_db_prep_value(value, connection)
+        customer = next(iter(Customer.objects.raw(_CUSTOMER_BY[column], [param])), None)
     if customer is None:
         raise CustomerNotFound(details={"reference": [text[:64]]})
     customer = customer_follow(customer)
