@@ -15,16 +15,18 @@ import hashlib
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import ProgrammingError, connection
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
 from django.db.models import (
     AutoField,
     BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
+    DateField,
     Field,
     ForeignKey,
     IntegerField,
+    JSONField,
     Model,
     PositiveBigIntegerField,
     PositiveIntegerField,
@@ -78,16 +80,32 @@ def insert_values(instance: Model, fields: list) -> list:
     """The parameters the ORM would send to insert `instance`: it sets `auto_now_add` fields on
     the instance as `save()` would. A value the field would write unchanged (`_written_as_is`)
     is taken as it is: asking the field costs more than the rest of the row."""
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: `connection` is a proxy
     values = []
     for field in fields:
         value = getattr(instance, field.attname)
-        written = _written_as_is(field)
-        if value is None or written is None or type(value) is not written[0]:
-            value = field.get_db_prep_save(field.pre_save(instance, True), connection=connection)
-        elif written[1]:  # an integer, typed for the backend (Int2/Int4/Int8 on PostgreSQL)
-            value = connection.ops.adapt_integerfield_value(value, written[1])
+        if value is None:
+            if not _none_is_null(field):
+                value = field.get_db_prep_save(field.pre_save(instance, True), connection=db)
+        else:
+            written = _written_as_is(field)
+            if written is None or type(value) is not written[0]:
+                value = field.get_db_prep_save(field.pre_save(instance, True), connection=db)
+            elif written[1]:  # an integer, typed for the backend (Int2/Int4/Int8 on PostgreSQL)
+                value = db.ops.adapt_integerfield_value(value, written[1])
         values.append(value)
     return values
+
+
+@functools.cache
+def _none_is_null(field) -> bool:
+    """Whether `field` writes None as NULL without asking: its `pre_save` returns the
+    attribute (no `auto_now`), and it is not JSON (whose None may be JSON's null)."""
+    if isinstance(field, JSONField):
+        return False
+    if isinstance(field, DateField):  # DateTimeField too: their pre_save only acts for auto_now
+        return not (field.auto_now or field.auto_now_add)
+    return type(field).pre_save is Field.pre_save
 
 
 @functools.cache
