@@ -1629,12 +1629,16 @@ def _reserve_in_one_statement(
         savepoint = transaction.atomic() if _in_transaction() else nullcontext()
         with savepoint:
             row = _execute_reserve_one(params)
+            if row is None:
+                # Rolled back, not released: the savepoint takes the queue's lock with it, or a
+                # refused reservation would hold it until the caller's transaction ends.
+                raise _NotApplied()
     except IntegrityError:
         return None  # the key exists (or is being written): the general path replays it
     except sql.PreparedStatementLost:
         return None  # prepared again by the next call; this one takes the general path
-    if row is None:
-        return None
+    except _NotApplied:
+        return None  # no position, an inactive location, not enough stock: the general path
     reservation_id, position_id, events_written = row
     if events_written:
         outbox_notify()
@@ -1716,8 +1720,9 @@ _RESERVE_MANY = sql.Prepared(
 )
 
 
-class _PartlyApplied(Exception):
-    """The one-statement reservation updated some lines only: its savepoint rolls it back."""
+class _NotApplied(Exception):
+    """A one-statement reservation that applied nothing (or, in theory, some lines only): its
+    savepoint rolls back, releasing whatever it locked, and the general path decides."""
 
 
 def _reserve_many_in_one_statement(
@@ -1755,13 +1760,14 @@ def _reserve_many_in_one_statement(
             with connection.cursor() as cursor:
                 sql.execute_prepared(cursor, _RESERVE_MANY, params)
                 rows = cursor.fetchall()
-            if rows and (len(rows) != len(requests) or rows[0][4] != len(requests)):
-                raise _PartlyApplied()
-    except (IntegrityError, sql.PreparedStatementLost, _PartlyApplied):
+            if not rows or len(rows) != len(requests) or rows[0][4] != len(requests):
+                # Nothing applied, and the positions it found are locked: rolling the savepoint
+                # back (not releasing it) frees them, or a refused reservation would hold them
+                # until the caller's transaction ends and lock out of key order on its retry.
+                raise _NotApplied()
+    except (IntegrityError, sql.PreparedStatementLost, _NotApplied):
         # A known key (the general path replays it), a lost prepared statement (prepared again
-        # by the next call), or a guard the lock's read did not foresee: nothing is kept.
-        return None
-    if not rows:
+        # by the next call), or a line it could not serve: nothing is kept.
         return None
     if rows[0][3]:
         outbox_notify()

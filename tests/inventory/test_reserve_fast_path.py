@@ -4,7 +4,7 @@ general path writes, and leave every other case (replays, refusals) to the gener
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from integrations.models import OutboxEvent
@@ -524,3 +524,50 @@ def test_multi_line_reservations_crossing_the_same_positions_never_deadlock_or_o
     assert (position(store, shirt).reserved, position(store, jeans).reserved) == (10, 10)
     assert Reservation.objects.count() == 20
     assert ledger_mismatches() == []
+
+
+def another_session_can_lock(sql_text, params):
+    """Whether another database session gets `sql_text`'s lock within 200 ms."""
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+            cursor.execute(sql_text, params)
+            return bool(cursor.fetchone()[0])
+    except OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_refused_reservation_inside_a_transaction_leaves_no_lock_behind(settings, fast):
+    """An order placement runs in a transaction and, refused at one location, routes on: the
+    positions and queue its refused attempt touched must be free for others meanwhile (held,
+    they would be taken out of key order by the next attempt and could deadlock)."""
+    settings.OMNISTOCK = {**settings.OMNISTOCK, "RESERVE_FAST_PATH": fast}
+    store, shirt, jeans = LocationFactory(), SkuFactory(), SkuFactory()
+    receive(store, shirt, 5)
+    receive(store, jeans, 1)
+    shirt_position = position(store, shirt).pk
+
+    with transaction.atomic():
+        with pytest.raises(InsufficientStock):
+            reserve_lines([(store, shirt, 1), (store, jeans, 2)], f"refused-many-{fast}")
+        with pytest.raises(InsufficientStock):
+            reserve(store, jeans, f"refused-one-{fast}", quantity=2)
+        row_free = another_session_can_lock(
+            "SELECT id FROM inventory_stockposition WHERE id = %s FOR NO KEY UPDATE",
+            [shirt_position],
+        )
+        queue_free = another_session_can_lock(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+            [
+                services._HOT_ROW_QUEUE_CLASS,
+                services._hot_row_queue_key({"sku": jeans.pk, "location": store.pk}),
+            ],
+        )
+
+    assert (row_free, queue_free) == (True, True)
+    assert position(store, shirt).reserved == 0
