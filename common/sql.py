@@ -156,26 +156,44 @@ class Prepared:
     With `params` (name → SQL type, in $n order) `sql` uses %(name)s placeholders and is
     executed with a dict; without, it uses %s placeholders, each cast to its type in the SQL
     (`typed_placeholders`), and is executed with a list. The name ends with a digest of the
-    SQL, so a server session that kept a statement of an older version never runs it."""
+    statement (text and parameter types), so a server session that kept a statement of an older
+    version never runs it. With `per_session`, a session keeps at most that many statements of
+    this `name` prepared (the shapes of one statement); others of the family are sent plain."""
 
-    def __init__(self, name: str, sql: str, params: dict[str, str] | None = None):
-        self.name = f"{name}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"  # noqa: S324
+    def __init__(
+        self,
+        name: str,
+        sql: str,
+        params: dict[str, str] | None = None,
+        *,
+        per_session: int | None = None,
+    ):
+        if "%%" in sql:
+            raise ValueError("Prepared statements do not support a literal %% in their SQL.")
+        self.family = name
         self.sql = sql
         self.params = params
+        # Statements of one family (the shapes of one statement) a session keeps prepared: each
+        # costs the server about half a megabyte of plan per connection; beyond, sent plain.
+        self.per_session = per_session
         if params is None:
             pieces = sql.split("%s")
-            positional = pieces[0] + "".join(
+            types = ""
+            body = pieces[0] + "".join(
                 f"${index}{piece}" for index, piece in enumerate(pieces[1:], start=1)
             )
-            self.prepare_sql = f"PREPARE {self.name} AS {positional}"
-            self.execute_sql = f"EXECUTE {self.name} ({', '.join(['%s'] * (len(pieces) - 1))})"
+            values = ", ".join(["%s"] * (len(pieces) - 1))
         else:
-            positional = sql
+            types = f" ({', '.join(params.values())})"
+            body = sql
             for index, param in enumerate(params, start=1):
-                positional = positional.replace(f"%({param})s", f"${index}")
-            self.prepare_sql = f"PREPARE {self.name} ({', '.join(params.values())}) AS {positional}"
+                body = body.replace(f"%({param})s", f"${index}")
             values = ", ".join(f"CAST(%s AS {kind})" for kind in params.values())
-            self.execute_sql = f"EXECUTE {self.name} ({values})"
+        # The digest covers the parameters' types and order as well as the text.
+        digest = hashlib.sha1(f"{types} AS {body}".encode()).hexdigest()[:12]  # noqa: S324
+        self.name = f"{name}_{digest}"
+        self.prepare_sql = f"PREPARE {self.name}{types} AS {body}"
+        self.execute_sql = f"EXECUTE {self.name} ({values})"
 
     def values(self, params) -> list:
         return list(params) if self.params is None else [params[name] for name in self.params]
@@ -221,6 +239,11 @@ def execute_prepared(
     connection.ensure_connection()
     session = connection.connection  # a new database session is a new object: prepare again
     prepared = getattr(session, "omnistock_prepared", None) or frozenset()
+    if statement.name not in prepared and statement.per_session is not None:
+        family = f"{statement.family}_"
+        if sum(name.startswith(family) for name in prepared) >= statement.per_session:
+            cursor.execute(statement.sql, params)  # enough of its shapes are kept already
+            return
     if statement.name not in prepared:
         try:
             cursor.execute(statement.prepare_sql)

@@ -1939,6 +1939,7 @@ def transfer_request(
 ) -> Transfer:
     """Ask for units to move from one location to another. No stock moves until it ships."""
     _check_idempotency_key(idempotency_key)
+    _lines(lines)  # bad lines are refused even on a replay, as they always were
     existing = Transfer.objects.filter(created_by_key=idempotency_key).first()
     if existing:
         existing.replayed = True

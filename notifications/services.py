@@ -2,8 +2,8 @@
 backend of `notifications.sms`, in the customer's language (fr or en).
 
 Called from Celery tasks after commit, never inside a locked transaction. Each message is claimed
-by a unique `dedupe_key` before it goes out, so a task that runs twice sends once; a transport
-failure (OSError) removes the claim and lets the task retry.
+by a unique `dedupe_key` before it goes out, so a task that runs twice sends once; a failed send
+(any exception) removes the claim and lets the task retry.
 
 Order messages (confirmed, ready, reminder, cancelled…) are transactional: they go to the
 contact the order was placed with, consent or not. Marketing-like messages (back in stock) are
@@ -92,8 +92,11 @@ def notification_deliver(
                 EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]).send()
             else:
                 send_sms(address, sms_text)
-        except OSError:
-            claim.delete()  # let the task retry this one
+        except BaseException:
+            # Whatever stopped the send (a transport error, a gateway's own exception, the task's
+            # time limit), the message may not have left: drop the claim so that a retry sends
+            # it. A backend that fails after sending makes that a duplicate, not a loss.
+            claim.delete()
             raise
         sent += 1
     return sent

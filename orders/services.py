@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
@@ -363,7 +364,7 @@ def _notify(order: Order, kind: str, **extra) -> None:
     """Owe the customer a message about `order`: written in this transaction, sent soon after
     it commits (`order_notifications_send`)."""
     _owed(order, kind, **extra).save(force_insert=True)
-    transaction.on_commit(_notifications_kick)
+    transaction.on_commit(_notifications_kick, robust=True)
 
 
 def _owed(order: Order, kind: str, **extra) -> PendingNotification:
@@ -388,8 +389,8 @@ def _notifications_kick() -> None:
     now = time.monotonic()
     if now - _last_kick[0] < NOTIFY_DELAY_SECONDS:
         return
-    _last_kick[0] = now
     order_notifications_send_task.apply_async(countdown=NOTIFY_DELAY_SECONDS)
+    _last_kick[0] = now  # only once scheduled: after a failed publish the next commit tries
 
 
 def order_notifications_send(
@@ -408,21 +409,33 @@ def order_notifications_send(
 
     deadline = time.monotonic() + time_budget_seconds
     sent = 0
-    while time.monotonic() < deadline:
+    while True:
         batch = _claim_due_notifications(batch_size, lease_seconds)
         if not batch:
             return sent, False
-        for pending in batch:
+        for index, pending in enumerate(batch):
+            if time.monotonic() >= deadline:  # out of time: the rest goes back to the queue
+                _release_notifications(batch[index:])
+                return sent, True
             try:
                 order_notification_send(
                     order_id=pending.order_id, kind=pending.kind, extra=pending.extra
                 )
+            except SoftTimeLimitExceeded:
+                _release_notifications(
+                    batch[index:]
+                )  # the task is being stopped: not this one's fault
+                raise
             except Exception as error:  # noqa: BLE001 - one bad message must not stop the rest
                 _retry_notification_later(pending, error)
                 continue
             PendingNotification.objects.filter(pk=pending.pk).delete()
             sent += 1
-    return sent, True
+
+
+def _release_notifications(claimed: list[PendingNotification]) -> None:
+    """Claimed rows this run will not send: due again now, not after their lease."""
+    PendingNotification.objects.filter(pk__in=[p.pk for p in claimed]).update(due_at=timezone.now())
 
 
 def _claim_due_notifications(batch_size: int, lease_seconds: int) -> list[PendingNotification]:
@@ -630,7 +643,9 @@ def order_place(
                     f"Not enough stock anywhere for: {names}. Nothing was reserved.",
                     details={"lines": order._short},
                 )
-            transaction.on_commit(_notifications_kick)  # "order_confirmed" is owed
+            # "order_confirmed" is owed. Robust: the order is committed whatever happens to the
+            # broker (a failed publish is logged; the beat sends the message).
+            transaction.on_commit(_notifications_kick, robust=True)
             # What the API answers with, from memory: no query after the writes.
             skus = {need.sku_id: need.sku_code for need in needs}
             for order_line in allocated.new_rows.lines:
@@ -960,7 +975,9 @@ def _new_transfers(
     saved) into `allocation.transfer`: `_insert_placement` writes them with the order."""
     for assignment, allocation, lines in _transfer_assignments(plan, allocations):
         allocation.transfer = stock.transfer_new(
-            source=allocation.location,  # a routing candidate: an active location
+            # The source is a routing candidate (an active location, whose reservation has just
+            # checked it again); the pickup store was checked when the placement began.
+            source=allocation.location,
             destination=order.pickup_location,
             lines=lines,
             # One transfer per source in a placement (re-routings key theirs by allocation).
@@ -1144,14 +1161,16 @@ _TRANSFER_COLUMNS = sql.insert_columns(Transfer)
 _TRANSFER_LINE_COLUMNS = sql.insert_columns(TransferLine, skip=("transfer_id",))
 
 
+# The placement shapes a database session keeps prepared (each holds ~0.5 MB of plan on the
+# server per connection): the commonest come first; rarer shapes are sent unprepared.
+PLACEMENT_SHAPES = 16
+
+
 @functools.lru_cache(maxsize=256)
 def _placement_statement(*shape: int) -> sql.Prepared:
     """One statement per shape (how many rows of each kind), prepared once per database
     session: its plan, and psycopg's parsing of its text, cost more than running it."""
-    return sql.Prepared(
-        "omnistock_place",
-        _placement_sql(*shape),
-    )
+    return sql.Prepared("omnistock_place", _placement_sql(*shape), per_session=PLACEMENT_SHAPES)
 
 
 def _placement_sql(

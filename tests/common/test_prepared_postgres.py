@@ -73,3 +73,35 @@ def test_a_long_list_of_named_values_is_executed_by_name():
 
     assert joined == "".join(values.values())
     assert prepared == 1
+
+
+def test_a_session_keeps_at_most_per_session_shapes_of_a_statement_prepared():
+    shapes = [
+        sql.Prepared(
+            "omnistock_test_shape", f"SELECT {' + '.join(['%s::integer'] * n)}", per_session=2
+        )
+        for n in (1, 2, 3)
+    ]
+
+    with connection.cursor() as cursor:
+        results = []
+        for n, statement in enumerate(shapes, start=1):
+            sql.execute_prepared(cursor, statement, list(range(1, n + 1)))
+            results.append(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'omnistock_test_shape_%%'"
+        )
+        (kept,) = cursor.fetchone()
+
+    assert results == [1, 3, 6]  # the third shape was answered too, sent unprepared
+    assert kept == 2
+
+
+def test_the_name_changes_with_the_parameters_types_not_only_the_text():
+    text = "SELECT %(a)s"
+    assert (
+        sql.Prepared("x", text, {"a": "integer"}).name
+        != sql.Prepared("x", text, {"a": "text"}).name
+    )
+    with pytest.raises(ValueError):
+        sql.Prepared("x", "SELECT '100%%'")

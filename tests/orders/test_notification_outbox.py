@@ -4,9 +4,11 @@ commits, retried when the transport fails, and scheduled once per burst, not onc
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core import mail
 from django.utils import timezone
 
+from notifications import services as notification_services
 from notifications import sms
 from notifications.models import Notification
 from orders import services
@@ -165,3 +167,97 @@ def test_staff_see_failing_messages_in_the_admin(admin_client, customer, store, 
     assert page.status_code == 200
     assert order.reference in page.content.decode()
     assert "gateway down" in page.content.decode()
+
+
+class BrokenOnceSms(sms.BaseSmsBackend):
+    """A gateway client that fails with its own exception (not an OSError) once."""
+
+    fail = True
+
+    def send_messages(self, messages):
+        if BrokenOnceSms.fail:
+            BrokenOnceSms.fail = False
+            raise ValueError("gateway answered 500")
+        sms.outbox.extend(messages)
+        return len(messages)
+
+
+def test_a_send_that_fails_with_any_error_is_sent_by_the_retry(customer, store, sku, settings):
+    settings.SMS_BACKEND = "tests.orders.test_notification_outbox.BrokenOnceSms"
+    BrokenOnceSms.fail = True
+    receive(store, sku, 3)
+    place_pickup(customer, store, [line(sku)])
+    assert PendingNotification.objects.get().attempts == 1
+
+    PendingNotification.objects.update(due_at=timezone.now())
+    assert services.order_notifications_send() == (1, False)
+
+    assert [m.to for m in sms.outbox] == ["+33612345678"]  # sent, not just marked as sent
+    assert not PendingNotification.objects.exists()
+
+
+def owe_confirmations(customer, store, sku, count, monkeypatch):
+    monkeypatch.setattr(services, "_notifications_kick", lambda: None)
+    receive(store, sku, count)
+    for _ in range(count):
+        place_pickup(customer, store, [line(sku)])
+    return list(PendingNotification.objects.order_by("pk"))
+
+
+def test_a_run_out_of_time_puts_what_it_claimed_back_in_the_queue(
+    customer, store, sku, monkeypatch
+):
+    owed = owe_confirmations(customer, store, sku, 3, monkeypatch)
+    clock = [0.0]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    real_send = notification_services.order_notification_send
+
+    def slow_send(**kwargs):
+        clock[0] += 20  # each message takes 20 s of the 30 s budget
+        return real_send(**kwargs)
+
+    monkeypatch.setattr("notifications.services.order_notification_send", slow_send)
+    assert services.order_notifications_send(time_budget_seconds=30) == (2, True)
+
+    left = PendingNotification.objects.get()
+    assert left.pk == owed[2].pk
+    assert left.due_at <= timezone.now()  # due again now, not after the 5-minute lease
+
+
+def test_a_stopped_task_releases_its_claims_and_stops(customer, store, sku, monkeypatch):
+    owed = owe_confirmations(customer, store, sku, 2, monkeypatch)
+
+    def stopped(**kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("notifications.services.order_notification_send", stopped)
+    with pytest.raises(SoftTimeLimitExceeded):
+        services.order_notifications_send()
+
+    assert [p.pk for p in PendingNotification.objects.order_by("pk")] == [p.pk for p in owed]
+    assert all(
+        p.attempts == 0 and p.due_at <= timezone.now() for p in PendingNotification.objects.all()
+    )
+
+
+def test_a_broker_that_is_down_does_not_fail_the_order_and_the_next_commit_tries_again(
+    customer, store, sku, monkeypatch
+):
+    scheduled = []
+
+    def broker(**options):
+        if not scheduled:
+            scheduled.append("failed")
+            raise OSError("broker down")
+        scheduled.append(options)
+
+    monkeypatch.setitem(order_notifications_send_task.app.conf, "task_always_eager", False)
+    monkeypatch.setattr(order_notifications_send_task, "apply_async", broker)
+    monkeypatch.setattr(services, "_last_kick", [float("-inf")])
+    receive(store, sku, 2)
+
+    first = place_pickup(customer, store, [line(sku)])  # committed, though the publish failed
+    place_pickup(customer, store, [line(sku)])
+
+    assert first.pk and PendingNotification.objects.count() == 2
+    assert scheduled == ["failed", {"countdown": services.NOTIFY_DELAY_SECONDS}]
