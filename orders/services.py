@@ -791,7 +791,7 @@ def _allocate(
         plan.trigger = trigger
         # The savepoint undoes the reservation when a capped location filled up meanwhile; with
         # no cap to take, a refused reservation has written nothing (the ledger's own savepoint).
-        capped = bool(_capped_preparers(order, plan, candidates))
+        capped = _capped_preparers(order, plan, candidates)
         try:
             with transaction.atomic() if capped else nullcontext():
                 reservations = stock.reservations_create(
@@ -808,7 +808,7 @@ def _allocate(
                     ttl_seconds=0,
                     actor=actor,
                 )
-                _consume_capacity(order, plan, candidates)
+                _consume_capacity(order, capped, candidates)
         except InsufficientStock as exc:
             attempts.append({"attempt": attempt, "lost_race": exc.details.get("lines", [])})
             continue
@@ -859,13 +859,12 @@ def _is_reroute(plan: routing.RoutingPlan) -> bool:
 
 def _consume_capacity(
     order: Order,
-    plan: routing.RoutingPlan,
+    capped: list[int],
     candidates: dict[int, routing.Candidate],
 ) -> None:
-    """One more order on its preparation day at each capped location that prepares it (the
-    pickup store, or each shipping location); a location that filled up meanwhile makes the
-    router run again."""
-    capped = _capped_preparers(order, plan, candidates)
+    """One more order on its preparation day at each capped location that prepares it
+    (`capped`, from `_capped_preparers`); a location that filled up meanwhile makes the router
+    run again."""
     # A re-routing to a location that already prepares this order takes no second slot, even if
     # the day it would count now is another (a line rejected in the evening).
     counted = {location_id for location_id, _ in order.capacity_slots}
