@@ -1,18 +1,28 @@
-"""Idempotent API writes: the same Idempotency-Key replays the first response.
+"""Idempotency, once for the whole project: run a write once per key, replay the first result,
+refuse the same key with another request.
 
-The record is claimed, the write performed and the response stored in ONE transaction, so a crash
-half-way leaves nothing behind and a retry simply runs again. A concurrent duplicate blocks on the
-unique key until the first commits, then receives the stored response. A write that fails with a
-domain error stores nothing (it had no effect), so the client may correct the cause and retry.
+Every ledger (stock, points, stored value, tenders), order placement and the HTTP layer use
+`run_once`; each keeps its own record of what a key did (a StockOperation, a PointsOperation, an
+Order, an IdempotencyRecord…) and hands `run_once` the three questions that differ: how to find
+that record, whether it was the same request, and how to perform the write.
+
+Concurrency: the write inserts its record under a unique key first. A concurrent duplicate
+blocks on that key until the first commits, then fails with IntegrityError; `run_once` rolls
+its attempt back (a savepoint when called inside a transaction) and replays the first result.
+A write that fails with a domain error leaves nothing behind, so the client may correct the
+cause and retry with the same key.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -27,95 +37,118 @@ from common.exceptions import (
 from common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
-# The stock ledger namespaces it ("api:key:<id>:<key>") within its own 240 characters.
-MAX_KEY_LENGTH = 200
+
+# The one limit on a key handed to a service. Keys are stored in 255-character columns: the
+# rest is room for per-line suffixes ("<key>#12").
+MAX_KEY_LENGTH = 240
+# The HTTP header leaves room, within MAX_KEY_LENGTH, for the caller's namespace that the API
+# puts in front of it ("api:key:<id>:<header>"), so that two callers' keys never meet.
+NAMESPACE_ROOM = 40
+HEADER_MAX_LENGTH = MAX_KEY_LENGTH - NAMESPACE_ROOM
+
+Record = TypeVar("Record")
 
 
-def request_fingerprint(endpoint: str, payload) -> str:
-    canonical = json.dumps(
-        [endpoint, payload], sort_keys=True, cls=JSONEncoder, separators=(",", ":")
-    )
+def idempotency_key_check(key, *, field: str = "idempotency_key") -> str:
+    """A non-blank key of at most MAX_KEY_LENGTH characters, else InvalidInput."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput(
+            "Every write that may be retried needs an idempotency key.",
+            details={field: ["required"]},
+        )
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            f"The idempotency key is longer than {MAX_KEY_LENGTH} characters.",
+            details={field: ["too long"]},
+        )
+    return key
+
+
+def request_fingerprint(kind: str, payload) -> str:
+    """What a retry must repeat, hashed: the same kind of write with the same arguments."""
+    canonical = json.dumps([kind, payload], sort_keys=True, cls=JSONEncoder, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_once(
+    *,
+    find: Callable[[], Record | None],
+    same_request: Callable[[Record], bool],
+    perform: Callable[[], Record],
+    reused_message: str = IdempotencyKeyReused.default_message,
+) -> tuple[Record, bool]:
+    """Perform a keyed write once. Returns (record, replayed).
+
+    `find` returns what the key did already (or None); `same_request` tells whether that was
+    the request asked now (IdempotencyKeyReused if not); `perform` writes, inserting its keyed
+    record first, and runs in its own transaction (or savepoint).
+    """
+    earlier = find()
+    if earlier is None:
+        try:
+            with transaction.atomic():
+                return perform(), False
+        except IntegrityError:
+            # A concurrent call with the same key committed first: this one waited on the
+            # unique key and failed. Anything else that broke a constraint is not ours to hide.
+            earlier = find()
+            if earlier is None:
+                raise
+    if not same_request(earlier):
+        raise IdempotencyKeyReused(reused_message)
+    return earlier, True
+
+
+# ---- the HTTP layer --------------------------------------------------------------------------
 
 
 def idempotency_key_from(request) -> str:
     key = (request.headers.get(HEADER) or "").strip()
     if not key:
         raise IdempotencyKeyMissing()
-    if len(key) > MAX_KEY_LENGTH:
+    if len(key) > HEADER_MAX_LENGTH:
         raise InvalidInput(
-            f"{HEADER} is longer than {MAX_KEY_LENGTH} characters.", details={HEADER: ["too long"]}
+            f"{HEADER} is longer than {HEADER_MAX_LENGTH} characters.",
+            details={HEADER: ["too long"]},
         )
     return key
 
 
 def idempotent(request, *, endpoint: str, perform: Callable[[], Response]) -> Response:
-    """Run `perform` at most once per (caller, Idempotency-Key)."""
+    """Run `perform` at most once per (caller, Idempotency-Key); a retry gets the first response
+    (marked `Idempotent-Replayed: true`). The record, the write and the stored response commit
+    together, so a crash half-way leaves nothing and a retry simply runs again."""
     key = idempotency_key_from(request)
     owner = caller_owner(request)
     fingerprint = request_fingerprint(endpoint, request.data)
-    with transaction.atomic():
-        record_id = _claim(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
-        if record_id is None:
-            return _replay(owner=owner, key=key, endpoint=endpoint, fingerprint=fingerprint)
+
+    def respond_and_record() -> tuple[IdempotencyRecord, Response]:
+        record = IdempotencyRecord.objects.create(
+            owner=owner, key=key, endpoint=endpoint, request_hash=fingerprint
+        )
         response = perform()
-        _store(record_id, response)
-    return response
+        record.response_status = response.status_code
+        # Stored as the JSON the client receives (Decimal and datetime encoded the API's way).
+        record.response_body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+        record.completed_at = timezone.now()
+        record.save(update_fields=["response_status", "response_body", "completed_at"])
+        return record, response
 
-
-_STORE_SQL = (
-    f"UPDATE {IdempotencyRecord._meta.db_table} "  # noqa: S608 - table name, not input
-    "SET response_status = %s, response_body = %s, completed_at = %s WHERE id = %s"
-)
-
-
-def _store(record_id: int, response: Response) -> None:
-    """The response, kept for a retry: encoded once, as the JSON the client receives (the ORM
-    would decode and encode it again, and compile its UPDATE every time)."""
-    body = json.dumps(response.data, cls=JSONEncoder)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(_STORE_SQL, [response.status_code, body, now, record_id])
-
-
-_CLAIM_SQL = (
-    f"INSERT INTO {IdempotencyRecord._meta.db_table} "  # noqa: S608 - table name, not input
-    "(owner, key, endpoint, request_hash, created_at) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (owner, key) DO NOTHING RETURNING id"
-)
-
-
-def _insert_can_return() -> bool:
-    return connection.features.can_return_columns_from_insert  # False on SQLite before 3.35
-
-
-def _claim(*, owner: str, key: str, endpoint: str, fingerprint: str) -> int | None:
-    """Insert the record; None when the key exists. `ON CONFLICT DO NOTHING` needs no savepoint
-    (a failed INSERT would abort the transaction), and a concurrent first request with the same
-    key makes this one wait for its commit, then find the key taken."""
-    if not _insert_can_return():
-        try:
-            with transaction.atomic():
-                return IdempotencyRecord.objects.create(
-                    owner=owner, key=key, endpoint=endpoint, request_hash=fingerprint
-                ).pk
-        except IntegrityError:
-            return None
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [owner, key, endpoint, fingerprint, now])
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _replay(*, owner: str, key: str, endpoint: str, fingerprint: str) -> Response:
-    record = IdempotencyRecord.objects.get(owner=owner, key=key)
-    if record.endpoint != endpoint or record.request_hash != fingerprint:
-        raise IdempotencyKeyReused()
-    if record.response_status is None:  # pragma: no cover - only reachable without a transaction
+    outcome, replayed = run_once(
+        find=lambda: IdempotencyRecord.objects.filter(owner=owner, key=key).first(),
+        same_request=lambda record: (
+            record.endpoint == endpoint and record.request_hash == fingerprint
+        ),
+        perform=respond_and_record,
+    )
+    if not replayed:
+        return outcome[1]
+    if outcome.response_status is None:  # pragma: no cover - only reachable without a transaction
         raise RequestInProgress()
     return Response(
-        record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+        outcome.response_body,
+        status=outcome.response_status,
+        headers={"Idempotent-Replayed": "true"},
     )
 
 

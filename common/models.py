@@ -87,3 +87,28 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner}:{self.key}"
+
+
+class OutboxEvent(models.Model):
+    """Something that happened, recorded in the transaction that made it happen (common.outbox).
+
+    Relays (the webhook dispatcher in `integrations`) read it after commit; an event exists if
+    and only if its change committed."""
+
+    topic = models.CharField(max_length=60, db_index=True)
+    payload = models.JSONField()
+    occurred_at = models.DateTimeField()
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(dispatched_at__isnull=True),
+                name="outbox_undispatched",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk}"

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "notifications",
     "payments",
     "loyalty",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -313,12 +314,6 @@ OMNISTOCK = {
     "WEBHOOK_TIMEOUT_SECONDS": env_int("WEBHOOK_TIMEOUT_SECONDS", 5),
     "WEBHOOK_MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 8),
     "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": env_int("WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", 300),
-    # PostgreSQL: a one-line reservation is written by one SQL statement (docs/inventory.md).
-    # Off: every reservation takes the general path (same rows, more round trips).
-    "RESERVE_FAST_PATH": env_bool("RESERVE_FAST_PATH", True),
-    # … PREPAREd once per connection. Off behind PgBouncer in transaction mode (it does not
-    # track SQL PREPARE across server connections).
-    "PREPARED_STATEMENTS": env_bool("DB_PREPARED_STATEMENTS", True),
 }
 
 LOGGING = {

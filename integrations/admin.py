@@ -1,8 +1,9 @@
 from django.contrib import admin
 
 from common.admin_utils import ReadOnlyAdminMixin
+from common.models import OutboxEvent
 from integrations import services
-from integrations.models import DeliveryAttempt, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from integrations.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(WebhookEndpoint)

@@ -8,11 +8,14 @@ class IntegrationsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
+        from common.outbox import events_committed
         from integrations import customer_hooks
         from integrations.models import PosIntegration, PosTill
         from integrations.pos import integration_scope_changed
+        from integrations.services import outbox_relay_kick
 
         customer_hooks.register()
+        events_committed.connect(outbox_relay_kick, dispatch_uid="integrations-webhooks")
 
         def till_changed(instance, **kwargs):
             integration_scope_changed(instance.integration_id)

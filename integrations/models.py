@@ -1,34 +1,16 @@
-"""Transactional outbox and signed outbound webhooks.
+"""Signed outbound webhooks, fed by the outbox (common.outbox).
 
-A service that changes state records an OutboxEvent in the same transaction. After commit, a
-Celery task fans each event out to the subscribed endpoints as WebhookDelivery rows and posts them,
-signed with HMAC-SHA256 over the timestamp and body, retrying with exponential back-off. Every
-attempt is kept (DeliveryAttempt) and visible in the admin.
+A service that changes state records an OutboxEvent (common.models) in the same transaction.
+After commit, a Celery task fans each event out to the subscribed endpoints as WebhookDelivery
+rows and posts them, signed with HMAC-SHA256 over the timestamp and body, retrying with
+exponential back-off. Every attempt is kept (DeliveryAttempt) and visible in the admin.
 """
 
 import secrets
 
 from django.db import models
 
-
-class OutboxEvent(models.Model):
-    topic = models.CharField(max_length=60, db_index=True)
-    payload = models.JSONField()
-    occurred_at = models.DateTimeField()
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [
-            models.Index(
-                fields=["id"],
-                condition=models.Q(dispatched_at__isnull=True),
-                name="outbox_undispatched",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.topic} #{self.pk}"
+from common.models import OutboxEvent
 
 
 def generate_webhook_secret() -> str:

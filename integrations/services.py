@@ -5,7 +5,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import caches
@@ -13,14 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
+from common.models import OutboxEvent
 from common.signing import signature_header
-from integrations.models import (
-    DeliveryAttempt,
-    DeliveryStatus,
-    OutboxEvent,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from integrations.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -43,34 +38,13 @@ def endpoints_changed() -> None:
     local_cache.delete(_ENDPOINTS_CACHE_KEY)
 
 
-def events_record(events: list[tuple[str, dict]], *, occurred_at: datetime | None = None) -> None:
-    """Append events to the outbox in the current transaction; dispatch them after commit.
-
-    Must be called inside the transaction that makes the change: the event exists if and only
-    if the change committed.
-    """
-    if not events:
-        return
-    occurred_at = occurred_at or timezone.now()
-    OutboxEvent.objects.bulk_create(
-        [
-            OutboxEvent(topic=topic, payload=payload, occurred_at=occurred_at)
-            for topic, payload in events
-        ]
-    )
-    outbox_notify()
-
-
-def outbox_notify() -> None:
-    """After the current transaction commits, dispatch the outbox (when anyone subscribes).
-
-    For writers that insert OutboxEvent rows themselves (the stock ledger does, in the same SQL
-    statement as the position update); the beat task drains the outbox too, as a safety net.
-    """
+def outbox_relay_kick(**_signal) -> None:
+    """`common.outbox.events_committed` receiver: dispatch the outbox now (when anyone
+    subscribes); the beat task drains it too, as a safety net."""
     if _active_endpoint_count():
         from integrations.tasks import outbox_dispatch_task
 
-        transaction.on_commit(outbox_dispatch_task.delay)
+        outbox_dispatch_task.delay()
 
 
 def outbox_dispatch(*, batch_size: int = 500) -> int:

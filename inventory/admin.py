@@ -24,7 +24,27 @@ from inventory.models import (
     TransferStatus,
 )
 from stores.access import StaffLocationScopedAdmin, staff_location_ids
+from stores.admin import LocationAdmin as StoreLocationAdmin
 from stores.models import Location
+
+# The location form's safety stock is stock configuration: it goes through the inventory
+# service, which updates every position's safety stock and tells subscribers what changed.
+admin.site.unregister(Location)
+
+
+@admin.register(Location)
+class LocationAdmin(StoreLocationAdmin):
+    def save_model(self, request, obj, form, change):
+        new_safety_stock = obj.safety_stock
+        if change and "safety_stock" in form.changed_data:
+            obj.safety_stock = form.initial["safety_stock"]  # the service sets it with positions
+        super().save_model(request, obj, form, change)
+        if not change or "safety_stock" in form.changed_data:
+            run_admin_service(
+                request,
+                lambda: services.safety_stock_set(location_id=obj.pk, quantity=new_safety_stock),
+                f"Safety stock of {obj.code} set to {new_safety_stock}.",
+            )
 
 
 @admin.register(Sku)

@@ -5,6 +5,10 @@ of them (one row per SKU and location), updated in the same transaction by the o
 changes stock, `inventory.services.stock_apply`. `manage.py stock_reconcile` proves the two agree.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
@@ -40,6 +44,50 @@ class Sku(models.Model):
         return f"{self.code} – {self.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Quantities:
+    """A position's four quantities, or a change of them (a movement's deltas)."""
+
+    on_hand: int = 0
+    reserved: int = 0
+    unsellable: int = 0
+    incoming: int = 0
+
+    @classmethod
+    def zero(cls) -> Quantities:
+        return cls()
+
+    def __add__(self, other: Quantities) -> Quantities:
+        return Quantities(
+            self.on_hand + other.on_hand,
+            self.reserved + other.reserved,
+            self.unsellable + other.unsellable,
+            self.incoming + other.incoming,
+        )
+
+    def times(self, factor: int) -> Quantities:
+        return Quantities(
+            self.on_hand * factor,
+            self.reserved * factor,
+            self.unsellable * factor,
+            self.incoming * factor,
+        )
+
+    @property
+    def sellable(self) -> int:
+        """Units on hand that are neither held nor damaged (may be negative after till sales)."""
+        return self.on_hand - self.reserved - self.unsellable
+
+    def available(self, safety_stock: int = 0) -> int:
+        """What may be sold: `available` for online channels (with the safety stock),
+        `available_at_till` with 0. The database computes the same columns (SELLABLE below)."""
+        return max(self.sellable - safety_stock, 0)
+
+
+# The one spelling of "sellable" in SQL, for the generated columns and any query that needs it.
+SELLABLE = F("on_hand") - F("reserved") - F("unsellable")
+
+
 class StockPosition(models.Model):
     """Named quantities of one SKU at one location: the projection of its movements.
 
@@ -63,12 +111,12 @@ class StockPosition(models.Model):
     )
     safety_stock = models.PositiveIntegerField(default=0, editable=False)
     available = models.GeneratedField(
-        expression=Greatest(F("on_hand") - F("reserved") - F("unsellable") - F("safety_stock"), 0),
+        expression=Greatest(SELLABLE - F("safety_stock"), 0),
         output_field=models.IntegerField(),
         db_persist=True,
     )
     available_at_till = models.GeneratedField(
-        expression=Greatest(F("on_hand") - F("reserved") - F("unsellable"), 0),
+        expression=Greatest(SELLABLE, 0),
         output_field=models.IntegerField(),
         db_persist=True,
     )
@@ -87,6 +135,15 @@ class StockPosition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sku_id}@{self.location_id}"
+
+    @property
+    def quantities(self) -> Quantities:
+        return Quantities(self.on_hand, self.reserved, self.unsellable, self.incoming)
+
+    @quantities.setter
+    def quantities(self, value: Quantities) -> None:
+        self.on_hand, self.reserved = value.on_hand, value.reserved
+        self.unsellable, self.incoming = value.unsellable, value.incoming
 
 
 class MovementKind(models.TextChoices):

@@ -100,23 +100,3 @@ def notification_deliver(
             raise
         sent += 1
     return sent
-
-
-def order_notification_send(*, order_id: int, kind: str, extra: dict | None = None) -> int:
-    from orders.notifications import order_contacts, order_message_context
-
-    if kind not in ORDER_KINDS:
-        raise ValueError(f"unknown order notification {kind!r}")
-    order, context = order_message_context(order_id=order_id, kind=kind, extra=extra or {})
-    email, phone = order_contacts(order)
-    suffix = f":{extra['line']}" if extra and "line" in extra else ""
-    return notification_deliver(
-        dedupe_key=f"order:{order.reference}:{kind}{suffix}",
-        kind=kind,
-        language=order.language,
-        context=context,
-        email=email,
-        phone=phone,
-        customer_id=order.customer_id,
-        subject_reference=order.reference,
-    )

@@ -8,11 +8,16 @@ class OrdersConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
-        from orders import customer_hooks, selectors
+        from orders import customer_hooks, payments_port, selectors
         from orders.models import RoutingRule
+        from payments.orders_port import register_order_reader
         from stores.models import Closure, Location, OpeningHours
 
         customer_hooks.register()
+        register_order_reader(
+            payable_order=payments_port.payable_order,
+            order_lines_value=payments_port.order_lines_value,
+        )
 
         def reference_changed(**kwargs):
             selectors.reference_data_changed()

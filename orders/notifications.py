@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from notifications.services import ORDER_KINDS, notification_deliver
 from orders import pickup
 from orders.models import Order, OrderStatus
 
@@ -61,3 +62,22 @@ def order_message_context(*, order_id: int, kind: str, extra: dict) -> tuple[Ord
             reference=order.reference, nonce=order.pickup_nonce
         )
     return order, context
+
+
+def order_notification_send(*, order_id: int, kind: str, extra: dict | None = None) -> int:
+    """Send one order message (email and/or SMS), once: deduplicated by order, kind and line."""
+    if kind not in ORDER_KINDS:
+        raise ValueError(f"unknown order notification {kind!r}")
+    order, context = order_message_context(order_id=order_id, kind=kind, extra=extra or {})
+    email, phone = order_contacts(order)
+    suffix = f":{extra['line']}" if extra and "line" in extra else ""
+    return notification_deliver(
+        dedupe_key=f"order:{order.reference}:{kind}{suffix}",
+        kind=kind,
+        language=order.language,
+        context=context,
+        email=email,
+        phone=phone,
+        customer_id=order.customer_id,
+        subject_reference=order.reference,
+    )

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from orders import services
+from orders.notifications import order_notification_send
 
 
 @shared_task(
@@ -16,8 +17,6 @@ from orders import services
 def order_notify_task(order_id: int, kind: str, extra: dict | None = None) -> int:
     """One message, queued by versions before the outbox (PendingNotification): kept so that
     messages still in the broker when this version is deployed are sent. Nothing queues it now."""
-    from notifications.services import order_notification_send
-
     return order_notification_send(order_id=order_id, kind=kind, extra=extra or {})
 
 

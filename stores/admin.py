@@ -1,7 +1,6 @@
 from django.contrib import admin
 
-from common.admin_utils import run_admin_service
-from stores.models import Closure, Location, OpeningHours
+from stores.models import Closure, Location, OpeningHours, StaffAssignment
 
 
 class OpeningHoursInline(admin.TabularInline):
@@ -68,33 +67,15 @@ class LocationAdmin(admin.ModelAdmin):
             "Stock",
             {
                 "fields": ["safety_stock", "low_stock_threshold"],
+                # The inventory app's admin saves it through the ledger's safety stock service.
                 "description": "Changing the safety stock updates what online channels see at "
                 "once, for every SKU without its own override.",
             },
         ),
     ]
 
-    def save_model(self, request, obj, form, change):
-        new_safety_stock = obj.safety_stock
-        if change and "safety_stock" in form.changed_data:
-            obj.safety_stock = form.initial[
-                "safety_stock"
-            ]  # the service sets it with the positions
-        super().save_model(request, obj, form, change)
-        if not change or "safety_stock" in form.changed_data:
-            from inventory.services import safety_stock_set
 
-            run_admin_service(
-                request,
-                lambda: safety_stock_set(location_id=obj.pk, quantity=new_safety_stock),
-                f"Safety stock of {obj.code} set to {new_safety_stock}.",
-            )
-
-
-# Appended by the orders app: which staff work where (the admin scopes orders to it).
-from stores.models import StaffAssignment  # noqa: E402
-
-
+# Which staff work where (the admin scopes orders, stock and transfers to it).
 @admin.register(StaffAssignment)
 class StaffAssignmentAdmin(admin.ModelAdmin):
     list_display = ["user", "location", "created_at"]

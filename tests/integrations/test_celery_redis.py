@@ -16,6 +16,7 @@ from inventory.models import Reservation, ReservationStatus
 from inventory.tasks import reservations_release_expired_task
 from orders import services as order_services
 from orders.models import PendingNotification
+from orders.services import notifications as order_notifications
 from orders.tasks import order_notifications_send_task  # registered before the worker starts
 from tests.customers.factories import CustomerFactory
 from tests.factories import LocationFactory, SkuFactory
@@ -79,7 +80,7 @@ def test_an_order_s_confirmation_goes_out_through_the_outbox_and_a_real_worker(
     mail.outbox = []
     store, sku = LocationFactory(), SkuFactory()
     receive(store, sku, 2)
-    order_services._last_kick[0] = float("-inf")  # no task scheduled by an earlier test
+    order_notifications._last_kick[0] = float("-inf")  # no task scheduled by an earlier test
     assert order_notifications_send_task.name in app.tasks
 
     order = order_services.order_place(

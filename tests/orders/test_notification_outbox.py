@@ -8,12 +8,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core import mail
 from django.utils import timezone
 
-from notifications import services as notification_services
 from notifications import sms
 from notifications.models import Notification
 from orders import services
 from orders.exceptions import OutOfStock
 from orders.models import PendingNotification
+from orders.services import notifications as outbox
 from orders.tasks import order_notifications_send_task
 from tests.orders.conftest import line, place_pickup, receive
 
@@ -99,7 +99,7 @@ def test_a_message_that_keeps_failing_stays_for_staff_after_the_last_attempt(
     def broken(**kwargs):
         raise ValueError("template missing")
 
-    monkeypatch.setattr("notifications.services.order_notification_send", broken)
+    monkeypatch.setattr("orders.services.notifications.order_notification_send", broken)
     place_pickup(customer, store, [line(sku)])
     for _ in range(PendingNotification.MAX_ATTEMPTS + 2):
         PendingNotification.objects.update(due_at=timezone.now() - timedelta(seconds=1))
@@ -114,10 +114,10 @@ def test_a_claimed_message_is_not_sent_again_by_another_run_until_its_lease_ends
     customer, store, sku, monkeypatch
 ):
     receive(store, sku, 3)
-    monkeypatch.setattr(services, "_notifications_kick", lambda: None)  # no send on commit
+    monkeypatch.setattr(outbox, "notifications_kick", lambda: None)  # no send on commit
     place_pickup(customer, store, [line(sku)])
 
-    claimed = services._claim_due_notifications(batch_size=10, lease_seconds=300)
+    claimed = outbox._claim_due_notifications(batch_size=10, lease_seconds=300)
     # A worker died holding it: other runs leave it alone until the lease is over.
     assert len(claimed) == 1
     assert services.order_notifications_send() == (0, False)
@@ -135,21 +135,21 @@ def test_a_burst_of_commits_schedules_one_task_per_delay(monkeypatch):
     monkeypatch.setattr(
         order_notifications_send_task, "apply_async", lambda **options: scheduled.append(options)
     )
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(services, "_last_kick", [float("-inf")])
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(outbox, "_last_kick", [float("-inf")])
 
     for _ in range(50):  # fifty orders committed within a few hundred milliseconds
-        services._notifications_kick()
+        outbox.notifications_kick()
         clock[0] += 0.01
-    clock[0] += services.NOTIFY_DELAY_SECONDS
-    services._notifications_kick()
+    clock[0] += outbox.NOTIFY_DELAY_SECONDS
+    outbox.notifications_kick()
 
-    assert scheduled == [{"countdown": services.NOTIFY_DELAY_SECONDS}] * 2
+    assert scheduled == [{"countdown": outbox.NOTIFY_DELAY_SECONDS}] * 2
 
 
 def test_the_task_carries_on_in_a_new_task_when_its_time_is_up(monkeypatch):
     queued = []
-    monkeypatch.setattr(services, "order_notifications_send", lambda: (7, True))
+    monkeypatch.setattr("orders.tasks.services.order_notifications_send", lambda: (7, True))
     monkeypatch.setattr(order_notifications_send_task, "delay", lambda: queued.append(1))
 
     assert order_notifications_send_task.run() == 7
@@ -197,7 +197,7 @@ def test_a_send_that_fails_with_any_error_is_sent_by_the_retry(customer, store, 
 
 
 def owe_confirmations(customer, store, sku, count, monkeypatch):
-    monkeypatch.setattr(services, "_notifications_kick", lambda: None)
+    monkeypatch.setattr(outbox, "notifications_kick", lambda: None)
     receive(store, sku, count)
     for _ in range(count):
         place_pickup(customer, store, [line(sku)])
@@ -209,14 +209,14 @@ def test_a_run_out_of_time_puts_what_it_claimed_back_in_the_queue(
 ):
     owed = owe_confirmations(customer, store, sku, 3, monkeypatch)
     clock = [0.0]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
-    real_send = notification_services.order_notification_send
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: clock[0])
+    real_send = outbox.order_notification_send
 
     def slow_send(**kwargs):
         clock[0] += 20  # each message takes 20 s of the 30 s budget
         return real_send(**kwargs)
 
-    monkeypatch.setattr("notifications.services.order_notification_send", slow_send)
+    monkeypatch.setattr("orders.services.notifications.order_notification_send", slow_send)
     assert services.order_notifications_send(time_budget_seconds=30) == (2, True)
 
     left = PendingNotification.objects.get()
@@ -230,7 +230,7 @@ def test_a_stopped_task_releases_its_claims_and_stops(customer, store, sku, monk
     def stopped(**kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr("notifications.services.order_notification_send", stopped)
+    monkeypatch.setattr("orders.services.notifications.order_notification_send", stopped)
     with pytest.raises(SoftTimeLimitExceeded):
         services.order_notifications_send()
 
@@ -253,11 +253,11 @@ def test_a_broker_that_is_down_does_not_fail_the_order_and_the_next_commit_tries
 
     monkeypatch.setitem(order_notifications_send_task.app.conf, "task_always_eager", False)
     monkeypatch.setattr(order_notifications_send_task, "apply_async", broker)
-    monkeypatch.setattr(services, "_last_kick", [float("-inf")])
+    monkeypatch.setattr(outbox, "_last_kick", [float("-inf")])
     receive(store, sku, 2)
 
     first = place_pickup(customer, store, [line(sku)])  # committed, though the publish failed
     place_pickup(customer, store, [line(sku)])
 
     assert first.pk and PendingNotification.objects.count() == 2
-    assert scheduled == ["failed", {"countdown": services.NOTIFY_DELAY_SECONDS}]
+    assert scheduled == ["failed", {"countdown": outbox.NOTIFY_DELAY_SECONDS}]

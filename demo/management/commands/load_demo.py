@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common import demo
+from demo import data as demo
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1116 @@
+"""Stock ledger and order placement, each beside the pgbench transaction that writes its rows.
+
+Four scenarios, through public entry points only (they are what a redesign must keep):
+
+  hot_service     32 worker processes call `inventory.services.reservation_create` (1 unit, web
+                  channel) on ONE SKU at one location until it is sold out.
+  hot_http        the same through `POST /api/v1/reservations/` served by gunicorn on 127.0.0.1,
+                  32 keep-alive clients (4 processes x 8 threads), an Idempotency-Key each.
+  spread_service  32 workers over 1,000 SKUs x 10 locations, for a fixed time.
+  orders_http     `POST /api/v1/orders/` for a fixed time (bench/bench_orders.py's data, bodies
+                  and clients).
+
+Every scenario starts with a short warm-up (connections, caches, gunicorn workers) that is not
+counted. For a hot SKU the warm-up races on a second SKU at the same location and its rate
+decides how many units the hot SKU gets: enough for about the scenario's duration, so the
+measured phase ends by selling out (where oversell would show).
+
+After each run: oversold positions (reserved > on hand, or on hand - reserved - unsellable -
+safety stock < 0, among the scenario's SKUs) and `manage.py stock_reconcile` (mismatches). Both
+must be 0.
+
+The ceiling. Right after, on the same database, `pgbench -n -c 32 -j 2 -T <s>` runs a script
+that writes THE SAME ROWS one call wrote. They are not guessed: one more call is made alone (a
+"probe") and every row whose xmin is newer than the probe's start is read back, in every table.
+The script writes those rows again, with their columns and values, as ONE statement in
+autocommit (data-modifying CTEs): the conditional UPDATE of each position (its movements'
+deltas, refused when the stock is short, as the service's guard), then each INSERT (new keys
+where a unique index needs one, timestamps as now() plus the probe's offset, foreign keys to
+the rows inserted in the same statement). One round trip, and the position's lock held for one
+statement and the commit: the least any implementation can do to write those rows. Positions
+are drawn at random from the scenario's own positions (topped up first, through the ledger, so
+pgbench never runs out), so the ledger still reconciles afterwards. For orders, several probes
+(pickup and delivery, 1-3 lines) give one script each, which pgbench mixes evenly. The scripts
+are saved next to the JSON.
+
+Usage
+  python bench/bench_ledger.py [--quick]          what bench/run.sh runs: this tree, one side,
+                                                  section bench/results/ledger.md
+  python bench/bench_ledger.py --out F.json --label before [--quick]
+                                                  one side, figures to F.json (bench/compare.sh)
+  python bench/bench_ledger.py --report before.json after.json [--section ledger]
+                                                  the before/after markdown section
+The database must be migrated and DATABASE_URL / REDIS_URL set (bench/run.sh, bench/compare.sh).
+"""
+
+import argparse
+import graphlib
+import http.client
+import itertools
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _common import RESULTS, ROOT, django_setup, machine, summary_ms, write_section
+
+WORKERS = 32  # service worker processes, and HTTP clients (processes x threads)
+HTTP_PROCESSES, HTTP_THREADS = 4, 8
+STARTUP_SECONDS = 4  # for every worker to fork, set Django up and connect
+WARM_SECONDS = 2
+ORDER_PROBES = 8  # accepted placements whose rows become the orders pgbench scripts
+TOP_UP = 1_000_000  # units received on every pgbench position before pgbench runs
+GUNICORN_WORKERS = int(os.environ.get("BENCH_WORKERS", 3))  # as bench/bench_orders.py
+GUNICORN_THREADS = int(os.environ.get("BENCH_THREADS", 2))
+
+POSITION_TABLE = "inventory_stockposition"
+MOVEMENT_TABLE = "inventory_stockmovement"
+# Written at most once a minute per key and process (API key last use): not part of a call.
+IGNORED_TABLES = {"common_apikey"}
+
+GRANTED, REFUSED, ERROR = "granted", "refused", "error"
+
+
+# ---- the race: warm-up, then the measured phase ----------------------------------------------
+
+# Set by the parent when the measured phase starts; forked workers inherit it.
+_GO = None
+
+
+def _race(attempt, plan: dict, rng: random.Random) -> dict:
+    """One client's loop. `attempt(sku, location)` returns GRANTED, REFUSED or ERROR."""
+    while time.time() < plan["warm_at"]:
+        time.sleep(0.005)
+    while time.time() < plan["warm_until"]:
+        attempt(*rng.choice(plan["warm_pairs"]))
+    _GO.wait()
+    deadline = time.time() + plan["limit_seconds"]
+    granted = refused = errors = refusals_in_a_row = 0
+    latencies = []
+    first_attempt = last_grant = time.time()
+    while time.time() < deadline:
+        started = time.perf_counter()
+        outcome = attempt(*rng.choice(plan["pairs"]))
+        elapsed = time.perf_counter() - started
+        if outcome == GRANTED:
+            granted += 1
+            latencies.append(elapsed)
+            last_grant = time.time()
+            refusals_in_a_row = 0
+        elif outcome == REFUSED:
+            refused += 1
+            refusals_in_a_row += 1
+            if plan["until_sold_out"] and refusals_in_a_row > 3:
+                break
+        else:
+            errors += 1
+    return {
+        "granted": granted,
+        "refused": refused,
+        "errors": errors,
+        "first_attempt": first_attempt,
+        "last_grant": last_grant,
+        "latencies": latencies,
+    }
+
+
+def _service_worker(args):
+    label, worker, plan = args
+    django_setup()
+    from django.db import connection
+
+    from inventory import services
+    from inventory.exceptions import InsufficientStock
+
+    connection.ensure_connection()
+    counter = itertools.count()
+
+    def attempt(sku_id, location_id):
+        try:
+            services.reservation_create(
+                sku_id=sku_id,
+                location_id=location_id,
+                quantity=1,
+                idempotency_key=f"ledger:{label}:{worker}:{next(counter)}",
+                channel="web",
+            )
+            return GRANTED
+        except InsufficientStock:
+            return REFUSED
+        except Exception as exc:  # counted and shown: a benchmark must not hide errors
+            print(f"worker error: {type(exc).__name__}: {exc}"[:300], flush=True)
+            return ERROR
+
+    result = _race(attempt, plan, random.Random(worker))
+    connection.close()
+    return [result]
+
+
+def _http_worker(args):
+    port, api_key, label, worker, plan = args
+    results = []
+
+    def client(thread):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        counter = itertools.count()
+
+        def attempt(sku, location):
+            nonlocal connection
+            body = json.dumps({"lines": [{"sku": sku, "location": location, "quantity": 1}]})
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": f"Api-Key {api_key}",
+                "Idempotency-Key": f"{label}-{worker}-{thread}-{next(counter)}",
+            }
+            try:
+                connection.request("POST", "/api/v1/reservations/", body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                return ERROR
+            if response.status == 201:
+                return GRANTED
+            if response.status == 409 and b'"insufficient_stock"' in payload:
+                return REFUSED
+            print(f"http {response.status}: {payload[:200]!r}", flush=True)
+            return ERROR
+
+        results.append(_race(attempt, plan, random.Random(worker * 100 + thread)))
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(HTTP_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def run_race(worker_args, *, processes, warm_pairs, pairs, seconds, until_sold_out, stock_hot):
+    """Fork the workers, let them warm up, call `stock_hot(warm_at, warm_until)` (which returns
+    when the measured phase may start), then measure. `worker_args(plan)` lists (function, args)
+    per process."""
+    global _GO
+    from django.db import connections
+
+    ctx = mp.get_context("fork")
+    _GO = ctx.Event()
+    connections.close_all()  # no connection may be shared with the forked workers
+    warm_at = time.time() + STARTUP_SECONDS
+    plan = {
+        "warm_at": warm_at,
+        "warm_until": warm_at + WARM_SECONDS,
+        "warm_pairs": warm_pairs,
+        "pairs": pairs,
+        # A hot SKU stops when sold out; this cap only bounds a run that would not sell out.
+        "limit_seconds": seconds * 3 if until_sold_out else seconds,
+        "until_sold_out": until_sold_out,
+    }
+    jobs = worker_args(plan)
+    with ctx.Pool(processes) as pool:
+        pending = [pool.apply_async(function, (args,)) for function, args in jobs]
+        stocked = stock_hot(plan["warm_at"], plan["warm_until"])
+        _GO.set()
+        results = [r for job in pending for r in job.get()]
+    started = min(r["first_attempt"] for r in results)
+    finished = max(r["last_grant"] for r in results)
+    granted = sum(r["granted"] for r in results)
+    latency = summary_ms([s for r in results for s in r["latencies"]] or [0.0])
+    return {
+        "ops_per_s": granted / max(finished - started, 1e-9),
+        "seconds": finished - started,
+        "granted": granted,
+        "refused": sum(r["refused"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "stocked_units": stocked,
+    }
+
+
+def wait_until(moment: float) -> None:
+    time.sleep(max(moment - time.time(), 0))
+
+
+def hot_stocker(location_id, warm_sku_id, hot_sku_id, seconds, label):
+    """Stock the hot SKU with what the warm-up's last second sold, times `seconds`."""
+
+    def stock_hot(warm_at, warm_until):
+        from django.db import connections
+
+        from inventory import services
+        from inventory.models import Reservation
+
+        wait_until(warm_at + WARM_SECONDS / 2)
+        before = Reservation.objects.filter(sku_id=warm_sku_id).count()
+        wait_until(warm_until)
+        after = Reservation.objects.filter(sku_id=warm_sku_id).count()
+        units = max(int((after - before) / (WARM_SECONDS / 2) * seconds), 100)
+        services.stock_receive(
+            location_id=location_id,
+            lines=[(hot_sku_id, units)],
+            idempotency_key=f"ledger:{label}:hot-stock",
+        )
+        connections.close_all()
+        return units
+
+    return stock_hot
+
+
+def no_stocking(warm_at, warm_until):
+    wait_until(warm_until)
+    return None
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+
+def skus_at(location_code: str, sku_codes: list[str], units: int, label: str):
+    """A location and SKUs (0 units when `units` is 0: stocked later). Returns their ids."""
+    from inventory import services
+    from inventory.models import Sku
+    from stores.models import Location
+
+    location = Location.objects.create(
+        code=location_code, name=location_code, latitude=48.85, longitude=2.35
+    )
+    skus = Sku.objects.bulk_create([Sku(code=code, name=code) for code in sku_codes])
+    if units:
+        services.stock_receive(
+            location_id=location.pk,
+            lines=[(sku.pk, units) for sku in skus],
+            idempotency_key=f"ledger:{label}:seed",
+        )
+    return location.pk, [sku.pk for sku in skus]
+
+
+def spread_data(sku_count: int, location_count: int, units: int):
+    from inventory import services
+    from inventory.models import Sku
+    from stores.models import Location
+
+    locations = Location.objects.bulk_create(
+        [
+            Location(code=f"LSPR{i:02d}", name=f"Spread {i}", latitude=45 + i / 10, longitude=2)
+            for i in range(location_count)
+        ]
+    )
+    skus = Sku.objects.bulk_create(
+        [Sku(code=f"LSPR-{i:04d}", name=f"Spread {i}") for i in range(sku_count)]
+    )
+    for location in locations:
+        services.stock_receive(
+            location_id=location.pk,
+            lines=[(sku.pk, units) for sku in skus],
+            idempotency_key=f"ledger:spread:seed:{location.pk}",
+        )
+    return [(sku.pk, location.pk) for sku in skus for location in locations]
+
+
+def api_key(scopes: list[str]) -> str:
+    from common.models import ApiKey
+
+    raw = ApiKey.generate_raw_key()
+    key = ApiKey(name="bench-ledger", channel="web", scopes=scopes)
+    key.set_key(raw)
+    key.save()
+    return raw
+
+
+def codes(pairs):
+    from inventory.models import Sku
+    from stores.models import Location
+
+    sku_codes = dict(Sku.objects.values_list("pk", "code"))
+    location_codes = dict(Location.objects.values_list("pk", "code"))
+    return [(sku_codes[s], location_codes[loc]) for s, loc in pairs]
+
+
+def top_up(position_ids: list[int], label: str) -> None:
+    """TOP_UP more units on these positions, through the ledger (so it still reconciles)."""
+    from collections import defaultdict
+
+    from inventory import services
+    from inventory.models import StockPosition
+
+    by_location = defaultdict(list)
+    for sku_id, location_id in StockPosition.objects.filter(pk__in=position_ids).values_list(
+        "sku_id", "location_id"
+    ):
+        by_location[location_id].append((sku_id, TOP_UP))
+    for location_id, lines in sorted(by_location.items()):
+        services.stock_receive(
+            location_id=location_id,
+            lines=lines,
+            idempotency_key=f"ledger:{label}:top-up:{location_id}",
+        )
+
+
+def position_ids(pairs) -> list[int]:
+    from inventory.models import StockPosition
+
+    wanted = set(pairs)
+    return sorted(
+        pk
+        for pk, sku_id, location_id in StockPosition.objects.filter(
+            sku_id__in={s for s, _ in pairs}
+        ).values_list("pk", "sku_id", "location_id")
+        if (sku_id, location_id) in wanted
+    )
+
+
+# ---- invariants ------------------------------------------------------------------------------
+
+
+def oversold_positions(sku_ids) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {POSITION_TABLE} WHERE sku_id = ANY(%s) "  # noqa: S608
+            "AND (reserved > on_hand OR on_hand - reserved - unsellable - safety_stock < 0)",
+            [list(sku_ids)],
+        )
+        return cursor.fetchone()[0]
+
+
+def reconcile_mismatches() -> int:
+    """`manage.py stock_reconcile` of this tree: 0, or the number of mismatches it reports."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "stock_reconcile"], cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode == 0:
+        return 0
+    found = re.search(r"(\d+) mismatches", done.stdout + done.stderr)
+    if not found:
+        raise RuntimeError(f"stock_reconcile failed: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+# ---- the rows one call writes ----------------------------------------------------------------
+
+
+class Schema:
+    """What the script generator needs to know of each table, read from the catalogue."""
+
+    def __init__(self, cursor):
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname NOT LIKE 'bench\\_%' "
+            "ORDER BY 1"
+        )
+        self.tables = [row[0] for row in cursor.fetchall()]
+        self.columns, self.pk, self.fks, self.uniques = {}, {}, {}, {}
+        for table in self.tables:
+            cursor.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', "
+                "a.attidentity <> '' OR d.adbin IS NOT NULL, "
+                "CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) "
+                "AND a.atttypmod > 0 THEN a.atttypmod - 4 END "
+                "FROM pg_attribute a LEFT JOIN pg_attrdef d "
+                "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum",
+                [table],
+            )
+            self.columns[table] = {
+                name: {"type": kind, "generated": generated, "default": default, "length": size}
+                for name, kind, generated, default, size in cursor.fetchall()
+            }
+            cursor.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                [table],
+            )
+            keys = [row[0] for row in cursor.fetchall()]
+            self.pk[table] = keys[0] if len(keys) == 1 else None
+            cursor.execute(
+                "SELECT a.attname, c.confrelid::regclass::text FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "WHERE c.contype = 'f' AND c.conrelid = %s::regclass "
+                "AND array_length(c.conkey, 1) = 1",
+                [table],
+            )
+            self.fks[table] = dict(cursor.fetchall())
+            cursor.execute(
+                "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i "
+                "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                "WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary "
+                "GROUP BY i.indexrelid",
+                [table],
+            )
+            self.uniques[table] = [row[0] for row in cursor.fetchall()]
+
+    @property
+    def outbox_table(self) -> str:
+        """Where the outbox lives in this tree (it may move from `integrations` to `common`)."""
+        return next(t for t in ("common_outboxevent", "integrations_outboxevent") if t in self.tables)
+
+
+def capture_call(call) -> dict:
+    """Run `call()` alone and return the rows it left, per table: {"inserted": {table: [row]},
+    "updated": {table: [row]}, "started": when}. A row is a dict of column -> text (or None)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        schema = Schema(cursor)
+        highest = {}
+        for table in schema.tables:
+            if schema.pk[table]:
+                cursor.execute(f'SELECT max("{schema.pk[table]}") FROM "{table}"')  # noqa: S608
+                highest[table] = cursor.fetchone()[0]
+        cursor.execute("SELECT txid_current() % 4294967296")
+        since = cursor.fetchone()[0]
+    started = timezone.now()
+    call()
+    inserted, updated = {}, {}
+    with connection.cursor() as cursor:
+        for table in schema.tables:
+            if table in IGNORED_TABLES:
+                continue
+            names = list(schema.columns[table])
+            cursor.execute(
+                f"SELECT {', '.join(f'"{n}"::text' for n in names)} FROM "  # noqa: S608
+                f'"{table}" WHERE xmin::text::bigint > %s',
+                [since],
+            )
+            for values in cursor.fetchall():
+                row = dict(zip(names, values, strict=True))
+                key, top = schema.pk[table], highest.get(table)
+                existed = key and top is not None and row[key] is not None
+                existed = existed and int(row[key]) <= int(top)
+                (updated if existed else inserted).setdefault(table, []).append(row)
+    for rows in inserted.values():
+        rows.sort(key=lambda row: int(row["id"]) if (row.get("id") or "").isdigit() else 0)
+    return {"schema": schema, "inserted": inserted, "updated": updated, "started": started}
+
+
+def rows_summary(capture: dict) -> dict:
+    counts = {f"UPDATE {t}": len(rows) for t, rows in sorted(capture["updated"].items())}
+    counts.update({f"INSERT {t}": len(rows) for t, rows in sorted(capture["inserted"].items())})
+    return counts
+
+
+# ---- the pgbench script ----------------------------------------------------------------------
+
+
+def _literal(value: str, kind: str) -> str:
+    return "CAST('" + value.replace("'", "''") + f"' AS {kind})"
+
+
+def _unique_text(value: str, length: int | None, row_index: int) -> str:
+    """A value unique to this transaction (and row), about as long as the probe's."""
+    digits = 11 if length is None or length >= 16 else length
+    keep = value[: max(0, min(len(value), length or len(value)) - digits)]
+    keep = keep.replace("'", "''")
+    number = f"lpad((txid_current() * 10 + {row_index})::text, {digits}, '0')"
+    return f"'{keep}' || {number}"
+
+
+def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
+    """One statement that writes the rows `capture` found (see the module docstring)."""
+    schema = capture["schema"]
+    inserted, updated = capture["inserted"], capture["updated"]
+    positions = updated.get(POSITION_TABLE, [])
+    others = sorted(set(updated) - {POSITION_TABLE})
+    if others:
+        raise RuntimeError(f"a call updated existing rows outside the positions: {others}")
+    if not positions:
+        raise RuntimeError("the probe updated no stock position")
+    if len(positions) > pool_size:
+        raise RuntimeError(f"{len(positions)} positions per call, {pool_size} in the pool")
+
+    # Rows referring to an updated position follow the position pgbench draws, and so do their
+    # SKU and location (the movement's and reservation's denormalised columns).
+    position_refs = {}  # position id -> CTE name
+    for index, row in enumerate(sorted(positions, key=lambda r: int(r["id"])), start=1):
+        position_refs[row["id"]] = f"pos{index}"
+    position_fk_targets = {
+        target: column for column, target in schema.fks[POSITION_TABLE].items()
+    }  # e.g. inventory_sku -> sku_id
+    position_rows = {row["id"]: row for row in positions}
+
+    names = {}  # (table, id) -> CTE name of an inserted row
+    for table, rows in inserted.items():
+        for index, row in enumerate(rows, start=1):
+            names[(table, row.get("id"))] = f"{table}_{index}"
+
+    def render(table, row, row_index):
+        """Column list and SELECT expressions of one inserted row; the CTEs it reads."""
+        columns, values, reads = [], [], set()
+        followed = None  # the position this row belongs to, if any
+        for column, value in row.items():
+            target = schema.fks[table].get(column)
+            if target == POSITION_TABLE and value in position_refs:
+                followed = value
+        for column, value in row.items():
+            meta = schema.columns[table][column]
+            if meta["generated"] or (column == schema.pk[table] and meta["default"]):
+                continue
+            target = schema.fks[table].get(column)
+            expression = None
+            if value is None:
+                expression = "NULL"
+            elif target and (target, value) in names:
+                expression = f"{names[(target, value)]}.id"
+                reads.add(names[(target, value)])
+            elif target == POSITION_TABLE and value in position_refs:
+                expression = f"{position_refs[value]}.id"
+                reads.add(position_refs[value])
+            elif followed and target in position_fk_targets:
+                position_column = position_fk_targets[target]
+                if position_rows[followed][position_column] == value:
+                    expression = f"{position_refs[followed]}.{position_column}"
+                    reads.add(position_refs[followed])
+            if expression is None and meta["type"].startswith("timestamp"):
+                offset = (datetime.fromisoformat(value) - capture["started"]).total_seconds()
+                expression = "now()" if abs(offset) < 1 else f"now() + interval '{offset:.3f} s'"
+            if expression is None:
+                expression = _literal(value, meta["type"])
+            columns.append(column)
+            values.append(expression)
+        # Every unique index needs a new value, unless a row inserted here already makes it so.
+        for index_columns in schema.uniques[table]:
+            present = [c for c in index_columns if c in columns]
+            if any(row.get(c) is None for c in index_columns) or not present:
+                continue  # a NULL never conflicts
+            if any(values[columns.index(c)].endswith(".id") and not values[
+                columns.index(c)
+            ].startswith("pos") for c in present):
+                continue
+            text = [
+                c for c in present if "char" in schema.columns[table][c]["type"]
+                or schema.columns[table][c]["type"] == "text"
+            ]
+            if not text:
+                raise RuntimeError(f"no way to make {table}{index_columns} unique")
+            column = text[0]
+            values[columns.index(column)] = _unique_text(
+                row[column], schema.columns[table][column]["length"], row_index
+            )
+        return columns, values, reads
+
+    # Movements' deltas, summed per position: what the UPDATE adds.
+    deltas = {pid: {} for pid in position_refs}
+    for movement in inserted.get(MOVEMENT_TABLE, []):
+        for column, value in movement.items():
+            if column.endswith("_delta") and movement["position_id"] in deltas:
+                bucket = column.removesuffix("_delta")
+                deltas[movement["position_id"]][bucket] = deltas[movement["position_id"]].get(
+                    bucket, 0
+                ) + int(value)
+
+    lines = [f"-- {title}"]
+    ctes = []
+    stratum = pool_size // len(position_refs)
+    for index, (position_id, name) in enumerate(position_refs.items()):
+        # Position n is drawn from the n-th slice of the pool (sorted by id): the positions of
+        # one statement are distinct and locked in key order, as the ledger locks them.
+        lines.append(f"\\set k{index + 1} random({index * stratum + 1}, {(index + 1) * stratum})")
+        change = deltas[position_id]
+        sets = [f"{b} = p.{b} + {d}" for b, d in change.items() if d]
+        if "updated_at" in schema.columns[POSITION_TABLE]:
+            sets.append("updated_at = now()")
+        need = change.get("reserved", 0) + change.get("unsellable", 0) - change.get("on_hand", 0)
+        guard = (
+            f" AND p.on_hand - p.reserved - p.unsellable - p.safety_stock >= {need}"
+            if need > 0
+            else ""
+        )
+        returning = ", ".join(
+            ["p.id", *(f"p.{c}" for c in schema.fks[POSITION_TABLE] if c in position_rows[position_id])]
+        )
+        ctes.append(
+            f"{name} AS (UPDATE {POSITION_TABLE} p SET {', '.join(sets)} FROM bench_pool b "
+            f"WHERE b.k = :k{index + 1} AND p.id = b.position_id{guard} RETURNING {returning})"
+        )
+    order = graphlib.TopologicalSorter()
+    rendered = {}
+    for table, rows in inserted.items():
+        for index, row in enumerate(rows, start=1):
+            name = names[(table, row.get("id"))]
+            rendered[name] = (table, *render(table, row, index))
+            order.add(name, *(r for r in rendered[name][3] if not r.startswith("pos")))
+    for name in order.static_order():
+        table, columns, values, reads = rendered[name]
+        sources = sorted(set(position_refs.values()) | reads)  # no position, no row
+        ctes.append(
+            f"{name} AS (INSERT INTO {table} ({', '.join(columns)})\n"
+            f"  SELECT {', '.join(values)}\n  FROM {', '.join(sources)} RETURNING id)"
+        )
+    lines.append("WITH " + ",\n".join(ctes))
+    lines.append(f"SELECT count(*) FROM {next(iter(position_refs.values()))};")
+    return "\n".join(lines) + "\n"
+
+
+def pgbench_pool(ids: list[int]) -> None:
+    """The positions pgbench draws from, numbered 1..n in id order."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_pool")
+        cursor.execute("CREATE TABLE bench_pool (k int PRIMARY KEY, position_id bigint NOT NULL)")
+        cursor.execute(
+            "INSERT INTO bench_pool SELECT row_number() OVER (ORDER BY id), id "
+            "FROM unnest(CAST(%s AS bigint[])) AS id",
+            [sorted(ids)],
+        )
+        cursor.execute("ANALYZE bench_pool")
+
+
+def pgbench_tps(scripts: list[Path], seconds: int) -> float:
+    """`pgbench -n -c 32 -j 2 -T seconds`, the scripts mixed evenly; transactions per second."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    command = ["pgbench", "-n", "-c", str(WORKERS), "-j", "2", "-T", str(seconds)]
+    for script in scripts:
+        command += ["-f", f"{script}@1"]
+    command += ["-h", settings["HOST"], "-p", str(settings["PORT"]), "-U", settings["USER"]]
+    env = {**os.environ, "PGPASSWORD": settings.get("PASSWORD") or ""}
+    done = subprocess.run(
+        [*command, settings["NAME"]], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0 or "aborted" in done.stdout + done.stderr:
+        raise RuntimeError(f"pgbench failed:\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
+    return next(
+        float(line.split("=")[1].split()[0])
+        for line in done.stdout.splitlines()
+        if line.startswith("tps")
+    )
+
+
+class Ceiling:
+    """Probes, then pgbench on the scenario's positions. One per scenario."""
+
+    def __init__(self, name: str, out_dir: Path):
+        self.name, self.out_dir = name, out_dir
+        self.captures = []
+
+    def probe(self, call) -> None:
+        self.captures.append(capture_call(call))
+
+    def run(self, pool: list[int], seconds: int) -> dict:
+        top_up(pool, self.name)
+        pgbench_pool(pool)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        scripts = []
+        for index, capture in enumerate(self.captures, start=1):
+            path = self.out_dir / f"{self.name}_{index}.sql"
+            title = f"{self.name}: the rows of probe {index} of {len(self.captures)}"
+            path.write_text(pgbench_script(capture, len(pool), title))
+            scripts.append(path)
+        tps = pgbench_tps(scripts, seconds)
+        summaries = [rows_summary(c) for c in self.captures]
+        keys = sorted({k for s in summaries for k in s})
+        mean = {k: sum(s.get(k, 0) for s in summaries) / len(summaries) for k in keys}
+        return {
+            "pgbench_tps": tps,
+            "rows_per_call": mean,
+            "probes": len(self.captures),
+            "scripts": [str(p) for p in scripts],
+            "outbox_table": self.captures[0]["schema"].outbox_table,
+        }
+
+
+# ---- scenarios -------------------------------------------------------------------------------
+
+
+def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
+    from django.test import Client
+
+    from inventory import services
+
+    name = "hot_http" if http else "hot_service"
+    prefix = "LHH" if http else "LHS"
+    location_id, (warm_sku, hot_sku) = skus_at(
+        f"{prefix}-LOC", [f"{prefix}-WARM", f"{prefix}-HOT"], 0, name
+    )
+    services.stock_receive(
+        location_id=location_id, lines=[(warm_sku, TOP_UP)], idempotency_key=f"ledger:{name}:warm"
+    )
+    warm_pairs, pairs = [(warm_sku, location_id)], [(hot_sku, location_id)]
+    stock_hot = hot_stocker(location_id, warm_sku, hot_sku, seconds, name)
+    if http:
+        from bench_orders import free_port, start_gunicorn
+
+        key = api_key(["stock:read", "stock:write"])
+        port = free_port()
+        server = start_gunicorn(port, GUNICORN_WORKERS, GUNICORN_THREADS)
+        try:
+            result = run_race(
+                lambda plan: [
+                    (_http_worker, (port, key, name, w, {**plan, **code_pairs}))
+                    for w in range(HTTP_PROCESSES)
+                ],
+                processes=HTTP_PROCESSES,
+                warm_pairs=None,
+                pairs=None,
+                seconds=seconds,
+                until_sold_out=True,
+                stock_hot=stock_hot,
+            ) if (code_pairs := {"warm_pairs": codes(warm_pairs), "pairs": codes(pairs)}) else None
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    else:
+        result = run_race(
+            lambda plan: [(_service_worker, (name, w, plan)) for w in range(WORKERS)],
+            processes=WORKERS,
+            warm_pairs=warm_pairs,
+            pairs=pairs,
+            seconds=seconds,
+            until_sold_out=True,
+            stock_hot=stock_hot,
+        )
+    result["sold_out"] = result["granted"] == result["stocked_units"]
+    result["oversold"] = oversold_positions([warm_sku, hot_sku])
+    result["mismatches"] = reconcile_mismatches()
+
+    # The probe: one more call on the warm-up SKU (same location, same rows), alone.
+    ceiling = Ceiling(name, out_dir)
+    if http:
+        client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        (warm_code, location_code), = codes(warm_pairs)
+        body = json.dumps({"lines": [{"sku": warm_code, "location": location_code, "quantity": 1}]})
+
+        def call(n):
+            response = client.post(
+                "/api/v1/reservations/",
+                data=body,
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY=f"{name}-probe-{n}",
+            )
+            assert response.status_code == 201, response.content[:300]
+
+        call(0)  # first request of this process (API key's last use, caches): not probed
+        ceiling.probe(lambda: call(1))
+    else:
+        ceiling.probe(
+            lambda: services.reservation_create(
+                sku_id=warm_sku,
+                location_id=location_id,
+                quantity=1,
+                idempotency_key=f"ledger:{name}:probe",
+                channel="web",
+            )
+        )
+    result.update(ceiling.run(position_ids(pairs), seconds))
+    return result
+
+
+def scenario_spread(seconds: int, out_dir: Path) -> dict:
+    from inventory import services
+
+    pairs = spread_data(1000, 10, 1000)
+    result = run_race(
+        lambda plan: [(_service_worker, ("spread_service", w, plan)) for w in range(WORKERS)],
+        processes=WORKERS,
+        warm_pairs=pairs,
+        pairs=pairs,
+        seconds=seconds,
+        until_sold_out=False,
+        stock_hot=no_stocking,
+    )
+    result["oversold"] = oversold_positions({s for s, _ in pairs})
+    result["mismatches"] = reconcile_mismatches()
+    ceiling = Ceiling("spread_service", out_dir)
+    sku_id, location_id = pairs[len(pairs) // 2]
+    ceiling.probe(
+        lambda: services.reservation_create(
+            sku_id=sku_id,
+            location_id=location_id,
+            quantity=1,
+            idempotency_key="ledger:spread_service:probe",
+            channel="web",
+        )
+    )
+    result.update(ceiling.run(position_ids(pairs), seconds))
+    return result
+
+
+def scenario_orders(seconds: int, out_dir: Path) -> dict:
+    """bench/bench_orders.py's load (same data, bodies and clients), warm-up first."""
+    from django.db import connections
+    from django.test import Client
+
+    import bench_orders
+    from inventory.models import Sku, StockPosition
+
+    rng = random.Random(4)
+    data = bench_orders.load_data(rng)
+    connections.close_all()
+    port = bench_orders.free_port()
+    server = bench_orders.start_gunicorn(port, GUNICORN_WORKERS, GUNICORN_THREADS)
+    ctx = mp.get_context("fork")
+    try:
+        with ctx.Pool(bench_orders.CLIENT_PROCESSES) as pool:
+            for phase_seconds, measured in ((WARM_SECONDS, False), (seconds, True)):
+                start_at = time.time() + (STARTUP_SECONDS if not measured else 0.5)
+                deadline = start_at + phase_seconds
+                batches = pool.map(
+                    bench_orders.client_process,
+                    [
+                        (port, data, deadline, start_at, w + (100 if measured else 0))
+                        for w in range(bench_orders.CLIENT_PROCESSES)
+                    ],
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    results = [r for batch, _ in batches for r in batch]
+    accepted = [ref for kind, _, ref in results if kind == "accepted"]
+    outcomes = {}
+    for kind, _, _ in results:
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    latency = summary_ms([e for kind, e, _ in results if kind == "accepted"] or [0.0])
+    checks = bench_orders.verify(accepted)
+    sku_ids = list(Sku.objects.filter(code__in=data["skus"]).values_list("pk", flat=True))
+    result = {
+        "ops_per_s": len(accepted) / seconds,
+        "requests_per_s": len(results) / seconds,
+        "seconds": seconds,
+        "granted": len(accepted),
+        "refused": outcomes.get("out_of_stock", 0),
+        "errors": len(results) - len(accepted) - outcomes.get("out_of_stock", 0),
+        "outcomes": outcomes,
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "oversold": oversold_positions(sku_ids),
+        "mismatches": reconcile_mismatches(),
+        "orders_with_wrong_reservations": checks["orders_with_wrong_reservations"],
+    }
+
+    ceiling = Ceiling("orders_http", out_dir)
+    client = Client(HTTP_AUTHORIZATION=f"Api-Key {data['api_key']}")
+    probe_rng = random.Random(5)
+
+    def place(n):
+        response = client.post(
+            "/api/v1/orders/",
+            data=json.dumps(bench_orders.order_body(probe_rng, data)),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=f"orders-probe-{n}",
+        )
+        return response.status_code
+
+    place(0)  # first request of this process: not probed
+    for n in range(1, 200):
+        if len(ceiling.captures) == ORDER_PROBES:
+            break
+        status = []
+        capture = capture_call(lambda n=n: status.append(place(n)))
+        if status == [201]:
+            ceiling.captures.append(capture)
+    pool = list(
+        StockPosition.objects.filter(sku_id__in=sku_ids).order_by("pk").values_list("pk", flat=True)
+    )
+    result.update(ceiling.run(pool, seconds))
+    return result
+
+
+SCENARIOS = {
+    "hot_service": lambda s, out: scenario_hot(s, out, http=False),
+    "hot_http": lambda s, out: scenario_hot(s, out, http=True),
+    "spread_service": scenario_spread,
+    "orders_http": scenario_orders,
+}
+
+
+def revision() -> dict:
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True
+        ).stdout.strip()
+
+    changed = git("status", "--porcelain", "--", ".", ":!bench")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "subject": git("log", "-1", "--format=%s"),
+        "uncommitted_files": len(changed.splitlines()) if changed else 0,
+        "tree": str(ROOT),
+    }
+
+
+def measure(args) -> dict:
+    django_setup()
+    import inventory
+
+    if not Path(inventory.__file__).resolve().is_relative_to(ROOT):
+        sys.exit(f"inventory imported from {inventory.__file__}, not from {ROOT}")
+    seconds = 3 if args.quick else 15
+    out_dir = Path(args.out).with_suffix("") if args.out else RESULTS / "ledger_data" / "current"
+    side = {
+        "label": args.label,
+        "revision": revision(),
+        "machine": machine(),
+        "seconds": seconds,
+        "quick": args.quick,
+        "load_before": os.getloadavg()[0],
+        "scenarios": {},
+    }
+    for name in args.scenarios:
+        print(f"-- {args.label}: {name}", flush=True)
+        figures = SCENARIOS[name](seconds, out_dir)
+        figures["ratio"] = figures["ops_per_s"] / figures["pgbench_tps"]
+        side["scenarios"][name] = figures
+        print(
+            f"   {figures['ops_per_s']:.0f}/s, p50 {figures['p50_ms']:.1f} ms, "
+            f"p99 {figures['p99_ms']:.1f} ms, pgbench {figures['pgbench_tps']:.0f} tps "
+            f"({100 * figures['ratio']:.0f} %), oversold {figures['oversold']}, "
+            f"mismatches {figures['mismatches']}, errors {figures['errors']}",
+            flush=True,
+        )
+    side["load_after"] = os.getloadavg()[0]
+    return side
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+DESCRIPTIONS = {
+    "hot_service": "one hot SKU, service, until sold out",
+    "hot_http": "one hot SKU, HTTP, until sold out",
+    "spread_service": "1,000 SKUs × 10 locations, service",
+    "orders_http": "order placement, HTTP",
+}
+
+
+def _revision_text(side: dict) -> str:
+    rev = side["revision"]
+    text = f"`{rev['commit'][:10]}` ({rev['subject']})"
+    if rev["uncommitted_files"]:
+        text += f" + {rev['uncommitted_files']} uncommitted file(s) outside bench/"
+    return f"{text}, tree `{rev['tree']}`"
+
+
+def report(sides: list[dict], section: str, command: str) -> None:
+    before, after = (sides + [None])[:2] if len(sides) == 2 else (None, sides[0])
+    names = [n for n in SCENARIOS if n in after["scenarios"]]
+
+    def ops(side, name):
+        return f"{side['scenarios'][name]['ops_per_s']:.0f}" if side else "–"
+
+    def ratio(side, name):
+        if not side:
+            return "–"
+        figures = side["scenarios"][name]
+        return f"{100 * figures['ratio']:.0f} % of {figures['pgbench_tps']:.0f}"
+
+    def both(key, name):
+        return " / ".join(str(s["scenarios"][name][key]) for s in sides)
+
+    rows, details = [], []
+    for name in names:
+        gain = (
+            f"{after['scenarios'][name]['ops_per_s'] / before['scenarios'][name]['ops_per_s']:.2f}×"
+            if before
+            else "–"
+        )
+        rows.append(
+            f"| {DESCRIPTIONS[name]} (`{name}`) | {ops(before, name)} | {ratio(before, name)} "
+            f"| {ops(after, name)} | {ratio(after, name)} | {gain} | {both('oversold', name)} "
+            f"| {both('mismatches', name)} |"
+        )
+        for side in sides:
+            f = side["scenarios"][name]
+            written = ", ".join(
+                f"{k.split()[0]} {k.split()[1]} ×{v:g}" for k, v in f["rows_per_call"].items()
+            )
+            stocked = f", {f['stocked_units']} units stocked" if f.get("stocked_units") else ""
+            details.append(
+                f"| `{name}` | {side['label']} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} "
+                f"| {f['granted']} / {f['refused']} / {f['errors']}{stocked} "
+                f"| {f['pgbench_tps']:.0f} | {f['probes']} | {written} |"
+            )
+    first = sides[0]
+    sides_text = "\n".join(f"- **{s['label']}**: {_revision_text(s)}" for s in sides)
+    heading = "Before / after" if before else "Current tree"
+    markdown = f"""## Stock ledger and order placement against the pgbench ceiling
+
+Command: `{command}`. {first['seconds']} s per scenario and per pgbench run
+({"quick smoke run" if first["quick"] else "full run"}), {WORKERS} concurrent callers, one
+throwaway PostgreSQL and Redis for the whole run; each side gets a new database migrated by its
+own `manage.py`, and runs the same `bench/bench_ledger.py`.
+
+{sides_text}
+
+**Machine:** {first['machine']}; load average {first['load_before']:.1f} at the start,
+{sides[-1]['load_after']:.1f} at the end (the machine may be shared: compare the ratios).
+
+### {heading}
+
+ops/s: reservations granted per second (orders accepted per second for `orders_http`). Ratio:
+that rate over the pgbench transactions per second of the same rows, in the same run (tx/s after
+"of"). Oversold positions and `stock_reconcile` mismatches: {" / ".join(s["label"] for s in sides)}.
+
+| scenario | before ops/s | before ratio to pgbench | after ops/s | after ratio | after/before | oversold | mismatches |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+| scenario | side | p50 / p99 ms | granted / refused / errors | pgbench tx/s | probes | rows written per call (pgbench writes the same) |
+|---|---|---|---|---|---|---|
+{chr(10).join(details)}
+
+### The pgbench scripts
+
+`pgbench -n -c {WORKERS} -j 2 -T {first['seconds']} -f <script>@1 …` on the same database, right
+after each scenario. A script is generated from a probe: one more call made alone (for
+`orders_http`, {ORDER_PROBES} accepted placements, one script each, mixed evenly), whose rows are
+read back from every table by xmin. It writes those rows again in ONE autocommit statement:
+`WITH pos1 AS (UPDATE inventory_stockposition … SET reserved = reserved + n … WHERE <enough
+stock> RETURNING …), <table>_1 AS (INSERT INTO <table> (<the probe row's columns>) SELECT <its
+values> FROM pos1, … RETURNING id), … SELECT count(*) FROM pos1`. Values are the probe's, except
+new unique keys (idempotency keys, references: the probe's text with a number unique to the
+transaction), `now()` (plus the probe's offset) for timestamps, and foreign keys to the rows
+inserted by the same statement. Positions are drawn at random among the scenario's own positions
+(topped up with {TOP_UP:,} units each through the ledger first), several per statement in key
+order. The outbox table is detected in each tree ({", ".join(sorted({f["outbox_table"] for s in sides for f in s["scenarios"].values()}))} here). The
+scripts are kept in `bench/results/{section}_data/`.
+"""
+    write_section(section, markdown)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs, for a smoke check")
+    parser.add_argument("--out", help="write this side's figures to this JSON file")
+    parser.add_argument("--label", default="current tree", help="this side's name")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="write the section from these")
+    parser.add_argument("--section", default="ledger", help="bench/results/<section>.md")
+    parser.add_argument("--command", default="python bench/bench_ledger.py")
+    args = parser.parse_args()
+    if args.report:
+        report([json.loads(Path(p).read_text()) for p in args.report], args.section, args.command)
+        return
+    side = measure(args)
+    if args.out:
+        Path(args.out).write_text(json.dumps(side, indent=2, default=str))
+    else:  # run by bench/run.sh: this tree alone
+        (RESULTS / "ledger_data").mkdir(parents=True, exist_ok=True)
+        (RESULTS / "ledger_data" / "current.json").write_text(json.dumps(side, indent=2))
+        report([side], args.section, args.command + (" --quick" if args.quick else ""))
+    failures = [
+        name
+        for name, f in side["scenarios"].items()
+        if f["oversold"] or f["mismatches"] or f.get("orders_with_wrong_reservations")
+    ]
+    if failures:
+        sys.exit(f"invariants violated in {failures}")
+
+
+if __name__ == "__main__":
+    started = datetime.now(UTC)
+    main()
+    print(f"bench_ledger: done in {(datetime.now(UTC) - started).total_seconds():.0f} s")

@@ -1,0 +1,205 @@
+"""Returns, in any store, of what an order handed over, and their refunds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+
+from common.exceptions import DomainError, IllegalTransition, InvalidInput
+from common.money import Money
+from inventory import services as stock
+from inventory.exceptions import UnknownLocation
+from inventory.models import (
+    AdjustmentReason,
+)
+from inventory.services import validate_quantity
+from orders.models import (
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Return,
+    ReturnLine,
+)
+from orders.services.status import (
+    loyalty_points_reverse,
+    order_event_record,
+    order_lock,
+    retry_on_deadlock,
+)
+from stores.models import Location
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReturnLineRequest:
+    line_no: int
+    quantity: int
+    unsellable: bool = False
+    reason: str = ""
+
+
+@retry_on_deadlock
+def order_return(
+    *,
+    order_id: int,
+    location_id: int,
+    lines: Sequence[ReturnLineRequest],
+    actor: str,
+    channel: str,
+    idempotency_key: str,
+) -> Return:
+    """Units of a collected or delivered order come back at any active location: into its
+    sellable stock, or unsellable with a reason. The refund owed is recorded."""
+    existing = Return.objects.filter(idempotency_key=idempotency_key).first()
+    if existing:
+        existing.replayed = True
+        return existing
+    if not lines:
+        raise InvalidInput("A return needs at least one line.", details={"lines": ["empty"]})
+    with transaction.atomic():
+        order = order_lock(order_id)
+        if order.status not in (OrderStatus.COLLECTED, OrderStatus.DELIVERED):
+            raise IllegalTransition(
+                "Only a collected or delivered order can be returned.",
+                details={"status": [order.status]},
+            )
+        location = Location.objects.filter(pk=location_id).first()
+        if location is None:
+            raise UnknownLocation(details={"location": [str(location_id)]})
+        if not location.is_active:
+            raise InvalidInput(f"{location.code} is inactive.", details={"location": ["inactive"]})
+        by_no = {line.line_no: line for line in order.lines.select_for_update().order_by("pk")}
+        record = Return.objects.create(
+            order=order,
+            customer_id=order.customer_id,
+            location=location,
+            refund_amount=0,
+            currency=order.currency,
+            actor=actor[:150],
+            channel=channel,
+            idempotency_key=idempotency_key,
+        )
+        refund = Money.zero(order.currency)
+        seen = set()
+        for request in lines:
+            line = by_no.get(request.line_no)
+            if line is None or request.line_no in seen:
+                raise InvalidInput(
+                    f"Line {request.line_no} is not on the order (or is given twice).",
+                    details={"lines": [request.line_no]},
+                )
+            seen.add(request.line_no)
+            validate_quantity(request.quantity, field_name=f"line {request.line_no} quantity")
+            if line.quantity_returned + request.quantity > line.quantity:
+                raise InvalidInput(
+                    f"Line {request.line_no}: at most {line.quantity - line.quantity_returned} "
+                    "more units can be returned.",
+                    details={"lines": [request.line_no]},
+                )
+            if request.unsellable and not request.reason:
+                raise InvalidInput(
+                    "An unsellable return needs a reason.", details={"reason": ["required"]}
+                )
+            amount = (Money(line.unit_price, order.currency) * request.quantity).rounded()
+            refund = refund + amount
+            OrderLine.objects.filter(pk=line.pk).update(
+                quantity_returned=F("quantity_returned") + request.quantity
+            )
+            line.quantity_returned += request.quantity
+            ReturnLine.objects.create(
+                order_return=record,
+                order_line=line,
+                quantity=request.quantity,
+                unsellable=request.unsellable,
+                reason=request.reason[:120],
+                refund_amount=amount.amount,
+            )
+        for unsellable in (False, True):
+            group = [
+                (by_no[r.line_no].sku_id, r.quantity) for r in lines if r.unsellable == unsellable
+            ]
+            if group:
+                stock.stock_return(
+                    location_id=location_id,
+                    lines=group,
+                    unsellable=unsellable,
+                    reason=AdjustmentReason.DAMAGE if unsellable else "",
+                    idempotency_key=f"{idempotency_key}:{'unsellable' if unsellable else 'ok'}",
+                    reference=order.reference,
+                    actor=actor,
+                    channel=channel,
+                )
+        record.refund_amount = refund.amount
+        record.save(update_fields=["refund_amount"])
+        order_event_record(
+            order,
+            "returned",
+            actor=actor,
+            channel=channel,
+            data={
+                "return": record.pk,
+                "location": location.code,
+                "refund_owed": refund.as_dict(),
+            },
+        )
+        loyalty_points_reverse(order, record, actor=actor, channel=channel)
+        if record.refund_amount > 0:  # back to the original tenders (the payments app's rule)
+            from orders.tasks import order_refund_task
+
+            record_id = record.pk
+            transaction.on_commit(lambda: order_refund_task.delay(record_id, actor, channel))
+    record.replayed = False
+    return record
+
+
+def order_return_refund(*, return_id: int, actor: str, channel: str) -> str:
+    """Refund a return to the order's tenders (the payments app decides the split). Keyed by the
+    return, so it refunds once. When the payments app cannot (nothing captured through it, or
+    less than owed), the refund stays owed and the journal says why, for customer service.
+    Returns "refunded", "already_refunded" or "manual"."""
+    from payments.services.tenders import order_payment_refund
+
+    record = Return.objects.select_related("order", "order__customer").get(pk=return_id)
+    order = record.order
+    key = f"order-return:{record.pk}"
+    if OrderEvent.objects.filter(idempotency_key=key).exists():
+        return "already_refunded"
+    try:
+        lines = order_payment_refund(
+            order_reference=order.reference,
+            amount=record.refund_amount,
+            currency=order.currency,
+            idempotency_key=key,
+            channel=channel,
+            actor=actor,
+            customer=order.customer,
+            reason=f"return {record.pk}",
+        )
+    except DomainError as exc:
+        order_event_record(
+            order,
+            "refund_manual",
+            actor=actor,
+            channel=channel,
+            data={
+                "return": record.pk,
+                "amount": str(record.refund_amount),
+                "reason": exc.message,
+                "code": exc.code,
+            },
+        )
+        return "manual"
+    order_event_record(
+        order,
+        "refunded",
+        actor=actor,
+        channel=channel,
+        key=key,
+        data={"return": record.pk, "amount": str(record.refund_amount), "tenders": lines},
+    )
+    return "refunded"
