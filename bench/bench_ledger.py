@@ -44,10 +44,12 @@ The database must be migrated and DATABASE_URL / REDIS_URL set (bench/run.sh, be
 """
 
 import argparse
+import contextlib
 import graphlib
 import http.client
 import itertools
 import json
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -66,7 +68,9 @@ HTTP_PROCESSES, HTTP_THREADS = 4, 8
 STARTUP_SECONDS = 4  # for every worker to fork, set Django up and connect
 WARM_SECONDS = 2
 ORDER_PROBES = 8  # accepted placements whose rows become the orders pgbench scripts
-TOP_UP = 1_000_000  # units received on every pgbench position before pgbench runs
+# Units received on every pgbench position before pgbench runs (the ledger refuses more than
+# 100,000 per line by default); also the most a hot SKU gets.
+TOP_UP = 100_000
 GUNICORN_WORKERS = int(os.environ.get("BENCH_WORKERS", 3))  # as bench/bench_orders.py
 GUNICORN_THREADS = int(os.environ.get("BENCH_THREADS", 2))
 
@@ -240,6 +244,29 @@ def wait_until(moment: float) -> None:
     time.sleep(max(moment - time.time(), 0))
 
 
+@contextlib.contextmanager
+def gunicorn(log: Path):
+    """bench/bench_orders.py's gunicorn on a free loopback port, its log (a warning per 409)
+    in `log` rather than on the console: it inherits the stderr it is started with."""
+    from bench_orders import free_port, start_gunicorn
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    saved = os.dup(2)
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 2)
+        try:
+            server = start_gunicorn(port, GUNICORN_WORKERS, GUNICORN_THREADS)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    try:
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def hot_stocker(location_id, warm_sku_id, hot_sku_id, seconds, label):
     """Stock the hot SKU with what the warm-up's last second sold, times `seconds`."""
 
@@ -253,7 +280,7 @@ def hot_stocker(location_id, warm_sku_id, hot_sku_id, seconds, label):
         before = Reservation.objects.filter(sku_id=warm_sku_id).count()
         wait_until(warm_until)
         after = Reservation.objects.filter(sku_id=warm_sku_id).count()
-        units = max(int((after - before) / (WARM_SECONDS / 2) * seconds), 100)
+        units = min(max(int((after - before) / (WARM_SECONDS / 2) * seconds), 100), TOP_UP)
         services.stock_receive(
             location_id=location_id,
             lines=[(hot_sku_id, units)],
@@ -454,7 +481,12 @@ class Schema:
     @property
     def outbox_table(self) -> str:
         """Where the outbox lives in this tree (it may move from `integrations` to `common`)."""
-        return next(t for t in ("common_outboxevent", "integrations_outboxevent") if t in self.tables)
+        return next(
+            t for t in ("common_outboxevent", "integrations_outboxevent") if t in self.tables
+        )
+
+
+_SCHEMA = None  # read once per process: migrations do not run during a benchmark
 
 
 def capture_call(call) -> dict:
@@ -463,8 +495,9 @@ def capture_call(call) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    global _SCHEMA
     with connection.cursor() as cursor:
-        schema = Schema(cursor)
+        schema = _SCHEMA = _SCHEMA or Schema(cursor)
         highest = {}
         for table in schema.tables:
             if schema.pk[table]:
@@ -480,9 +513,9 @@ def capture_call(call) -> dict:
             if table in IGNORED_TABLES:
                 continue
             names = list(schema.columns[table])
+            as_text = ", ".join(f'"{name}"::text' for name in names)
             cursor.execute(
-                f"SELECT {', '.join(f'"{n}"::text' for n in names)} FROM "  # noqa: S608
-                f'"{table}" WHERE xmin::text::bigint > %s',
+                f'SELECT {as_text} FROM "{table}" WHERE xmin::text::bigint > %s',  # noqa: S608
                 [since],
             )
             for values in cursor.fetchall():
@@ -509,13 +542,18 @@ def _literal(value: str, kind: str) -> str:
     return "CAST('" + value.replace("'", "''") + f"' AS {kind})"
 
 
+def _is_text(schema, table, column) -> bool:
+    kind = schema.columns[table][column]["type"]
+    return kind == "text" or kind.startswith(("character", "varchar"))
+
+
 def _unique_text(value: str, length: int | None, row_index: int) -> str:
-    """A value unique to this transaction (and row), about as long as the probe's."""
+    """A value unique to this transaction (and row): the probe's text with its tail replaced by
+    a number, so it stays about as long (a short column gets the number alone)."""
     digits = 11 if length is None or length >= 16 else length
-    keep = value[: max(0, min(len(value), length or len(value)) - digits)]
-    keep = keep.replace("'", "''")
+    keep = value[: max(0, len(value) - digits)][: (length or 10**6) - digits]
     number = f"lpad((txid_current() * 10 + {row_index})::text, {digits}, '0')"
-    return f"'{keep}' || {number}"
+    return "'" + keep.replace("'", "''") + f"' || {number}"
 
 
 def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
@@ -549,6 +587,7 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
     def render(table, row, row_index):
         """Column list and SELECT expressions of one inserted row; the CTEs it reads."""
         columns, values, reads = [], [], set()
+        fresh = set()  # columns pointing at a row this statement inserts: unique per statement
         followed = None  # the position this row belongs to, if any
         for column, value in row.items():
             target = schema.fks[table].get(column)
@@ -565,6 +604,7 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
             elif target and (target, value) in names:
                 expression = f"{names[(target, value)]}.id"
                 reads.add(names[(target, value)])
+                fresh.add(column)
             elif target == POSITION_TABLE and value in position_refs:
                 expression = f"{position_refs[value]}.id"
                 reads.add(position_refs[value])
@@ -582,20 +622,12 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
             values.append(expression)
         # Every unique index needs a new value, unless a row inserted here already makes it so.
         for index_columns in schema.uniques[table]:
-            present = [c for c in index_columns if c in columns]
-            if any(row.get(c) is None for c in index_columns) or not present:
-                continue  # a NULL never conflicts
-            if any(values[columns.index(c)].endswith(".id") and not values[
-                columns.index(c)
-            ].startswith("pos") for c in present):
-                continue
-            text = [
-                c for c in present if "char" in schema.columns[table][c]["type"]
-                or schema.columns[table][c]["type"] == "text"
-            ]
+            if any(row.get(c) is None for c in index_columns) or fresh & set(index_columns):
+                continue  # a NULL never conflicts; a new row's id is new
+            text = [c for c in index_columns if c in columns and _is_text(schema, table, c)]
             if not text:
-                raise RuntimeError(f"no way to make {table}{index_columns} unique")
-            column = text[0]
+                raise RuntimeError(f"no way to make {table} {index_columns} unique")
+            column = text[-1]  # the most specific: (owner, key) varies the key
             values[columns.index(column)] = _unique_text(
                 row[column], schema.columns[table][column]["length"], row_index
             )
@@ -629,7 +661,10 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
             else ""
         )
         returning = ", ".join(
-            ["p.id", *(f"p.{c}" for c in schema.fks[POSITION_TABLE] if c in position_rows[position_id])]
+            [
+                "p.id",
+                *(f"p.{c}" for c in schema.fks[POSITION_TABLE] if c in position_rows[position_id]),
+            ]
         )
         ctes.append(
             f"{name} AS (UPDATE {POSITION_TABLE} p SET {', '.join(sets)} FROM bench_pool b "
@@ -679,9 +714,7 @@ def pgbench_tps(scripts: list[Path], seconds: int) -> float:
         command += ["-f", f"{script}@1"]
     command += ["-h", settings["HOST"], "-p", str(settings["PORT"]), "-U", settings["USER"]]
     env = {**os.environ, "PGPASSWORD": settings.get("PASSWORD") or ""}
-    done = subprocess.run(
-        [*command, settings["NAME"]], capture_output=True, text=True, env=env
-    )
+    done = subprocess.run([*command, settings["NAME"]], capture_output=True, text=True, env=env)
     if done.returncode != 0 or "aborted" in done.stdout + done.stderr:
         raise RuntimeError(f"pgbench failed:\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
     return next(
@@ -692,42 +725,60 @@ def pgbench_tps(scripts: list[Path], seconds: int) -> float:
 
 
 class Ceiling:
-    """Probes, then pgbench on the scenario's positions. One per scenario."""
+    """A scenario's pgbench ceiling. Probes first (calls made alone, their rows captured), then
+    one script per probe, run once before and once after the scenario's load: the mean of the
+    two is the ceiling (they bracket the load in time, on a machine whose load may change)."""
 
     def __init__(self, name: str, out_dir: Path):
         self.name, self.out_dir = name, out_dir
-        self.captures = []
+        self.captures, self.scripts, self.runs = [], [], []
 
     def probe(self, call) -> None:
         self.captures.append(capture_call(call))
 
-    def run(self, pool: list[int], seconds: int) -> dict:
+    def prepare(self, pool: list[int]) -> None:
+        """Top up and number the positions pgbench draws from; write the scripts."""
         top_up(pool, self.name)
         pgbench_pool(pool)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        scripts = []
         for index, capture in enumerate(self.captures, start=1):
             path = self.out_dir / f"{self.name}_{index}.sql"
             title = f"{self.name}: the rows of probe {index} of {len(self.captures)}"
             path.write_text(pgbench_script(capture, len(pool), title))
-            scripts.append(path)
-        tps = pgbench_tps(scripts, seconds)
+            self.scripts.append(path)
+
+    def run(self, seconds: int) -> None:
+        self.runs.append(pgbench_tps(self.scripts, seconds))
+
+    def figures(self) -> dict:
         summaries = [rows_summary(c) for c in self.captures]
-        keys = sorted({k for s in summaries for k in s})
-        mean = {k: sum(s.get(k, 0) for s in summaries) / len(summaries) for k in keys}
+        keys = sorted({k for s in summaries for k in s}, key=lambda k: (k[0] != "U", k))
         return {
-            "pgbench_tps": tps,
-            "rows_per_call": mean,
+            "pgbench_tps": sum(self.runs) / len(self.runs),
+            "pgbench_runs": self.runs,
+            "rows_per_call": {
+                k: sum(s.get(k, 0) for s in summaries) / len(summaries) for k in keys
+            },
             "probes": len(self.captures),
-            "scripts": [str(p) for p in scripts],
+            "scripts": [str(p) for p in self.scripts],
             "outbox_table": self.captures[0]["schema"].outbox_table,
         }
+
+
+def bracketed(ceiling: Ceiling, seconds: int, load) -> dict:
+    """pgbench, the scenario's `load()` (which checks the invariants), pgbench again."""
+    ceiling.run(seconds)
+    result = load()
+    ceiling.run(seconds)
+    return {**result, **ceiling.figures()}
 
 
 # ---- scenarios -------------------------------------------------------------------------------
 
 
 def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
+    """The hot SKU sells out; pgbench works on the warm-up SKU's position (same location, one
+    hot row as well), which the measured phase does not touch."""
     from django.test import Client
 
     from inventory import services
@@ -741,48 +792,11 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
         location_id=location_id, lines=[(warm_sku, TOP_UP)], idempotency_key=f"ledger:{name}:warm"
     )
     warm_pairs, pairs = [(warm_sku, location_id)], [(hot_sku, location_id)]
-    stock_hot = hot_stocker(location_id, warm_sku, hot_sku, seconds, name)
-    if http:
-        from bench_orders import free_port, start_gunicorn
-
-        key = api_key(["stock:read", "stock:write"])
-        port = free_port()
-        server = start_gunicorn(port, GUNICORN_WORKERS, GUNICORN_THREADS)
-        try:
-            result = run_race(
-                lambda plan: [
-                    (_http_worker, (port, key, name, w, {**plan, **code_pairs}))
-                    for w in range(HTTP_PROCESSES)
-                ],
-                processes=HTTP_PROCESSES,
-                warm_pairs=None,
-                pairs=None,
-                seconds=seconds,
-                until_sold_out=True,
-                stock_hot=stock_hot,
-            ) if (code_pairs := {"warm_pairs": codes(warm_pairs), "pairs": codes(pairs)}) else None
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    else:
-        result = run_race(
-            lambda plan: [(_service_worker, (name, w, plan)) for w in range(WORKERS)],
-            processes=WORKERS,
-            warm_pairs=warm_pairs,
-            pairs=pairs,
-            seconds=seconds,
-            until_sold_out=True,
-            stock_hot=stock_hot,
-        )
-    result["sold_out"] = result["granted"] == result["stocked_units"]
-    result["oversold"] = oversold_positions([warm_sku, hot_sku])
-    result["mismatches"] = reconcile_mismatches()
-
-    # The probe: one more call on the warm-up SKU (same location, same rows), alone.
     ceiling = Ceiling(name, out_dir)
     if http:
+        key = api_key(["stock:read", "stock:write"])
         client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
-        (warm_code, location_code), = codes(warm_pairs)
+        ((warm_code, location_code),) = codes(warm_pairs)
         body = json.dumps({"lines": [{"sku": warm_code, "location": location_code, "quantity": 1}]})
 
         def call(n):
@@ -794,7 +808,7 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
             )
             assert response.status_code == 201, response.content[:300]
 
-        call(0)  # first request of this process (API key's last use, caches): not probed
+        call(0)  # the first request of a process (API key's last use, caches): not probed
         ceiling.probe(lambda: call(1))
     else:
         ceiling.probe(
@@ -806,25 +820,45 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
                 channel="web",
             )
         )
-    result.update(ceiling.run(position_ids(pairs), seconds))
-    return result
+    ceiling.prepare(position_ids(warm_pairs))
+    stock_hot = hot_stocker(location_id, warm_sku, hot_sku, seconds, name)
+
+    def load():
+        if http:
+            with gunicorn(out_dir / "gunicorn.log") as port:
+                result = run_race(
+                    lambda plan: [
+                        (_http_worker, (port, key, name, w, plan)) for w in range(HTTP_PROCESSES)
+                    ],
+                    processes=HTTP_PROCESSES,
+                    warm_pairs=codes(warm_pairs),  # the API takes codes
+                    pairs=codes(pairs),
+                    seconds=seconds,
+                    until_sold_out=True,
+                    stock_hot=stock_hot,
+                )
+        else:
+            result = run_race(
+                lambda plan: [(_service_worker, (name, w, plan)) for w in range(WORKERS)],
+                processes=WORKERS,
+                warm_pairs=warm_pairs,
+                pairs=pairs,
+                seconds=seconds,
+                until_sold_out=True,
+                stock_hot=stock_hot,
+            )
+        result["sold_out"] = result["granted"] == result["stocked_units"]
+        result["oversold"] = oversold_positions([warm_sku, hot_sku])
+        result["mismatches"] = reconcile_mismatches()
+        return result
+
+    return bracketed(ceiling, seconds, load)
 
 
 def scenario_spread(seconds: int, out_dir: Path) -> dict:
     from inventory import services
 
     pairs = spread_data(1000, 10, 1000)
-    result = run_race(
-        lambda plan: [(_service_worker, ("spread_service", w, plan)) for w in range(WORKERS)],
-        processes=WORKERS,
-        warm_pairs=pairs,
-        pairs=pairs,
-        seconds=seconds,
-        until_sold_out=False,
-        stock_hot=no_stocking,
-    )
-    result["oversold"] = oversold_positions({s for s, _ in pairs})
-    result["mismatches"] = reconcile_mismatches()
     ceiling = Ceiling("spread_service", out_dir)
     sku_id, location_id = pairs[len(pairs) // 2]
     ceiling.probe(
@@ -836,61 +870,52 @@ def scenario_spread(seconds: int, out_dir: Path) -> dict:
             channel="web",
         )
     )
-    result.update(ceiling.run(position_ids(pairs), seconds))
-    return result
+    ceiling.prepare(position_ids(pairs))
+
+    def load():
+        result = run_race(
+            lambda plan: [(_service_worker, ("spread_service", w, plan)) for w in range(WORKERS)],
+            processes=WORKERS,
+            warm_pairs=pairs,
+            pairs=pairs,
+            seconds=seconds,
+            until_sold_out=False,
+            stock_hot=no_stocking,
+        )
+        result["oversold"] = oversold_positions({s for s, _ in pairs})
+        result["mismatches"] = reconcile_mismatches()
+        return result
+
+    return bracketed(ceiling, seconds, load)
 
 
 def scenario_orders(seconds: int, out_dir: Path) -> dict:
-    """bench/bench_orders.py's load (same data, bodies and clients), warm-up first."""
+    """bench/bench_orders.py's load (same data, bodies and clients), after a warm-up. pgbench
+    draws from 20 more SKUs stocked at every location, which no order asks for: topping up the
+    orders' own positions would end the race for scarce units that the load includes."""
+    import bench_orders
     from django.db import connections
     from django.test import Client
 
-    import bench_orders
-    from inventory.models import Sku, StockPosition
+    from inventory import services
+    from inventory.models import Sku
+    from stores.models import Location
 
-    rng = random.Random(4)
-    data = bench_orders.load_data(rng)
-    connections.close_all()
-    port = bench_orders.free_port()
-    server = bench_orders.start_gunicorn(port, GUNICORN_WORKERS, GUNICORN_THREADS)
-    ctx = mp.get_context("fork")
-    try:
-        with ctx.Pool(bench_orders.CLIENT_PROCESSES) as pool:
-            for phase_seconds, measured in ((WARM_SECONDS, False), (seconds, True)):
-                start_at = time.time() + (STARTUP_SECONDS if not measured else 0.5)
-                deadline = start_at + phase_seconds
-                batches = pool.map(
-                    bench_orders.client_process,
-                    [
-                        (port, data, deadline, start_at, w + (100 if measured else 0))
-                        for w in range(bench_orders.CLIENT_PROCESSES)
-                    ],
-                )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    results = [r for batch, _ in batches for r in batch]
-    accepted = [ref for kind, _, ref in results if kind == "accepted"]
-    outcomes = {}
-    for kind, _, _ in results:
-        outcomes[kind] = outcomes.get(kind, 0) + 1
-    latency = summary_ms([e for kind, e, _ in results if kind == "accepted"] or [0.0])
-    checks = bench_orders.verify(accepted)
+    data = bench_orders.load_data(random.Random(4))
     sku_ids = list(Sku.objects.filter(code__in=data["skus"]).values_list("pk", flat=True))
-    result = {
-        "ops_per_s": len(accepted) / seconds,
-        "requests_per_s": len(results) / seconds,
-        "seconds": seconds,
-        "granted": len(accepted),
-        "refused": outcomes.get("out_of_stock", 0),
-        "errors": len(results) - len(accepted) - outcomes.get("out_of_stock", 0),
-        "outcomes": outcomes,
-        "p50_ms": latency["p50"],
-        "p99_ms": latency["p99"],
-        "oversold": oversold_positions(sku_ids),
-        "mismatches": reconcile_mismatches(),
-        "orders_with_wrong_reservations": checks["orders_with_wrong_reservations"],
-    }
+    pool_skus = Sku.objects.bulk_create(
+        [Sku(code=f"LORD-POOL-{i:02d}", name=f"pgbench pool {i}") for i in range(20)]
+    )
+    location_ids = list(  # bench_orders' locations: B000 … B049
+        Location.objects.filter(code__regex=r"^B[0-9]{3}$").values_list("pk", flat=True)
+    )
+    for location_id in location_ids:
+        services.stock_receive(
+            location_id=location_id,
+            lines=[(sku.pk, 1) for sku in pool_skus],
+            idempotency_key=f"ledger:orders_http:pool:{location_id}",
+        )
+    pool = [(sku.pk, location_id) for sku in pool_skus for location_id in location_ids]
 
     ceiling = Ceiling("orders_http", out_dir)
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {data['api_key']}")
@@ -905,19 +930,53 @@ def scenario_orders(seconds: int, out_dir: Path) -> dict:
         )
         return response.status_code
 
-    place(0)  # first request of this process: not probed
-    for n in range(1, 200):
+    place(0)  # the first request of a process: not probed
+    for n in range(1, 200):  # until ORDER_PROBES placements were accepted
         if len(ceiling.captures) == ORDER_PROBES:
             break
         status = []
-        capture = capture_call(lambda n=n: status.append(place(n)))
+        capture = capture_call(lambda n=n, status=status: status.append(place(n)))
         if status == [201]:
             ceiling.captures.append(capture)
-    pool = list(
-        StockPosition.objects.filter(sku_id__in=sku_ids).order_by("pk").values_list("pk", flat=True)
-    )
-    result.update(ceiling.run(pool, seconds))
-    return result
+    ceiling.prepare(position_ids(pool))
+
+    def load():
+        connections.close_all()
+        ctx = mp.get_context("fork")
+        with (
+            gunicorn(out_dir / "gunicorn.log") as port,
+            ctx.Pool(bench_orders.CLIENT_PROCESSES) as clients,
+        ):
+            for phase_seconds, measured in ((WARM_SECONDS, False), (seconds, True)):
+                start_at = time.time() + (0.5 if measured else STARTUP_SECONDS)
+                batches = clients.map(
+                    bench_orders.client_process,
+                    [
+                        (port, data, start_at + phase_seconds, start_at, w + 100 * measured)
+                        for w in range(bench_orders.CLIENT_PROCESSES)
+                    ],
+                )
+        results = [r for batch, _ in batches for r in batch]
+        accepted = [ref for kind, _, ref in results if kind == "accepted"]
+        refused = sum(kind == "out_of_stock" for kind, _, _ in results)
+        latency = summary_ms([e for kind, e, _ in results if kind == "accepted"] or [0.0])
+        return {
+            "ops_per_s": len(accepted) / seconds,
+            "requests_per_s": len(results) / seconds,
+            "seconds": seconds,
+            "granted": len(accepted),
+            "refused": refused,
+            "errors": len(results) - len(accepted) - refused,
+            "p50_ms": latency["p50"],
+            "p99_ms": latency["p99"],
+            "oversold": oversold_positions(sku_ids),
+            "mismatches": reconcile_mismatches(),
+            "orders_with_wrong_reservations": bench_orders.verify(accepted)[
+                "orders_with_wrong_reservations"
+            ],
+        }
+
+    return bracketed(ceiling, seconds, load)
 
 
 SCENARIOS = {
@@ -949,6 +1008,7 @@ def measure(args) -> dict:
 
     if not Path(inventory.__file__).resolve().is_relative_to(ROOT):
         sys.exit(f"inventory imported from {inventory.__file__}, not from {ROOT}")
+    logging.getLogger("django.request").setLevel(logging.ERROR)  # the probes' refused orders
     seconds = 3 if args.quick else 15
     out_dir = Path(args.out).with_suffix("") if args.out else RESULTS / "ledger_data" / "current"
     side = {
@@ -972,6 +1032,8 @@ def measure(args) -> dict:
             f"mismatches {figures['mismatches']}, errors {figures['errors']}",
             flush=True,
         )
+    # pgbench's rows must leave the ledger consistent too (a broken script would show here).
+    side["final_mismatches"] = reconcile_mismatches()
     side["load_after"] = os.getloadavg()[0]
     return side
 
@@ -995,7 +1057,7 @@ def _revision_text(side: dict) -> str:
 
 
 def report(sides: list[dict], section: str, command: str) -> None:
-    before, after = (sides + [None])[:2] if len(sides) == 2 else (None, sides[0])
+    before, after = sides if len(sides) == 2 else (None, sides[0])
     names = [n for n in SCENARIOS if n in after["scenarios"]]
 
     def ops(side, name):
@@ -1031,22 +1093,23 @@ def report(sides: list[dict], section: str, command: str) -> None:
             details.append(
                 f"| `{name}` | {side['label']} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} "
                 f"| {f['granted']} / {f['refused']} / {f['errors']}{stocked} "
-                f"| {f['pgbench_tps']:.0f} | {f['probes']} | {written} |"
+                f"| {' / '.join(f'{run:.0f}' for run in f['pgbench_runs'])} "
+                f"| {f['probes']} | {written} |"
             )
     first = sides[0]
     sides_text = "\n".join(f"- **{s['label']}**: {_revision_text(s)}" for s in sides)
     heading = "Before / after" if before else "Current tree"
     markdown = f"""## Stock ledger and order placement against the pgbench ceiling
 
-Command: `{command}`. {first['seconds']} s per scenario and per pgbench run
+Command: `{command}`. {first["seconds"]} s per scenario and per pgbench run
 ({"quick smoke run" if first["quick"] else "full run"}), {WORKERS} concurrent callers, one
 throwaway PostgreSQL and Redis for the whole run; each side gets a new database migrated by its
 own `manage.py`, and runs the same `bench/bench_ledger.py`.
 
 {sides_text}
 
-**Machine:** {first['machine']}; load average {first['load_before']:.1f} at the start,
-{sides[-1]['load_after']:.1f} at the end (the machine may be shared: compare the ratios).
+**Machine:** {first["machine"]}; load average {first["load_before"]:.1f} at the start,
+{sides[-1]["load_after"]:.1f} at the end (the machine may be shared: compare the ratios).
 
 ### {heading}
 
@@ -1058,14 +1121,15 @@ that rate over the pgbench transactions per second of the same rows, in the same
 |---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-| scenario | side | p50 / p99 ms | granted / refused / errors | pgbench tx/s | probes | rows written per call (pgbench writes the same) |
+| scenario | side | p50 / p99 ms | granted / refused / errors | pgbench tx/s before / after the load | probes | rows written per call (pgbench writes the same) |
 |---|---|---|---|---|---|---|
 {chr(10).join(details)}
 
 ### The pgbench scripts
 
-`pgbench -n -c {WORKERS} -j 2 -T {first['seconds']} -f <script>@1 …` on the same database, right
-after each scenario. A script is generated from a probe: one more call made alone (for
+`pgbench -n -c {WORKERS} -j 2 -T {first["seconds"]} -f <script>@1 …` on the same database, once
+before and once after each scenario's load (the ceiling is the mean of the two: they bracket the
+load in time). A script is generated from a probe: one more call made alone (for
 `orders_http`, {ORDER_PROBES} accepted placements, one script each, mixed evenly), whose rows are
 read back from every table by xmin. It writes those rows again in ONE autocommit statement:
 `WITH pos1 AS (UPDATE inventory_stockposition … SET reserved = reserved + n … WHERE <enough
@@ -1073,10 +1137,14 @@ stock> RETURNING …), <table>_1 AS (INSERT INTO <table> (<the probe row's colum
 values> FROM pos1, … RETURNING id), … SELECT count(*) FROM pos1`. Values are the probe's, except
 new unique keys (idempotency keys, references: the probe's text with a number unique to the
 transaction), `now()` (plus the probe's offset) for timestamps, and foreign keys to the rows
-inserted by the same statement. Positions are drawn at random among the scenario's own positions
-(topped up with {TOP_UP:,} units each through the ledger first), several per statement in key
-order. The outbox table is detected in each tree ({", ".join(sorted({f["outbox_table"] for s in sides for f in s["scenarios"].values()}))} here). The
-scripts are kept in `bench/results/{section}_data/`.
+inserted by the same statement. Positions are drawn at random from a pool, several per
+statement in key order, each topped up with {TOP_UP:,} units through the ledger first: the
+warm-up SKU's position for the hot scenarios (one hot row too, at the same location), the
+scenario's 10,000 positions for `spread_service`, 1,000 positions of 20 SKUs that no order asks
+for (at the orders' 50 locations) for `orders_http`. The ledger still reconciles after pgbench:
+{" / ".join(str(s["final_mismatches"]) for s in sides)} mismatches at the end of each side. The
+outbox table is detected in each tree ({", ".join(sorted({f["outbox_table"] for s in sides for f in s["scenarios"].values()}))}
+here). The scripts are kept in `bench/results/{section}_data/`.
 """
     write_section(section, markdown)
 
@@ -1105,7 +1173,7 @@ def main():
         name
         for name, f in side["scenarios"].items()
         if f["oversold"] or f["mismatches"] or f.get("orders_with_wrong_reservations")
-    ]
+    ] + (["pgbench's rows (final stock_reconcile)"] if side["final_mismatches"] else [])
     if failures:
         sys.exit(f"invariants violated in {failures}")
 

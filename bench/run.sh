@@ -2,8 +2,14 @@
 # `make bench`: every bench/bench_*.py against a throwaway PostgreSQL (and Redis), then
 # docs/benchmarks.md is rebuilt from their sections with the machine's description.
 # Pass --quick for short smoke runs. One script: BENCH=stock make bench.
+# BASELINE=<rev> make bench: the stock ledger and order placement before (<rev>) and after (the
+# work tree; AFTER=<rev> for a revision) instead, with bench/compare.sh (bench/results/ledger.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${BASELINE:-}" ]; then
+  COMPARE_COMMAND="BASELINE=$BASELINE${AFTER:+ AFTER=$AFTER} bash bench/run.sh${*:+ $*}" \
+    exec bash bench/compare.sh "$@"
+fi
 PY="${VENV:-.venv}/bin/python"
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh

@@ -1,6 +1,27 @@
-from celery import shared_task
+"""Celery plumbing shared by every app, and the tasks of `common` itself."""
+
+from importlib import import_module
+
+from celery import current_app, shared_task
+from django.db import transaction
 
 from common.idempotency import idempotency_records_purge
+
+
+def task_named(name: str):
+    """The Celery task registered under `name` ("<app>.tasks.<task>"). Services name the task
+    they hand work to instead of importing their app's tasks module, which imports them. The
+    module is imported here if nothing did yet (a worker imports every app's tasks at start; a
+    web process only once it first queues one)."""
+    import_module(name.rpartition(".")[0])
+    return current_app.tasks[name]
+
+
+def task_after_commit(name: str, *args) -> None:
+    """Queue the task `name` once the current transaction commits. Robust: a broker that is down
+    is logged and delays the work (each app's beat sweep catches up); it never turns a
+    committed write into an error."""
+    transaction.on_commit(lambda: task_named(name).delay(*args), robust=True)
 
 
 @shared_task(time_limit=600)

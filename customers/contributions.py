@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from common.models import IdempotencyRecord
 from customers.models import (
     Address,
     Consent,
@@ -216,8 +217,6 @@ def _erase_traces(customer: Customer) -> dict[str, int]:
     of the customers endpoints about this person, and the admin log's object names."""
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
-
-    from common.models import IdempotencyRecord
 
     ids = [customer.pk, *customer_absorbed_ids(customer.pk)]
     keys = list(Customer.objects.filter(pk__in=ids).values_list("reference", "number"))

@@ -21,6 +21,7 @@ from django.core.validators import EmailValidator
 
 from customers.exceptions import InvalidIdentifier
 from customers.models import IdentifierKind, JunkIdentifierPattern
+from stores.models import Location
 
 # Matching priority, strongest first: a loyalty card is scanned from the person's own card; an
 # external id is an account they logged into; an email is personal but sometimes shared; a phone
@@ -222,7 +223,6 @@ def junk_rules() -> JunkRules:
 
 
 def _junk_rules_load() -> JunkRules:
-    from stores.models import Location
 
     patterns: dict[str, list[re.Pattern]] = {}
     _compile(getattr(settings, "CUSTOMERS_JUNK_VALUES", DEFAULT_JUNK_VALUES), patterns)

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from common.models import ApiKey, Scope
+from integrations.models import PosIntegration, PosTill
 from inventory import services as stock
 from inventory.models import Sku
 from inventory.validators import gtin_with_check_digit
@@ -298,7 +299,6 @@ def _api_keys() -> None:
 
 
 def _pos(stores) -> None:
-    from integrations.models import PosIntegration, PosTill
 
     slug, secret = DEMO_POS
     integration = PosIntegration.objects.create(

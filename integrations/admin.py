@@ -1,9 +1,20 @@
 from django.contrib import admin
 
-from common.admin_utils import ReadOnlyAdminMixin
+from common.admin_utils import ReadOnlyAdminMixin, run_admin_service
 from common.models import OutboxEvent
-from integrations import services
-from integrations.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from integrations import pos, services
+from integrations.models import (
+    DeliveryAttempt,
+    PosEvent,
+    PosEventStatus,
+    PosIntegration,
+    PosTill,
+    StoreReceipt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    generate_webhook_secret,
+)
+from stores.access import StaffLocationScopedAdmin
 
 
 @admin.register(WebhookEndpoint)
@@ -64,17 +75,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- POS ------------------------------------------------------------------------------------------
 
-from integrations import pos  # noqa: E402
-from integrations.models import (  # noqa: E402
-    PosEvent,
-    PosEventStatus,
-    PosIntegration,
-    PosTill,
-    StoreReceipt,
-    generate_webhook_secret,
-)
-from stores.access import StaffLocationScopedAdmin  # noqa: E402
-
 
 class PosTillInline(admin.TabularInline):
     model = PosTill
@@ -111,7 +111,6 @@ class PosIntegrationAdmin(admin.ModelAdmin):
 
 @admin.action(description="Replay the selected failed events")
 def replay_events(modeladmin, request, queryset):
-    from common.admin_utils import run_admin_service
 
     for event in queryset.filter(status=PosEventStatus.FAILED):
         run_admin_service(

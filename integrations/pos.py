@@ -41,6 +41,10 @@ from common.api import validation_details
 from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from common.money import Money
 from common.signing import verify_signature
+from common.tasks import task_named
+from customers.exceptions import NoUsableIdentifier
+from customers.selectors import customer_resolve
+from customers.services import customer_identify_or_create
 from integrations.models import (
     PosEvent,
     PosEventStatus,
@@ -53,6 +57,16 @@ from integrations.pos_serializers import CustomerLookupSerializer, EnvelopeSeria
 from inventory import services as stock
 from inventory.exceptions import UnknownSku
 from inventory.models import Sku, TillDiscrepancy
+from loyalty.coupons import offers_for
+from loyalty.selectors import account_get, points_summary
+from loyalty.services import (
+    PurchaseLine,
+    ReturnedLine,
+    points_earn_for_source,
+    points_reverse_for_return,
+)
+from orders.models import Order
+from orders.services import ReturnLineRequest, order_handover, order_return
 from stores.models import Location
 
 logger = logging.getLogger(__name__)
@@ -420,15 +434,11 @@ def _inbox_insert(integration: PosIntegration, admitted) -> dict[str, int]:
 
 
 def _schedule(inbox_pk: int) -> None:
-    from integrations.tasks import pos_event_process_task
-
-    pos_event_process_task.delay(inbox_pk)
+    task_named("integrations.tasks.pos_event_process_task").delay(inbox_pk)
 
 
 def _schedule_batch(inbox_pks: list[int]) -> None:
-    from integrations.tasks import pos_events_process_batch_task
-
-    pos_events_process_batch_task.delay(inbox_pks)
+    task_named("integrations.tasks.pos_events_process_batch_task").delay(inbox_pks)
 
 
 _SCOPE_SECONDS = 10
@@ -692,8 +702,6 @@ def _customer_for(event: PosEvent, data: dict):
     identifiers = [(kind, value, "") for kind, value in given.items() if value]
     if not identifiers:
         return None
-    from customers.exceptions import NoUsableIdentifier
-    from customers.services import customer_identify_or_create
 
     try:
         return customer_identify_or_create(
@@ -796,7 +804,6 @@ def _record_sale_receipt(event: PosEvent, data: dict, flagged: bool) -> None:
 def _earn_loyalty_points(event: PosEvent, receipt: StoreReceipt, data: dict) -> None:
     """A store receipt earns points once (keyed by the POS event); a refusal (e.g. a currency
     the programme does not earn on) never blocks the sale: it is logged on the event."""
-    from loyalty.services import PurchaseLine, points_earn_for_source
 
     categories = dict(
         Sku.objects.filter(code__in=[line["sku"] for line in data["lines"]]).values_list(
@@ -861,7 +868,6 @@ def _apply_return(event: PosEvent, data: dict) -> None:
 def _reverse_loyalty_points(event: PosEvent, data: dict) -> None:
     """Points earned on the original receipt's returned lines go back, pro rata (once per
     return event); like earning, a refusal never blocks the return."""
-    from loyalty.services import ReturnedLine, points_reverse_for_return
 
     original = StoreReceipt.objects.filter(
         event__integration_id=event.integration_id,
@@ -899,8 +905,6 @@ def _reverse_loyalty_points(event: PosEvent, data: dict) -> None:
 def _apply_order_return(event: PosEvent, data: dict) -> None:
     """An online order brought back to this store: the orders app moves the units into this
     store's stock and records the refund owed."""
-    from orders.models import Order
-    from orders.services import ReturnLineRequest, order_return
 
     order = Order.objects.filter(reference=data["order_reference"]).first()
     if order is None:
@@ -952,8 +956,6 @@ def _apply_count(event: PosEvent, data: dict) -> None:
 
 
 def _apply_handover(event: PosEvent, data: dict) -> None:
-    from orders.models import Order
-    from orders.services import order_handover
 
     order = Order.objects.filter(reference=data["order_reference"]).first()
     if order is None:
@@ -1006,7 +1008,6 @@ def pos_customer_lookup(
     query = CustomerLookupSerializer(data=payload if isinstance(payload, dict) else {})
     if not query.is_valid():
         raise drf_serializers.ValidationError(query.errors)
-    from customers.selectors import customer_resolve
 
     resolution = customer_resolve(
         identifiers=[(kind, value, "") for kind, value in query.validated_data.items()]
@@ -1029,8 +1030,6 @@ def pos_customer_lookup(
 def _loyalty_for_till(customer) -> dict:
     """What the till shows next to the name: points (spendable, pending), tier, and the personal
     offers usable in a store."""
-    from loyalty.coupons import offers_for
-    from loyalty.selectors import account_get, points_summary
 
     account = account_get(customer=customer)
     loyalty = None

@@ -15,6 +15,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from common.models import OutboxEvent
 from common.signing import signature_header
+from common.tasks import task_named
 from integrations.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,7 @@ def outbox_relay_kick(**_signal) -> None:
     """`common.outbox.events_committed` receiver: dispatch the outbox now (when anyone
     subscribes); the beat task drains it too, as a safety net."""
     if _active_endpoint_count():
-        from integrations.tasks import outbox_dispatch_task
-
-        outbox_dispatch_task.delay()
+        task_named("integrations.tasks.outbox_dispatch_task").delay()
 
 
 def outbox_dispatch(*, batch_size: int = 500) -> int:

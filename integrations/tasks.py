@@ -2,6 +2,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from integrations import services
+from integrations.pos import pos_events_process_batch, pos_events_process_pending
 
 POS_DRAIN_SIZE = 199  # a single event's task applies up to this many waiting ones with it
 
@@ -27,8 +28,6 @@ def deliveries_retry_due_task() -> int:
 )
 def pos_event_process_task(inbox_pk: int) -> int:
     # One event was received; apply it with whatever else is waiting (see also_waiting).
-    from integrations.pos import pos_events_process_batch
-
     return pos_events_process_batch(inbox_pks=[inbox_pk], also_waiting=POS_DRAIN_SIZE)
 
 
@@ -40,13 +39,9 @@ def pos_event_process_task(inbox_pk: int) -> int:
     max_retries=8,
 )
 def pos_events_process_batch_task(inbox_pks: list[int]) -> int:
-    from integrations.pos import pos_events_process_batch
-
     return pos_events_process_batch(inbox_pks=inbox_pks)
 
 
 @shared_task(acks_late=True, time_limit=600)
 def pos_events_process_pending_task() -> int:
-    from integrations.pos import pos_events_process_pending
-
     return pos_events_process_pending()

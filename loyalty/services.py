@@ -16,8 +16,6 @@ conditional UPDATE on their status, so a capture racing a release or an expiry w
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,12 +25,14 @@ from decimal import ROUND_FLOOR, Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
-from rest_framework.utils.encoders import JSONEncoder
 
 from common.channels import SalesChannel
-from common.exceptions import IdempotencyKeyReused, InvalidInput
+from common.exceptions import InvalidInput
+from common.idempotency import idempotency_key_check, request_fingerprint, run_once
 from common.money import parse_amount
+from customers.identifiers import normalise_card
 from customers.models import Customer, IdentifierKind
+from customers.services import identifier_add
 from loyalty.exceptions import (
     InsufficientPoints,
     InvalidPoints,
@@ -87,11 +87,6 @@ def validate_points(value, *, field: str = "points") -> int:
     return value
 
 
-def _fingerprint(kind: str, params: dict) -> str:
-    canonical = json.dumps([kind, params], sort_keys=True, cls=JSONEncoder, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _run(
     *,
     kind: str,
@@ -103,41 +98,29 @@ def _run(
 ) -> tuple[PointsOperation, bool]:
     """Run `body` once per key in one transaction; its dict is stored as the operation result.
     Returns (operation, replayed)."""
-    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise InvalidInput(
-            "Every points change needs an idempotency key.",
-            details={"idempotency_key": ["required"]},
+    key = idempotency_key_check(idempotency_key)
+    fingerprint = request_fingerprint(kind, params)
+
+    def perform() -> PointsOperation:
+        # The unique key first: a concurrent duplicate waits here for the first to commit,
+        # then fails and replays its result.
+        operation = PointsOperation.objects.create(
+            idempotency_key=key,
+            kind=kind,
+            request_hash=fingerprint,
+            channel=channel,
+            actor=actor[:150],
         )
-    if len(idempotency_key) > 255:
-        raise InvalidInput(
-            "The idempotency key is too long.", details={"idempotency_key": [">255"]}
-        )
-    fingerprint = _fingerprint(kind, params)
-    earlier = PointsOperation.objects.filter(idempotency_key=idempotency_key).first()
-    if earlier is None:
-        try:
-            with transaction.atomic():
-                # The unique key first: a concurrent duplicate waits here for the first to commit,
-                # then fails and replays its result.
-                operation = PointsOperation.objects.create(
-                    idempotency_key=idempotency_key,
-                    kind=kind,
-                    request_hash=fingerprint,
-                    channel=channel,
-                    actor=actor[:150],
-                )
-                operation.result = body(operation)
-                operation.save(update_fields=["result"])
-                return operation, False
-        except IntegrityError:
-            earlier = PointsOperation.objects.filter(idempotency_key=idempotency_key).first()
-            if earlier is None:
-                raise
-    if earlier.kind != kind or earlier.request_hash != fingerprint:
-        raise IdempotencyKeyReused(
-            "This idempotency key was already used for a different points change."
-        )
-    return earlier, True
+        operation.result = body(operation)
+        operation.save(update_fields=["result"])
+        return operation
+
+    return run_once(
+        find=lambda: PointsOperation.objects.filter(idempotency_key=key).first(),
+        same_request=lambda earlier: (earlier.kind, earlier.request_hash) == (kind, fingerprint),
+        perform=perform,
+        reused_message="This idempotency key was already used for a different points change.",
+    )
 
 
 # ---- accounts ----------------------------------------------------------------------------------
@@ -169,8 +152,6 @@ def account_open(
     account the customer already has returns it.
 
     Raises InvalidIdentifier (malformed card), IdentifierTaken (card of someone else)."""
-    from customers.identifiers import normalise_card
-    from customers.services import identifier_add
 
     customer = customer_live(customer)
     existing = LoyaltyAccount.objects.filter(customer=customer).first()

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.exceptions import InvalidInput
+from common.tasks import task_after_commit
+from customers.selectors import customer_has_consent
 from inventory.models import StockPosition
 from notifications.models import AlertStatus, BackInStockAlert, NotificationChannel
 from stores.models import Location
@@ -123,7 +125,6 @@ def _match(alert: BackInStockAlert, offers: list[tuple]) -> int | None:
 
 
 def _close(alert: BackInStockAlert, location_id: int) -> bool:
-    from customers.selectors import customer_has_consent
 
     consent = customer_has_consent(alert.customer_id, "marketing", alert.channel)
     status = AlertStatus.NOTIFIED if consent else AlertStatus.CLOSED_NO_CONSENT
@@ -132,10 +133,7 @@ def _close(alert: BackInStockAlert, location_id: int) -> bool:
             status=status, notified_location_id=location_id, closed_at=timezone.now()
         )
         if closed and consent:
-            from notifications.tasks import stock_alert_notify_task
-
-            alert_id = alert.pk
-            transaction.on_commit(lambda: stock_alert_notify_task.delay(alert_id))
+            task_after_commit("notifications.tasks.stock_alert_notify_task", alert.pk)
     return bool(closed)
 
 

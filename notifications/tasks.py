@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from notifications.alerts import alert_notification_send, alerts_check
+
 
 @shared_task(
     acks_late=True,
@@ -10,13 +12,9 @@ from celery import shared_task
     max_retries=6,
 )
 def stock_alert_notify_task(alert_id: int) -> int:
-    from notifications.alerts import alert_notification_send
-
     return alert_notification_send(alert_id=alert_id)
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=280)
 def alerts_check_task() -> int:
-    from notifications.alerts import alerts_check
-
     return alerts_check()

@@ -38,6 +38,7 @@ from orders.models import (
     RoutingDecision,
     RoutingRule,
 )
+from payments.selectors import order_payment_summary
 from stores.access import may_act_at, staff_location_ids
 from stores.models import Location
 
@@ -260,7 +261,6 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             self._board_action(request, location)
             return redirect("admin:orders_board_location", location_id=location.pk)
         board = selectors.pickup_board(location_id=location.pk)
-        from payments.selectors import order_payment_summary
 
         for order in [*board["ready"], *board["overdue"]]:  # what the till must take, if any
             order.due_at_till = order_payment_summary(order_reference=order.reference).due
@@ -327,8 +327,6 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         elif action == "collect":
             paid = None
             if request.POST.get("paid_at_till"):  # the till took what was due
-                from payments.selectors import order_payment_summary
-
                 due = order_payment_summary(order_reference=order.reference).due
                 paid = Money(due, order.currency) if due > 0 else None
             call = lambda: services.order_handover(  # noqa: E731

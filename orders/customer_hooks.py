@@ -1,5 +1,6 @@
 """What orders contribute to the customer reference (registered in OrdersConfig.ready)."""
 
+from customers import registry as rcu
 from customers.registry import HistoryEntry
 from orders.models import OPEN_STATUSES, Order, Return
 
@@ -82,7 +83,6 @@ def history(customer, *, before, limit) -> list[HistoryEntry]:
 
 
 def register() -> None:
-    from customers import registry as rcu
 
     rcu.register_customer_link(Order, "customer")
     rcu.register_customer_link(Return, "customer")

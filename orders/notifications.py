@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from customers.models import CustomerIdentifier
 from notifications.services import ORDER_KINDS, notification_deliver
 from orders import pickup
 from orders.models import Order, OrderStatus
@@ -18,8 +19,6 @@ def order_contacts(order: Order) -> tuple[str, str]:
     email and phone in the customer reference (primary first)."""
     email, phone = order.contact_email, order.contact_phone
     if not email or not phone:
-        from customers.models import CustomerIdentifier
-
         known: dict[str, str] = {}
         for kind, value in (
             CustomerIdentifier.objects.filter(

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from common.channels import is_online
+from inventory.exceptions import UnknownLocation
 from inventory.models import StockPosition
 from orders import routing
 from orders.exceptions import OrderNotFound, PickupNotOffered, StoreClosed, StoreInactive
@@ -230,7 +231,6 @@ def routing_candidates(
 
 def pickup_store_check(location: Location | None, *, code: str = "") -> Location:
     """The store is known, active and offers click & collect (or a clear error)."""
-    from inventory.exceptions import UnknownLocation
 
     if location is None:
         raise UnknownLocation(f"No store with code {code!r}.", details={"store": [code]})

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from orders import services
 from orders.notifications import order_notification_send
+from payments.services.tenders import order_payment_capture, order_payment_release
 
 
 @shared_task(
@@ -51,7 +52,6 @@ def order_payment_capture_task(
     """Collected or shipped: capture what the order's tenders authorised — or `amount`, the
     value of what a partial pickup took — (safe to run twice: captured tenders are no longer
     authorised; the rest is released)."""
-    from payments.services.tenders import order_payment_capture
 
     return len(
         order_payment_capture(
@@ -65,7 +65,6 @@ def order_payment_capture_task(
 )
 def order_payment_release_task(order_reference: str, actor: str) -> int:
     """Cancelled or not collected: the shopper pays nothing (safe to run twice)."""
-    from payments.services.tenders import order_payment_release
 
     return len(order_payment_release(order_reference=order_reference, actor=actor))
 

@@ -4,7 +4,11 @@ from celery import shared_task
 from django.db import OperationalError
 
 from payments import selectors
+from payments.models import Tender, TenderStatus
+from payments.providers.sandbox import SandboxProvider, deliver
 from payments.services import stored_value
+from payments.services.tenders import card_authorisations_renew
+from payments.services.webhooks import provider_event_process
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +35,6 @@ def ledger_reconcile_task() -> int:
     max_retries=8,
 )
 def provider_event_process_task(event_id: int) -> str:
-    from payments.services.webhooks import provider_event_process
-
     return provider_event_process(event_id=event_id)
 
 
@@ -45,15 +47,11 @@ def provider_event_process_task(event_id: int) -> str:
 )
 def sandbox_webhook_deliver_task(payload: dict) -> None:
     """The sandbox processor's webhook sender (a real provider runs its own)."""
-    from payments.providers.sandbox import deliver
-
     deliver(payload)
 
 
 @shared_task(time_limit=300)
 def sandbox_authorisations_expire_task() -> int:
-    from payments.providers.sandbox import SandboxProvider
-
     return SandboxProvider().expire_overdue()
 
 
@@ -66,7 +64,6 @@ def sandbox_authorisations_expire_task() -> int:
 )
 def tender_card_capture_task(tender_id: int) -> None:
     """Pay now: capture a card tender as soon as its authorisation is in."""
-    from payments.models import Tender, TenderStatus
     from payments.services.tenders import tender_card_capture
 
     tender = Tender.objects.filter(pk=tender_id, status=TenderStatus.AUTHORISED).first()
@@ -76,6 +73,4 @@ def tender_card_capture_task(tender_id: int) -> None:
 
 @shared_task(time_limit=600)
 def card_authorisations_renew_task() -> dict:
-    from payments.services.tenders import card_authorisations_renew
-
     return card_authorisations_renew()

@@ -15,6 +15,7 @@ from common.auth import caller_channel, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
+from common.pagination import DefaultPagination
 from common.serializers import ErrorSerializer
 from inventory import selectors, services
 from inventory.api import serializers as io
@@ -379,8 +380,6 @@ class ReservationListCreateApi(APIView):
     @property
     def paginator(self):
         if not hasattr(self, "_paginator"):
-            from common.pagination import DefaultPagination
-
             self._paginator = DefaultPagination()
         return self._paginator
 

@@ -16,10 +16,15 @@ from common.channels import SalesChannel, is_online
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.serializers import ErrorSerializer
+from customers.identifiers import parse_identifier
+from customers.selectors import customer_get
+from customers.services import customer_identify_or_create
 from inventory.selectors import location_ids_by_code, sku_ids_by_code
+from notifications.alerts import alert_create
 from orders import selectors, services
 from orders.api import serializers as io
 from orders.exceptions import OrderNotFound
+from stores.models import Location
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -59,8 +64,6 @@ def _detail(reference: str, *, status_code=status.HTTP_200_OK) -> Response:
 
 
 def _customer(request, data: dict):
-    from customers.selectors import customer_get
-    from customers.services import customer_identify_or_create
 
     if data.get("reference"):
         return customer_get(reference=data["reference"], with_store=False)
@@ -87,7 +90,6 @@ def _contacts(customer, data: dict) -> dict[str, str]:
 
 
 def _contact_phone(raw: str | None) -> str:
-    from customers.identifiers import parse_identifier
 
     return parse_identifier("phone", raw).value if raw else ""
 
@@ -398,8 +400,6 @@ class StockAlertCreateApi(APIView):
     )
     def post(self, request):
         def perform():
-            from notifications.alerts import alert_create
-            from stores.models import Location
 
             data = validated_input(io.StockAlertInput, request)
             sku_id = sku_ids_by_code([data["sku"]])[data["sku"]]

@@ -3,7 +3,6 @@ transfers and the routing decision. Used by placement and by re-routing after a 
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -40,9 +39,6 @@ from orders.models import (
 )
 from stores.models import Location
 from stores.selectors import location_ready_by
-
-logger = logging.getLogger(__name__)
-
 
 ROUTING_ATTEMPTS = 3
 

@@ -3,7 +3,6 @@ cancellation and expiry."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -45,8 +44,8 @@ from orders.services.status import (
     order_status_move,
     retry_on_deadlock,
 )
-
-logger = logging.getLogger(__name__)
+from payments.orders_port import payable_order
+from payments.services.tenders import order_payment_sync, tender_add_till
 
 
 def open_lines(order: Order, *, location_id: int | None = None) -> list[AllocationLine]:
@@ -204,8 +203,6 @@ def order_collect(
 def order_total_lower(order: Order, amount: Decimal) -> None:
     """The shopper will not pay `amount` of the order (refused at pickup, or units that will
     not come): the total drops and the payments app takes the new total."""
-    from payments.orders_port import payable_order
-    from payments.services.tenders import order_payment_sync
 
     order.total_amount -= amount
     order.save(update_fields=["total_amount", "updated_at"])
@@ -289,9 +286,6 @@ def order_handover(
     paid and collected or neither (a wrong code records no payment)."""
     with transaction.atomic():
         if paid_at_till is not None:
-            from payments.orders_port import payable_order
-            from payments.services.tenders import tender_add_till
-
             reference = Order.objects.values_list("reference", flat=True).get(pk=order_id)
             tender_add_till(
                 order=payable_order(reference=reference),

@@ -11,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
+from common.tasks import task_named
 from orders.models import (
     Order,
     PendingNotification,
@@ -49,8 +50,7 @@ _last_kick = [float("-inf")]  # when this process last scheduled the task (time.
 
 
 def notifications_kick() -> None:
-    from orders.tasks import order_notifications_send_task
-
+    order_notifications_send_task = task_named("orders.tasks.order_notifications_send_task")
     if order_notifications_send_task.app.conf.task_always_eager:
         order_notifications_send_task.delay()  # tasks run in-process: send now
         return

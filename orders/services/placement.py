@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,9 +34,6 @@ from orders.services.allocation import NewOrderRows, allocate, ready_by_promise
 from orders.services.notifications import notification_owed, notifications_send_after_commit
 from orders.services.status import retry_on_deadlock
 from stores.models import Location
-
-logger = logging.getLogger(__name__)
-
 
 _REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 

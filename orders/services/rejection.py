@@ -3,8 +3,6 @@ is routed again."""
 
 from __future__ import annotations
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +13,7 @@ from inventory.models import (
     AdjustmentReason,
     StockPosition,
 )
+from inventory.selectors import availability_near
 from inventory.services import validate_quantity
 from orders import routing, selectors
 from orders.exceptions import (
@@ -40,9 +39,6 @@ from orders.services.status import (
     order_status_move,
     retry_on_deadlock,
 )
-
-logger = logging.getLogger(__name__)
-
 
 REJECTION_REASONS = ("not_on_shelf", "damaged")
 
@@ -289,7 +285,6 @@ def reroute(
 
 
 def _alternatives(order: Order, order_line: OrderLine) -> list[dict]:
-    from inventory.selectors import availability_near
 
     if order.fulfilment == FulfilmentType.PICKUP:
         latitude, longitude = order.pickup_location.latitude, order.pickup_location.longitude

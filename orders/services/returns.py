@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from django.db.models import F
 
 from common.exceptions import DomainError, IllegalTransition, InvalidInput
 from common.money import Money
+from common.tasks import task_after_commit
 from inventory import services as stock
 from inventory.exceptions import UnknownLocation
 from inventory.models import (
@@ -30,9 +30,8 @@ from orders.services.status import (
     order_lock,
     retry_on_deadlock,
 )
+from payments.services.tenders import order_payment_refund
 from stores.models import Location
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,10 +148,7 @@ def order_return(
         )
         loyalty_points_reverse(order, record, actor=actor, channel=channel)
         if record.refund_amount > 0:  # back to the original tenders (the payments app's rule)
-            from orders.tasks import order_refund_task
-
-            record_id = record.pk
-            transaction.on_commit(lambda: order_refund_task.delay(record_id, actor, channel))
+            task_after_commit("orders.tasks.order_refund_task", record.pk, actor, channel)
     record.replayed = False
     return record
 
@@ -162,7 +158,6 @@ def order_return_refund(*, return_id: int, actor: str, channel: str) -> str:
     return, so it refunds once. When the payments app cannot (nothing captured through it, or
     less than owed), the refund stays owed and the journal says why, for customer service.
     Returns "refunded", "already_refunded" or "manual"."""
-    from payments.services.tenders import order_payment_refund
 
     record = Return.objects.select_related("order", "order__customer").get(pk=return_id)
     order = record.order

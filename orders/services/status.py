@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -14,6 +13,13 @@ from django.utils import timezone
 
 from common.exceptions import DomainError, IllegalTransition
 from common.outbox import events_record
+from common.tasks import task_after_commit
+from loyalty.services import (
+    PurchaseLine,
+    ReturnedLine,
+    points_earn_for_source,
+    points_reverse_for_return,
+)
 from orders.exceptions import (
     OrderNotFound,
 )
@@ -24,9 +30,6 @@ from orders.models import (
     OrderStatus,
     Return,
 )
-
-logger = logging.getLogger(__name__)
-
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PLACED: frozenset({OrderStatus.ALLOCATED, OrderStatus.CANCELLED}),
@@ -194,21 +197,17 @@ def _value_of(order: Order, taken: dict[int, int]) -> str:
 def _settle_payment_after_commit(
     order: Order, to: str, *, actor: str, channel: str, amount: str | None = None
 ) -> None:
-    from orders.tasks import order_payment_capture_task, order_payment_release_task
-
-    reference = order.reference
     if to in _CAPTURE_ON:
-        transaction.on_commit(
-            lambda: order_payment_capture_task.delay(reference, actor, channel, amount)
+        task_after_commit(
+            "orders.tasks.order_payment_capture_task", order.reference, actor, channel, amount
         )
     elif to in _RELEASE_ON:
-        transaction.on_commit(lambda: order_payment_release_task.delay(reference, actor))
+        task_after_commit("orders.tasks.order_payment_release_task", order.reference, actor)
 
 
 def loyalty_points_earn(order: Order, *, actor: str, taken: dict[int, int] | None = None) -> None:
     """The goods were truly bought (collected, shipped): the customer earns the points of the
     lines taken, once per order (the loyalty app keys the earning by the order reference)."""
-    from loyalty.services import PurchaseLine, points_earn_for_source
 
     lines = [
         PurchaseLine(
@@ -248,7 +247,6 @@ def loyalty_points_earn(order: Order, *, actor: str, taken: dict[int, int] | Non
 def loyalty_points_reverse(order: Order, record: Return, *, actor: str, channel: str) -> None:
     """Points earned on the returned lines go back, pro rata (the loyalty app keys it by the
     return); like earning, a refusal never blocks the return: the journal says why."""
-    from loyalty.services import ReturnedLine, points_reverse_for_return
 
     lines = [
         ReturnedLine(line_ref=str(line.order_line.line_no), quantity=line.quantity)

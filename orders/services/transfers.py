@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.db import transaction
 
 from common.channels import SalesChannel
@@ -25,8 +23,6 @@ from orders.services.status import (
     order_replayed_by,
     retry_on_deadlock,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def allocation_of(order: Order, allocation_id: int) -> Allocation:

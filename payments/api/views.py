@@ -23,6 +23,7 @@ from common.models import Scope
 from common.money import CurrencyMismatch
 from common.serializers import ErrorSerializer
 from common.throttling import PerCallerRateThrottle
+from customers.models import Customer
 from customers.selectors import customer_get
 from payments import codes, selectors
 from payments.api import serializers as io
@@ -220,8 +221,6 @@ class RefundApi(APIView):
             raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
         customer = None
         if data["to_store_credit"]:
-            from customers.models import Customer
-
             customer = Customer.objects.get(pk=order.customer_id)
         amount = data.get("amount")
         if amount is None:  # per line: what those units cost (the order's own prices)

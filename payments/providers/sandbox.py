@@ -43,6 +43,7 @@ from django.utils.dateparse import parse_datetime
 
 from common.exceptions import InvalidInput
 from common.signing import signature_header, verify_signature
+from common.tasks import task_after_commit
 from payments.models import SandboxIntent, SandboxIntentStatus
 from payments.providers import base
 
@@ -320,10 +321,8 @@ def _emit(
             "refund": refund_key,
         },
     }
-    from payments.tasks import sandbox_webhook_deliver_task
-
     # Like a real processor: the webhook leaves once its own state is committed.
-    transaction.on_commit(lambda: sandbox_webhook_deliver_task.delay(payload))
+    task_after_commit("payments.tasks.sandbox_webhook_deliver_task", payload)
 
 
 def deliver(payload: dict) -> None:

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from common.channels import SalesChannel
 from common.exceptions import IdempotencyKeyReused, InvalidInput
+from common.idempotency import idempotency_key_check, run_once
 from common.money import parse_amount
 from payments import codes
 from payments.exceptions import (
@@ -100,15 +101,6 @@ def validate_amount(value, currency: str, *, field: str = "amount") -> Decimal:
     if amount >= Decimal("1e10"):
         raise InvalidAmount("The amount is implausibly large.", details={field: ["too large"]})
     return amount
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not key.strip() or len(key) > 255:
-        raise InvalidInput(
-            "Every balance change needs an idempotency key (1–255 characters).",
-            details={"idempotency_key": ["required"]},
-        )
-    return key
 
 
 def _dec(value) -> Decimal:
@@ -204,15 +196,6 @@ def _entry_create(
     )
 
 
-def _replayed_entry(ledger: Ledger, key: str, *, account_id: int, amount: Decimal, kind: str):
-    earlier = ledger.entry.objects.filter(idempotency_key=key).first()
-    if earlier is None:
-        return None
-    if (earlier.account_id, earlier.amount, earlier.kind) != (account_id, amount, kind):
-        raise IdempotencyKeyReused("This idempotency key was already used for another change.")
-    return earlier
-
-
 # ---- credits -----------------------------------------------------------------------------------
 
 
@@ -230,7 +213,7 @@ def balance_credit(
     """Add `amount` (> 0) to an account: one entry, one conditional UPDATE."""
     ledger = ledger_of(account)
     amount = validate_amount(amount, account.currency)
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     return _apply_delta(
         ledger,
         account_id=account.pk,
@@ -247,16 +230,17 @@ def balance_credit(
 def _apply_delta(ledger: Ledger, *, account_id: int, amount: Decimal, kind: str, **entry):
     """A signed change of the balance (a debit may only take what is available, not held)."""
     key = entry["idempotency_key"]
-    if earlier := _replayed_entry(ledger, key, account_id=account_id, amount=amount, kind=kind):
-        return earlier
-    try:
-        with transaction.atomic():
-            return _write_delta(ledger, account_id=account_id, amount=amount, kind=kind, **entry)
-    except IntegrityError:
-        earlier = _replayed_entry(ledger, key, account_id=account_id, amount=amount, kind=kind)
-        if earlier is None:
-            raise
-        return earlier
+    written, _ = run_once(
+        find=lambda: ledger.entry.objects.filter(idempotency_key=key).first(),
+        same_request=lambda earlier: (
+            (earlier.account_id, earlier.amount, earlier.kind) == (account_id, amount, kind)
+        ),
+        perform=lambda: _write_delta(
+            ledger, account_id=account_id, amount=amount, kind=kind, **entry
+        ),
+        reused_message="This idempotency key was already used for another change.",
+    )
+    return written
 
 
 def _write_delta(ledger: Ledger, *, account_id: int, amount: Decimal, kind: str, **entry):
@@ -301,7 +285,7 @@ def gift_card_issue(
 ) -> IssuedGiftCard:
     """Issue a new card with its initial balance (an ISSUE entry). Returns the code, once."""
     amount = validate_amount(amount, currency)
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     if source not in GiftCardSource.values:
         raise InvalidInput("Unknown gift card source.", details={"source": [source]})
     if expires_at is not None and expires_at <= timezone.now():
@@ -390,7 +374,7 @@ def balance_adjust(
     value = parse_amount(amount, account.currency)
     if value == 0:
         raise InvalidAmount("An adjustment of 0 changes nothing.", details={"amount": ["zero"]})
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     return _apply_delta(
         ledger_of(account),
         account_id=account.pk,
@@ -431,7 +415,7 @@ def wallet_credit(
     if kind not in (EntryKind.CREDIT, EntryKind.GOODWILL):
         raise InvalidInput("Store credit is credited as credit or goodwill.")
     value = validate_amount(amount, currency)
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     wallet = wallet_for(customer=customer, currency=currency)
     return balance_credit(
         account=wallet,
@@ -462,7 +446,7 @@ def balance_hold(
     GiftCardExpired, InvalidAmount; nothing is held then."""
     ledger = ledger_of(account)
     value = validate_amount(amount, account.currency)
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     now = timezone.now()
     expires_at = expires_at or now + hold_ttl()
     if expires_at <= now:
@@ -604,48 +588,48 @@ def hold_refund(
     ledger = ledger_of(hold)
     account = ledger.account.objects.get(pk=hold.account_id)
     value = validate_amount(amount, account.currency)
-    _check_key(idempotency_key)
-    if earlier := _replayed_entry(
-        ledger, idempotency_key, account_id=account.pk, amount=value, kind=EntryKind.REFUND
-    ):
-        return earlier
-    try:
-        with transaction.atomic():
-            table = ledger.hold._meta.db_table
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} SET refunded_amount = "  # noqa: S608
-                    f"{_num('refunded_amount + %(v)s')} WHERE id = %(id)s AND status = %(st)s "
-                    f"AND {_num('captured_amount - refunded_amount - %(v)s')} >= 0",
-                    {"v": value, "id": hold.pk, "st": HoldStatus.CAPTURED},
-                )
-                refused = cursor.rowcount == 0
-            if refused:
-                current = ledger.hold.objects.get(pk=hold.pk)
-                left = current.captured_amount - current.refunded_amount
-                raise RefundExceedsCaptured(
-                    f"At most {left} can still be refunded to this hold.",
-                    details={"refundable": str(left), "requested": str(value)},
-                )
-            return _write_delta(
-                ledger,
-                account_id=account.pk,
-                amount=value,
-                kind=EntryKind.REFUND,
-                idempotency_key=idempotency_key,
-                channel=channel,
-                actor=actor,
-                reference=reference or hold.reference,
-                reason=reason,
-                hold_id=hold.pk,
+    idempotency_key_check(idempotency_key)
+
+    def perform() -> LedgerEntry:
+        table = ledger.hold._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET refunded_amount = "  # noqa: S608
+                f"{_num('refunded_amount + %(v)s')} WHERE id = %(id)s AND status = %(st)s "
+                f"AND {_num('captured_amount - refunded_amount - %(v)s')} >= 0",
+                {"v": value, "id": hold.pk, "st": HoldStatus.CAPTURED},
             )
-    except IntegrityError:
-        earlier = _replayed_entry(
-            ledger, idempotency_key, account_id=account.pk, amount=value, kind=EntryKind.REFUND
+            refused = cursor.rowcount == 0
+        if refused:
+            current = ledger.hold.objects.get(pk=hold.pk)
+            left = current.captured_amount - current.refunded_amount
+            raise RefundExceedsCaptured(
+                f"At most {left} can still be refunded to this hold.",
+                details={"refundable": str(left), "requested": str(value)},
+            )
+        return _write_delta(
+            ledger,
+            account_id=account.pk,
+            amount=value,
+            kind=EntryKind.REFUND,
+            idempotency_key=idempotency_key,
+            channel=channel,
+            actor=actor,
+            reference=reference or hold.reference,
+            reason=reason,
+            hold_id=hold.pk,
         )
-        if earlier is None:
-            raise
-        return earlier
+
+    entry, _ = run_once(
+        find=lambda: ledger.entry.objects.filter(idempotency_key=idempotency_key).first(),
+        same_request=lambda earlier: (
+            (earlier.account_id, earlier.amount, earlier.kind)
+            == (account.pk, value, EntryKind.REFUND)
+        ),
+        perform=perform,
+        reused_message="This idempotency key was already used for another change.",
+    )
+    return entry
 
 
 def new_key(prefix: str) -> str:

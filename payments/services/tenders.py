@@ -22,12 +22,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from common.exceptions import IdempotencyKeyReused
+from common.idempotency import idempotency_key_check, run_once
 from common.money import CurrencyMismatch
+from customers.models import Customer
+from loyalty import services as loyalty
+from loyalty.exceptions import SpendNotHeld
 from payments import selectors
 from payments.exceptions import (
     InvalidAmount,
@@ -49,7 +52,7 @@ from payments.orders_port import PayableOrder
 from payments.providers import get_provider
 from payments.providers.base import ProviderError
 from payments.services import stored_value as sv
-from payments.services.stored_value import _check_key, _num
+from payments.services.stored_value import _num
 
 LIVE = (TenderStatus.PENDING, TenderStatus.AUTHORISED)
 DEFAULT_REFUND_ORDER = ["card", "till", "gift_card", "loyalty_points", "store_credit"]
@@ -150,15 +153,6 @@ def _validate(order: PayableOrder, amount, currency: str | None) -> Decimal:
     return sv.validate_amount(amount, order.currency)
 
 
-def _replayed(key: str, *, order: PayableOrder, kind: str, amount: Decimal) -> Tender | None:
-    earlier = Tender.objects.filter(idempotency_key=key).first()
-    if earlier is None:
-        return None
-    if (earlier.order_reference, earlier.kind, earlier.amount) != (order.reference, kind, amount):
-        raise IdempotencyKeyReused("This idempotency key was already used for another tender.")
-    return earlier
-
-
 def _new_tender(
     order: PayableOrder, *, kind: str, amount: Decimal, key: str, channel: str, actor: str, **extra
 ) -> Tender:
@@ -185,21 +179,25 @@ def _new_tender(
 
 def _add(order, *, kind, amount, currency, idempotency_key, channel, actor, body) -> Tender:
     amount = _validate(order, amount, currency)
-    _check_key(idempotency_key)
-    if earlier := _replayed(idempotency_key, order=order, kind=kind, amount=amount):
-        return earlier
-    try:
-        with transaction.atomic():
-            tender = _new_tender(
-                order, kind=kind, amount=amount, key=idempotency_key, channel=channel, actor=actor
-            )
-            body(tender)
-            return tender
-    except IntegrityError:
-        earlier = _replayed(idempotency_key, order=order, kind=kind, amount=amount)
-        if earlier is None:
-            raise
-        return earlier
+    idempotency_key_check(idempotency_key)
+
+    def perform() -> Tender:
+        tender = _new_tender(
+            order, kind=kind, amount=amount, key=idempotency_key, channel=channel, actor=actor
+        )
+        body(tender)
+        return tender
+
+    tender, _ = run_once(
+        find=lambda: Tender.objects.filter(idempotency_key=idempotency_key).first(),
+        same_request=lambda earlier: (
+            (earlier.order_reference, earlier.kind, earlier.amount)
+            == (order.reference, kind, amount)
+        ),
+        perform=perform,
+        reused_message="This idempotency key was already used for another tender.",
+    )
+    return tender
 
 
 # ---- adding tenders ----------------------------------------------------------------------------
@@ -307,7 +305,6 @@ def tender_add_store_credit(
     hold_until: datetime | None = None,
 ) -> Tender:
     """Hold `amount` of the order's customer's store credit (in the order's currency)."""
-    from customers.models import Customer
 
     customer = Customer.objects.get(pk=order.customer_id)
     wallet = sv.wallet_for(customer=customer, currency=order.currency)
@@ -339,8 +336,6 @@ def tender_add_loyalty_points(
     `point_value()`; the programme's currency must be the order's). Raises InvalidAmount,
     CurrencyMismatch, the loyalty errors (NoLoyaltyAccount, InsufficientPoints); nothing is held
     then."""
-    from customers.models import Customer
-    from loyalty import services as loyalty
 
     value = _validate(order, amount, currency)
     programme = loyalty.program_settings()
@@ -616,8 +611,6 @@ def card_authorisations_renew(*, now: datetime | None = None) -> dict[str, int]:
 def _loyalty_close(tender: Tender, take: Decimal, *, actor: str) -> None:
     """Capture `take` worth of a points tender (the rest goes back to the lots), or release it.
     A hold the loyalty expiry already released expires the tender (the order is due again)."""
-    from loyalty import services as loyalty
-    from loyalty.exceptions import SpendNotHeld
 
     spend = tender.loyalty_spend
     try:
@@ -706,7 +699,7 @@ def order_payment_refund(
     `currency` is the order's (it validates the amount before anything is looked at).
     Refused as a whole (RefundExceedsCaptured, nothing moved) when the order's tenders captured
     less than `amount` in total. Returns one line per tender refunded."""
-    _check_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     tenders = list(
         Tender.objects.filter(order_reference=order_reference, amount_captured__gt=0).order_by("pk")
     )
@@ -759,8 +752,6 @@ def order_payment_refund(
                 continue
             hold = tender.gift_card_hold or tender.wallet_hold
             if tender.loyalty_spend_id is not None:
-                from loyalty import services as loyalty
-
                 # Spent points come back as a new lot with a fresh validity.
                 loyalty.points_refund_spent(
                     spend_id=tender.loyalty_spend_id,

@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.tasks import task_after_commit
 from payments.models import ProviderEvent, Tender, TenderStatus
 from payments.providers import base, get_provider
 from payments.services import tenders as tender_services
@@ -36,9 +37,7 @@ def provider_webhook_receive(
                 event_type=parsed.event_type,
                 payload=parsed.raw,
             )
-            from payments.tasks import provider_event_process_task
-
-            transaction.on_commit(lambda: provider_event_process_task.delay(stored.pk))
+            task_after_commit("payments.tasks.provider_event_process_task", stored.pk)
     except IntegrityError:
         earlier = ProviderEvent.objects.filter(
             provider=provider.name, event_id=parsed.event_id
@@ -97,10 +96,8 @@ def _apply(parsed: base.ProviderEventData) -> str:
                 Tender.objects.filter(pk=tender.pk).update(amount=authorised)
             expires = parsed.authorisation_expires_at
             if tender.capture_on_authorise:
-                from payments.tasks import tender_card_capture_task
-
                 # Pay now: capture once this outcome is committed, outside the transaction.
-                transaction.on_commit(lambda: tender_card_capture_task.delay(tender.pk))
+                task_after_commit("payments.tasks.tender_card_capture_task", tender.pk)
             elif tender.needed_until and expires and expires < tender.needed_until:
                 tender_services.event(
                     tender, "authorisation_expires_before_pickup", expires_at=expires.isoformat()
