@@ -1,10 +1,8 @@
 """API authentication: `Authorization: Api-Key <key>` (or `X-Api-Key`), plus staff sessions."""
 
-import json
 from dataclasses import dataclass
 
 from django.core.cache import cache, caches
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -12,10 +10,6 @@ from common.channels import SalesChannel
 from common.models import ApiKey, Scope, hash_api_key
 
 _LAST_USED_WRITE_EVERY_SECONDS = 60
-_KEY_SQL = (
-    f"SELECT id, name, channel, scopes FROM {ApiKey._meta.db_table} "  # noqa: S608 - a name
-    "WHERE key_hash = %s AND is_active"
-)
 local_cache = caches["local"]
 
 
@@ -47,17 +41,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw_key = self._raw_key(request)
         if raw_key is None:
             return None
-        # Read on every request (a revoked key stops at once), as plain values in plain SQL:
-        # the caller's identity is all a request needs, not a model instance, and compiling
-        # the ORM query cost more than running it.
-        with connection.cursor() as cursor:
-            cursor.execute(_KEY_SQL, [hash_api_key(raw_key)])
-            row = cursor.fetchone()
+        # Read on every request, so that a revoked key stops at once; the caller's identity is
+        # all a request needs, not a model instance.
+        row = (
+            ApiKey.objects.filter(key_hash=hash_api_key(raw_key), is_active=True)
+            .values_list("pk", "name", "channel", "scopes")
+            .first()
+        )
         if row is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         api_key_id, name, channel, scopes = row
-        if isinstance(scopes, str):  # JSON arrives as text, as Django configures the drivers
-            scopes = json.loads(scopes)
         self._touch(api_key_id)
         client = ApiClient(
             api_key_id=api_key_id, name=name, channel=channel, scopes=frozenset(scopes or [])

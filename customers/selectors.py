@@ -8,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Q, Value
 from django.db.models.functions import Right, StrIndex, Substr
 
@@ -53,12 +52,6 @@ def customer_follow(customer: Customer) -> Customer:
     return customer
 
 
-_CUSTOMER_BY = {
-    column: f"SELECT * FROM {Customer._meta.db_table} WHERE {column} = %s"  # noqa: S608
-    for column in ("reference", "number")  # both unique
-}
-
-
 def customer_get(
     *, reference: str | uuid.UUID, allow_erased: bool = False, with_store: bool = True
 ) -> Customer:
@@ -76,13 +69,11 @@ def customer_get(
         if customer_number_is_valid(compact):
             column, value = "number", compact
     customer = None
-    if column is not None and with_store:
-        queryset = Customer.objects.select_related("preferred_store").filter(**{column: value})
+    if column is not None:
+        queryset = Customer.objects.filter(**{column: value})
+        if with_store:
+            queryset = queryset.select_related("preferred_store")
         customer = next(iter(queryset[:1]), None)  # a unique column: no `.first()` ORDER BY
-    elif column is not None:
-        # Every order placement asks: the statement is written once, not compiled every time.
-        param = Customer._meta.get_field(column).get_db_prep_value(value, connection)
-        customer = next(iter(Customer.objects.raw(_CUSTOMER_BY[column], [param])), None)
     if customer is None:
         raise CustomerNotFound(details={"reference": [text[:64]]})
     customer = customer_follow(customer)

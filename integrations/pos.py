@@ -32,7 +32,7 @@ from itertools import groupby
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
@@ -360,13 +360,12 @@ def pos_events_receive_batch(
         admitted[event["event_id"]] = (index, event, location, item)
         results.append({"index": index, "event_id": event["event_id"], "status": "accepted"})
 
-    with transaction.atomic():
-        if rejected:
-            PosEvent.objects.bulk_create(rejected)
-        inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
-        if inserted:
-            pks = sorted(inserted.values())
-            transaction.on_commit(lambda: _schedule_batch(pks))
+    if rejected:
+        PosEvent.objects.bulk_create(rejected)
+    inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
+    if inserted:
+        pks = sorted(inserted.values())
+        transaction.on_commit(lambda: _schedule_batch(pks))
     seen = {
         event_id: (pk, status)
         for event_id, pk, status in PosEvent.objects.filter(
@@ -400,37 +399,44 @@ def pos_events_receive_batch(
 
 
 def _inbox_insert(integration: PosIntegration, admitted) -> dict[str, int]:
-    """Insert admitted events in the inbox, skipping ids already there (one statement).
-    Returns {event id: inbox pk} of the rows this call inserted."""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = [
-        (
-            integration.pk,
-            event["event_id"],
-            event["type"],
-            location.pk,
-            event["till"],
-            connection.ops.adapt_datetimefield_value(event["occurred_at"]),
-            json.dumps(payload),
-            "",
-            PosEventStatus.RECEIVED,
-            "",
-            0,
-            now,
-        )
-        for _, event, location, payload in admitted
-    ]
-    table = PosEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (integration_id, event_id, event_type, location_id, till, "  # noqa: S608
-            "occurred_at, payload, raw_body, status, error, attempts, received_at) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-            + " ON CONFLICT (integration_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
-            " RETURNING event_id, id",
-            [value for row in rows for value in row],
-        )
-        return dict(cursor.fetchall())
+    """Insert admitted events in the inbox, skipping ids already there. Returns {event id:
+    inbox pk} of the rows this call inserted. A concurrent request that inserts one of the same
+    ids first makes this attempt fail on the unique key: it is rolled back and made again, and
+    then finds that id (a duplicate)."""
+    admitted = list(admitted)
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _inbox_insert_new(integration, admitted)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _inbox_insert_new(integration: PosIntegration, admitted) -> dict[str, int]:
+    seen = set(
+        PosEvent.objects.filter(
+            integration=integration, event_id__in=[event["event_id"] for _, event, _, _ in admitted]
+        ).values_list("event_id", flat=True)
+    )
+    created = PosEvent.objects.bulk_create(
+        [
+            PosEvent(
+                integration=integration,
+                event_id=event["event_id"],
+                event_type=event["type"],
+                location=location,
+                till=event["till"],
+                occurred_at=event["occurred_at"],
+                payload=payload,
+                status=PosEventStatus.RECEIVED,
+            )
+            for _, event, location, payload in admitted
+            if event["event_id"] not in seen
+        ]
+    )
+    return {event.event_id: event.pk for event in created}
 
 
 def _schedule(inbox_pk: int) -> None:

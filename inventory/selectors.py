@@ -10,7 +10,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
@@ -23,23 +22,15 @@ from stores.selectors import location_ready_by, locations_by_distance, locations
 MAX_SKUS_PER_AVAILABILITY_CALL = 500
 
 
-def _ids_by_code(table: str, codes: list[str]) -> dict[str, int]:
-    # Plain SQL: every order placement and cart check maps its codes first, and compiling the
-    # ORM query cost more than running it.
+def _ids_by_code(model, codes: list[str]) -> dict[str, int]:
     if not codes:
         return {}
-    placeholders = ", ".join(["%s"] * len(codes))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT code, id FROM {table} WHERE code IN ({placeholders})",  # noqa: S608 - names, not input
-            list(codes),
-        )
-        return dict(cursor.fetchall())
+    return dict(model.objects.filter(code__in=codes).values_list("code", "pk"))
 
 
 def sku_ids_by_code(codes: list[str]) -> dict[str, int]:
     """Map SKU codes to ids; UnknownSku names every code that does not exist."""
-    found = _ids_by_code(Sku._meta.db_table, codes)
+    found = _ids_by_code(Sku, codes)
     missing = [code for code in codes if code not in found]
     if missing:
         raise UnknownSku(
@@ -56,7 +47,7 @@ def sku_get(*, code: str) -> Sku:
 
 
 def location_ids_by_code(codes: list[str]) -> dict[str, int]:
-    found = _ids_by_code(Location._meta.db_table, codes)
+    found = _ids_by_code(Location, codes)
     missing = [code for code in codes if code not in found]
     if missing:
         raise UnknownLocation(

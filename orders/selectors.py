@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.core.cache import cache, caches
-from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -159,16 +158,6 @@ def preparation_day(location_id: int, tz_name: str, at: datetime) -> date:
     return local_day(tz_name, ready or at)
 
 
-_POSITIONS_SQL = {  # per stock column; table and column names from the model, values bound
-    name: (
-        f"SELECT location_id, sku_id, {StockPosition._meta.get_field(name).column} "  # noqa: S608
-        f"FROM {StockPosition._meta.db_table} WHERE sku_id IN ({{skus}}) "
-        f"AND {StockPosition._meta.get_field(name).column} > 0"
-    )
-    for name in ("available", "available_at_till")
-}
-
-
 def routing_candidates(
     *, sku_ids: Iterable[int], channel: str, at: datetime | None = None
 ) -> dict[int, routing.Candidate]:
@@ -208,14 +197,10 @@ def routing_candidates(
             capped[row["pk"]] = (row["daily_order_capacity"], day)
     # Every location's positions of these SKUs (one index range per SKU); those of inactive
     # locations are skipped here rather than listing every active location's id in the query.
-    rows = []
-    if sku_ids:
-        with connection.cursor() as cursor:
-            # Plain SQL: compiling the ORM query cost more than PostgreSQL spent answering it.
-            placeholders = ", ".join(["%s"] * len(sku_ids))
-            cursor.execute(_POSITIONS_SQL[column].format(skus=placeholders), sku_ids)
-            rows = cursor.fetchall()
-    for location_id, sku_id, units in rows:
+    rows = StockPosition.objects.filter(sku_id__in=sku_ids, **{f"{column}__gt": 0}).values_list(
+        "location_id", "sku_id", column
+    )
+    for location_id, sku_id, units in rows if sku_ids else ():
         candidate = candidates.get(location_id)
         if candidate is not None:
             candidate.stock[sku_id] = units

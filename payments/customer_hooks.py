@@ -21,7 +21,7 @@ from decimal import Decimal
 from common.channels import SalesChannel
 from common.exceptions import Conflict
 from payments.models import EntryKind, StoreCreditWallet, WalletEntry
-from payments.services.stored_value import WALLETS, _account_update, _entry_create, wallet_for
+from payments.services.stored_value import WALLETS, _entry_create, account_update, wallet_for
 
 ACTOR = "customers:merge"
 
@@ -31,7 +31,7 @@ def _move(*, source_id: int, target_id: int, amount: Decimal, key: str, reason: 
     out_first = source_id < target_id
     steps = [(source_id, -amount, EntryKind.MERGE_OUT), (target_id, amount, EntryKind.MERGE_IN)]
     for account_id, delta, kind in steps if out_first else reversed(steps):
-        row = _account_update(
+        row = account_update(
             WALLETS,
             account_id,
             d_balance=delta,

@@ -67,31 +67,7 @@ def stock_count_apply(
         count = StockCount.objects.create(
             location=location, operation=operation, counted_at=counted_at
         )
-        lines, changes = [], []
-        for sku_id, quantity in counted.items():
-            was = expected.get(sku_id) or 0
-            difference = quantity - was
-            lines.append(
-                StockCountLine(
-                    count=count,
-                    sku_id=sku_id,
-                    expected=was,
-                    counted=quantity,
-                    difference=difference,
-                )
-            )
-            if difference:
-                changes.append(
-                    change(
-                        MovementKind.ADJUSTMENT,
-                        sku_id=sku_id,
-                        location_id=location_id,
-                        quantity=abs(difference),
-                        sign=1 if difference > 0 else -1,
-                        reason=AdjustmentReason.COUNT,
-                        guard=Guard.NONE,
-                    )
-                )
+        lines, changes = _differences(count, counted, expected)
         StockCountLine.objects.bulk_create(lines)
         # Dated at the count: the ledger's on hand at that time is what was counted.
         stock_apply(
@@ -111,6 +87,35 @@ def stock_count_apply(
         body=body,
     )
     return StockCount.objects.get(operation=operation)
+
+
+def _differences(
+    count: StockCount, counted: dict[int, int], expected: dict[int, int]
+) -> tuple[list[StockCountLine], list]:
+    """Each counted SKU's line (expected, counted, difference) and the adjustment of each
+    difference; counts are physical truth, so the adjustments are never refused."""
+    lines, changes = [], []
+    for sku_id, quantity in counted.items():
+        was = expected.get(sku_id) or 0
+        difference = quantity - was
+        lines.append(
+            StockCountLine(
+                count=count, sku_id=sku_id, expected=was, counted=quantity, difference=difference
+            )
+        )
+        if difference:
+            changes.append(
+                change(
+                    MovementKind.ADJUSTMENT,
+                    sku_id=sku_id,
+                    location_id=count.location_id,
+                    quantity=abs(difference),
+                    sign=1 if difference > 0 else -1,
+                    reason=AdjustmentReason.COUNT,
+                    guard=Guard.NONE,
+                )
+            )
+    return lines, changes
 
 
 def _counted_quantities(counts: Sequence[tuple[int, int]]) -> dict[int, int]:

@@ -54,48 +54,19 @@ def reservations_create(
     for request in requests:
         validate_quantity(request.quantity)
     expires_at = _hold_until(expires_at, ttl_seconds)
-    guard = guard_for_channel(channel)
     line_keys = [f"{idempotency_key}#{index}" for index in range(len(requests))]
     created: list[Reservation] = []
 
     def body(operation: StockOperation) -> None:
-        positions = positions_lock((r.sku_id, r.location_id) for r in requests)
-        inactive = sorted({p.location.code for p in positions.values() if not p.location.is_active})
-        if inactive:
-            raise LocationInactive(
-                f"Location {', '.join(inactive)} is inactive.", details={"location": inactive}
-            )
         created.extend(
-            Reservation.objects.bulk_create(
-                [
-                    Reservation(
-                        position=positions[(r.sku_id, r.location_id)],
-                        sku_id=r.sku_id,
-                        location_id=r.location_id,
-                        quantity=r.quantity,
-                        channel=channel,
-                        reference=reference[:120],
-                        expires_at=expires_at,
-                        created_by_key=line_key,
-                    )
-                    for r, line_key in zip(requests, line_keys, strict=True)
-                ]
+            _hold(
+                operation,
+                requests,
+                line_keys,
+                channel=channel,
+                reference=reference,
+                expires_at=expires_at,
             )
-        )
-        stock_apply(
-            operation=operation,
-            positions=positions,
-            changes=[
-                change(
-                    MovementKind.RESERVE,
-                    sku_id=r.sku_id,
-                    location_id=r.location_id,
-                    quantity=r.quantity,
-                    guard=guard,
-                    reservation_id=reservation.pk,
-                )
-                for r, reservation in zip(requests, created, strict=True)
-            ],
         )
 
     _, replayed = operation_run(
@@ -115,6 +86,56 @@ def reservations_create(
     for reservation in created:
         reservation.replayed = replayed
     return created
+
+
+def _hold(
+    operation: StockOperation,
+    requests: Sequence[ReservationRequest],
+    line_keys: list[str],
+    *,
+    channel: str,
+    reference: str,
+    expires_at: datetime | None,
+) -> list[Reservation]:
+    """The reservations of one operation, and their units taken through the ledger."""
+    positions = positions_lock((r.sku_id, r.location_id) for r in requests)
+    inactive = sorted({p.location.code for p in positions.values() if not p.location.is_active})
+    if inactive:
+        raise LocationInactive(
+            f"Location {', '.join(inactive)} is inactive.", details={"location": inactive}
+        )
+    reservations = Reservation.objects.bulk_create(
+        [
+            Reservation(
+                position=positions[(r.sku_id, r.location_id)],
+                sku_id=r.sku_id,
+                location_id=r.location_id,
+                quantity=r.quantity,
+                channel=channel,
+                reference=reference[:120],
+                expires_at=expires_at,
+                created_by_key=line_key,
+            )
+            for r, line_key in zip(requests, line_keys, strict=True)
+        ]
+    )
+    guard = guard_for_channel(channel)
+    stock_apply(
+        operation=operation,
+        positions=positions,
+        changes=[
+            change(
+                MovementKind.RESERVE,
+                sku_id=r.sku_id,
+                location_id=r.location_id,
+                quantity=r.quantity,
+                guard=guard,
+                reservation_id=reservation.pk,
+            )
+            for r, reservation in zip(requests, reservations, strict=True)
+        ],
+    )
+    return reservations
 
 
 def _hold_until(expires_at: datetime | None, ttl_seconds: int | None) -> datetime | None:

@@ -67,40 +67,15 @@ def allocate(
     rules, protect = selectors.routing_rules_for(order.channel)
     sku_ids = {n.sku_id for n in needs}
     attempts = []
-    plan = None
     for attempt in range(1, ROUTING_ATTEMPTS + 1):
         candidates = selectors.routing_candidates(sku_ids=sku_ids, channel=order.channel, at=at)
         for location_id, _ in order.capacity_slots:
             if location_id in candidates:  # it prepares this order already: no new slot needed
                 candidates[location_id].capacity_left = None
         started = time.perf_counter()
-        if order.fulfilment == FulfilmentType.PICKUP:
-            pickup_candidate = candidates.get(order.pickup_location_id)
-            if pickup_candidate is None:
-                raise StoreInactive(details={"store": [str(order.pickup_location_id)]})
-            if pickup_candidate.capacity_left == 0 and trigger == "placement":
-                raise StoreAtCapacity(
-                    f"{pickup_candidate.code} has reached its orders for that day.",
-                    details={"store": [pickup_candidate.code]},
-                )
-            plan = routing.route_pickup(
-                needs,
-                pickup_candidate,
-                list(candidates.values()),
-                rules=rules,
-                protect_units=protect,
-                exclude=exclude,
-                local_allowed=order.pickup_location_id not in exclude,
-            )
-        else:
-            plan = routing.route_delivery(
-                needs,
-                list(candidates.values()),
-                rules=rules,
-                origin=(float(order.ship_latitude), float(order.ship_longitude)),
-                protect_units=protect,
-                exclude=exclude,
-            )
+        plan = _route(
+            order, needs, candidates, trigger=trigger, rules=rules, protect=protect, exclude=exclude
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
         if not plan.ok:
             order._short = plan.short
@@ -108,26 +83,8 @@ def allocate(
                 decision_record(order, plan, trigger, elapsed_ms, attempts)
             return None
         plan.trigger = trigger
-        # The savepoint undoes the reservation when a capped location filled up meanwhile; with
-        # no cap to take, a refused reservation has written nothing (the ledger's own savepoint).
-        capped = _capped_preparers(order, plan, candidates)
         try:
-            with transaction.atomic() if capped else nullcontext():
-                reservations = stock.reservations_create(
-                    requests=[
-                        ReservationRequest(
-                            sku_id=need.sku_id, location_id=a.location.id, quantity=units
-                        )
-                        for a in plan.assignments
-                        for need, units in a.lines
-                    ],
-                    idempotency_key=f"order:{order.reference}:{trigger}:{secrets.token_hex(6)}",
-                    channel=order.channel,
-                    reference=order.reference,
-                    ttl_seconds=0,
-                    actor=actor,
-                )
-                _consume_capacity(order, capped, candidates)
+            reservations = _reserve(order, plan, candidates, trigger=trigger, actor=actor)
         except InsufficientStock as exc:
             attempts.append({"attempt": attempt, "lost_race": exc.details.get("lines", [])})
             continue
@@ -151,6 +108,76 @@ def allocate(
         {"line": n.line, "sku": n.sku_code, "requested": n.quantity, "available": 0} for n in needs
     ]
     return None
+
+
+def _route(
+    order: Order,
+    needs: list[routing.Need],
+    candidates: dict[int, routing.Candidate],
+    *,
+    trigger: str,
+    rules,
+    protect,
+    exclude: frozenset[int],
+) -> routing.RoutingPlan:
+    """The router's plan: click & collect around the pickup store, else home delivery from the
+    best locations for the address."""
+    if order.fulfilment != FulfilmentType.PICKUP:
+        return routing.route_delivery(
+            needs,
+            list(candidates.values()),
+            rules=rules,
+            origin=(float(order.ship_latitude), float(order.ship_longitude)),
+            protect_units=protect,
+            exclude=exclude,
+        )
+    pickup_candidate = candidates.get(order.pickup_location_id)
+    if pickup_candidate is None:
+        raise StoreInactive(details={"store": [str(order.pickup_location_id)]})
+    if pickup_candidate.capacity_left == 0 and trigger == "placement":
+        raise StoreAtCapacity(
+            f"{pickup_candidate.code} has reached its orders for that day.",
+            details={"store": [pickup_candidate.code]},
+        )
+    return routing.route_pickup(
+        needs,
+        pickup_candidate,
+        list(candidates.values()),
+        rules=rules,
+        protect_units=protect,
+        exclude=exclude,
+        local_allowed=order.pickup_location_id not in exclude,
+    )
+
+
+def _reserve(
+    order: Order,
+    plan: routing.RoutingPlan,
+    candidates: dict[int, routing.Candidate],
+    *,
+    trigger: str,
+    actor: str,
+) -> list[Reservation]:
+    """Reserve the plan's units (all or nothing) and take a daily slot at each capped location
+    that prepares the order. The savepoint undoes the reservation when a capped location filled
+    up meanwhile; with no cap to take, a refused reservation has written nothing (the ledger's
+    own savepoint)."""
+    capped = _capped_preparers(order, plan, candidates)
+    with transaction.atomic() if capped else nullcontext():
+        reservations = stock.reservations_create(
+            requests=[
+                ReservationRequest(sku_id=need.sku_id, location_id=a.location.id, quantity=units)
+                for a in plan.assignments
+                for need, units in a.lines
+            ],
+            idempotency_key=f"order:{order.reference}:{trigger}:{secrets.token_hex(6)}",
+            channel=order.channel,
+            reference=order.reference,
+            ttl_seconds=0,
+            actor=actor,
+        )
+        _consume_capacity(order, capped, candidates)
+    return reservations
 
 
 @dataclass

@@ -76,26 +76,7 @@ def order_line_reject(
         return replay
     with transaction.atomic():
         order = order_lock(order_id)
-        if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
-            raise IllegalTransition(
-                f"Order {order.reference} is {order.status}: lines are rejected while it is "
-                "allocated or being picked.",
-                details={"status": [order.status]},
-            )
-        order_line = order.lines.filter(line_no=line_no).select_related("sku").first()
-        if order_line is None:
-            raise InvalidInput(f"No line {line_no} on this order.", details={"line": [line_no]})
-        held = [
-            line
-            for line in open_lines(order, location_id=location_id)
-            if line.order_line_id == order_line.pk
-            and line.allocation.status == AllocationStatus.RESERVED
-        ]
-        if not held:
-            raise InvalidInput(
-                "This line is not held at this location.",
-                details={"line": [line_no], "location": [location_id]},
-            )
+        order_line, held = _line_held_at(order, line_no, location_id)
         keep = 0
         if (
             reason == "not_on_shelf"
@@ -103,34 +84,9 @@ def order_line_reject(
             and location_id == order.pickup_location_id
         ):
             keep = min(found_quantity, sum(line.quantity for line in held))
-        kept, quantity = keep, 0  # quantity: the units routed again
-        for line in held:
-            kept_here = min(kept, line.quantity)
-            kept -= kept_here
-            if kept_here == line.quantity:
-                continue
-            stock.reservation_release(
-                reservation_id=line.reservation_id,
-                quantity=line.quantity - kept_here if kept_here else None,
-                idempotency_key=f"{idempotency_key}:release:{line.pk}",
-                actor=actor,
-                reason=AdjustmentReason.NOT_ON_SHELF
-                if reason == "not_on_shelf"
-                else AdjustmentReason.DAMAGE,
-            )
-            quantity += line.quantity - kept_here
-            if kept_here:
-                line.quantity = kept_here
-                line.save(update_fields=["quantity"])
-            else:
-                line.is_active = False
-                line.save(update_fields=["is_active"])
-        emptied = {line.allocation_id for line in held} - set(
-            AllocationLine.objects.filter(
-                allocation_id__in={line.allocation_id for line in held}, is_active=True
-            ).values_list("allocation_id", flat=True)
+        quantity = _release_all_but(
+            held, keep, reason=reason, idempotency_key=idempotency_key, actor=actor
         )
-        Allocation.objects.filter(pk__in=emptied).update(status=AllocationStatus.RELEASED)
         _record_rejection_in_ledger(
             location_id=location_id,
             sku_id=order_line.sku_id,
@@ -167,6 +123,67 @@ def order_line_reject(
                 trigger="rejection",
             )
     return order
+
+
+def _line_held_at(
+    order: Order, line_no: int, location_id: int
+) -> tuple[OrderLine, list[AllocationLine]]:
+    """The order line and what `location_id` holds of it, or why it cannot be rejected there."""
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
+        raise IllegalTransition(
+            f"Order {order.reference} is {order.status}: lines are rejected while it is "
+            "allocated or being picked.",
+            details={"status": [order.status]},
+        )
+    order_line = order.lines.filter(line_no=line_no).select_related("sku").first()
+    if order_line is None:
+        raise InvalidInput(f"No line {line_no} on this order.", details={"line": [line_no]})
+    held = [
+        line
+        for line in open_lines(order, location_id=location_id)
+        if line.order_line_id == order_line.pk
+        and line.allocation.status == AllocationStatus.RESERVED
+    ]
+    if not held:
+        raise InvalidInput(
+            "This line is not held at this location.",
+            details={"line": [line_no], "location": [location_id]},
+        )
+    return order_line, held
+
+
+def _release_all_but(
+    held: list[AllocationLine], keep: int, *, reason: str, idempotency_key: str, actor: str
+) -> int:
+    """Release what `held` holds but `keep` units (found while picking, kept for the order);
+    allocations left empty are released. Returns the units released (to route again)."""
+    kept, released = keep, 0
+    for line in held:
+        kept_here = min(kept, line.quantity)
+        kept -= kept_here
+        if kept_here == line.quantity:
+            continue
+        stock.reservation_release(
+            reservation_id=line.reservation_id,
+            quantity=line.quantity - kept_here if kept_here else None,
+            idempotency_key=f"{idempotency_key}:release:{line.pk}",
+            actor=actor,
+            reason=AdjustmentReason.NOT_ON_SHELF
+            if reason == "not_on_shelf"
+            else AdjustmentReason.DAMAGE,
+        )
+        released += line.quantity - kept_here
+        if kept_here:
+            line.quantity = kept_here
+            line.save(update_fields=["quantity"])
+        else:
+            line.is_active = False
+            line.save(update_fields=["is_active"])
+    allocation_ids = {line.allocation_id for line in held}
+    still_held = AllocationLine.objects.filter(allocation_id__in=allocation_ids, is_active=True)
+    emptied = allocation_ids - set(still_held.values_list("allocation_id", flat=True))
+    Allocation.objects.filter(pk__in=emptied).update(status=AllocationStatus.RELEASED)
+    return released
 
 
 def _record_rejection_in_ledger(
@@ -243,6 +260,15 @@ def reroute(
             },
         )
         return
+    _line_unavailable(order, order_line, quantity, actor=actor, channel=channel)
+
+
+def _line_unavailable(
+    order: Order, order_line: OrderLine, quantity: int, *, actor: str, channel: str
+) -> None:
+    """No location can serve `quantity` units of the line any more: the line shrinks to what is
+    still held (or becomes unavailable), the shopper is not charged for the rest and is told,
+    with nearby alternatives; an order left with nothing to serve is cancelled."""
     held = sum(line.quantity for line in open_lines(order) if line.order_line_id == order_line.pk)
     if held:  # some units are still held for it (found while picking, or received): it shrinks
         order_line.quantity = held

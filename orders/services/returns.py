@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.db.models import F
 
 from common.exceptions import DomainError, IllegalTransition, InvalidInput
+from common.idempotency import run_once
 from common.money import Money
 from common.tasks import task_after_commit
 from inventory import services as stock
@@ -18,6 +18,7 @@ from inventory.models import (
 )
 from inventory.services import validate_quantity
 from orders.models import (
+    Order,
     OrderEvent,
     OrderLine,
     OrderStatus,
@@ -54,25 +55,17 @@ def order_return(
 ) -> Return:
     """Units of a collected or delivered order come back at any active location: into its
     sellable stock, or unsellable with a reason. The refund owed is recorded."""
-    existing = Return.objects.filter(idempotency_key=idempotency_key).first()
-    if existing:
-        existing.replayed = True
-        return existing
     if not lines:
         raise InvalidInput("A return needs at least one line.", details={"lines": ["empty"]})
-    with transaction.atomic():
+
+    def perform() -> Return:
         order = order_lock(order_id)
         if order.status not in (OrderStatus.COLLECTED, OrderStatus.DELIVERED):
             raise IllegalTransition(
                 "Only a collected or delivered order can be returned.",
                 details={"status": [order.status]},
             )
-        location = Location.objects.filter(pk=location_id).first()
-        if location is None:
-            raise UnknownLocation(details={"location": [str(location_id)]})
-        if not location.is_active:
-            raise InvalidInput(f"{location.code} is inactive.", details={"location": ["inactive"]})
-        by_no = {line.line_no: line for line in order.lines.select_for_update().order_by("pk")}
+        location = _return_location(location_id)
         record = Return.objects.create(
             order=order,
             customer_id=order.customer_id,
@@ -83,56 +76,9 @@ def order_return(
             channel=channel,
             idempotency_key=idempotency_key,
         )
-        refund = Money.zero(order.currency)
-        seen = set()
-        for request in lines:
-            line = by_no.get(request.line_no)
-            if line is None or request.line_no in seen:
-                raise InvalidInput(
-                    f"Line {request.line_no} is not on the order (or is given twice).",
-                    details={"lines": [request.line_no]},
-                )
-            seen.add(request.line_no)
-            validate_quantity(request.quantity, field_name=f"line {request.line_no} quantity")
-            if line.quantity_returned + request.quantity > line.quantity:
-                raise InvalidInput(
-                    f"Line {request.line_no}: at most {line.quantity - line.quantity_returned} "
-                    "more units can be returned.",
-                    details={"lines": [request.line_no]},
-                )
-            if request.unsellable and not request.reason:
-                raise InvalidInput(
-                    "An unsellable return needs a reason.", details={"reason": ["required"]}
-                )
-            amount = (Money(line.unit_price, order.currency) * request.quantity).rounded()
-            refund = refund + amount
-            OrderLine.objects.filter(pk=line.pk).update(
-                quantity_returned=F("quantity_returned") + request.quantity
-            )
-            line.quantity_returned += request.quantity
-            ReturnLine.objects.create(
-                order_return=record,
-                order_line=line,
-                quantity=request.quantity,
-                unsellable=request.unsellable,
-                reason=request.reason[:120],
-                refund_amount=amount.amount,
-            )
-        for unsellable in (False, True):
-            group = [
-                (by_no[r.line_no].sku_id, r.quantity) for r in lines if r.unsellable == unsellable
-            ]
-            if group:
-                stock.stock_return(
-                    location_id=location_id,
-                    lines=group,
-                    unsellable=unsellable,
-                    reason=AdjustmentReason.DAMAGE if unsellable else "",
-                    idempotency_key=f"{idempotency_key}:{'unsellable' if unsellable else 'ok'}",
-                    reference=order.reference,
-                    actor=actor,
-                    channel=channel,
-                )
+        by_no = {line.line_no: line for line in order.lines.select_for_update().order_by("pk")}
+        refund = _return_lines(record, order, by_no, lines)
+        _restock(order, location, by_no, lines, key=idempotency_key, actor=actor, channel=channel)
         record.refund_amount = refund.amount
         record.save(update_fields=["refund_amount"])
         order_event_record(
@@ -140,17 +86,90 @@ def order_return(
             "returned",
             actor=actor,
             channel=channel,
-            data={
-                "return": record.pk,
-                "location": location.code,
-                "refund_owed": refund.as_dict(),
-            },
+            data={"return": record.pk, "location": location.code, "refund_owed": refund.as_dict()},
         )
         loyalty_points_reverse(order, record, actor=actor, channel=channel)
         if record.refund_amount > 0:  # back to the original tenders (the payments app's rule)
             task_after_commit("orders.tasks.order_refund_task", record.pk, actor, channel)
-    record.replayed = False
+        return record
+
+    record, replayed = run_once(
+        find=lambda: Return.objects.filter(idempotency_key=idempotency_key).first(),
+        same_request=lambda earlier: earlier.order_id == order_id,
+        perform=perform,
+        reused_message="This idempotency key recorded a return of another order.",
+    )
+    record.replayed = replayed
     return record
+
+
+def _return_location(location_id: int) -> Location:
+    location = Location.objects.filter(pk=location_id).first()
+    if location is None:
+        raise UnknownLocation(details={"location": [str(location_id)]})
+    if not location.is_active:
+        raise InvalidInput(f"{location.code} is inactive.", details={"location": ["inactive"]})
+    return location
+
+
+def _return_lines(
+    record: Return, order: Order, by_no: dict[int, OrderLine], lines: Sequence[ReturnLineRequest]
+) -> Money:
+    """Check and record each returned line (never more than was bought and not yet returned);
+    returns the refund owed."""
+    refund = Money.zero(order.currency)
+    seen = set()
+    for request in lines:
+        line = by_no.get(request.line_no)
+        if line is None or request.line_no in seen:
+            raise InvalidInput(
+                f"Line {request.line_no} is not on the order (or is given twice).",
+                details={"lines": [request.line_no]},
+            )
+        seen.add(request.line_no)
+        validate_quantity(request.quantity, field_name=f"line {request.line_no} quantity")
+        if line.quantity_returned + request.quantity > line.quantity:
+            raise InvalidInput(
+                f"Line {request.line_no}: at most {line.quantity - line.quantity_returned} "
+                "more units can be returned.",
+                details={"lines": [request.line_no]},
+            )
+        if request.unsellable and not request.reason:
+            raise InvalidInput(
+                "An unsellable return needs a reason.", details={"reason": ["required"]}
+            )
+        amount = (Money(line.unit_price, order.currency) * request.quantity).rounded()
+        refund = refund + amount
+        OrderLine.objects.filter(pk=line.pk).update(
+            quantity_returned=F("quantity_returned") + request.quantity
+        )
+        line.quantity_returned += request.quantity
+        ReturnLine.objects.create(
+            order_return=record,
+            order_line=line,
+            quantity=request.quantity,
+            unsellable=request.unsellable,
+            reason=request.reason[:120],
+            refund_amount=amount.amount,
+        )
+    return refund
+
+
+def _restock(order, location, by_no, lines, *, key: str, actor: str, channel: str) -> None:
+    """The returned units back into the location's stock: sellable, or unsellable (damaged)."""
+    for unsellable in (False, True):
+        group = [(by_no[r.line_no].sku_id, r.quantity) for r in lines if r.unsellable == unsellable]
+        if group:
+            stock.stock_return(
+                location_id=location.pk,
+                lines=group,
+                unsellable=unsellable,
+                reason=AdjustmentReason.DAMAGE if unsellable else "",
+                idempotency_key=f"{key}:{'unsellable' if unsellable else 'ok'}",
+                reference=order.reference,
+                actor=actor,
+                channel=channel,
+            )
 
 
 def order_return_refund(*, return_id: int, actor: str, channel: str) -> str:

@@ -111,47 +111,7 @@ def order_transfer_receive(
             idempotency_key=f"order:{order.reference}:transfer-receive:{allocation.pk}",
             actor=actor,
         )
-        old_lines = list(allocation.lines.filter(is_active=True).select_related("order_line__sku"))
-        requests, kept, short = [], [], []
-        for line in old_lines:
-            units = min(arrived.get(line.order_line.sku_id, 0), line.quantity)
-            arrived[line.order_line.sku_id] = arrived.get(line.order_line.sku_id, 0) - units
-            if units:
-                requests.append(
-                    ReservationRequest(
-                        sku_id=line.order_line.sku_id,
-                        location_id=order.pickup_location_id,
-                        quantity=units,
-                    )
-                )
-                kept.append((line, units))
-            if units < line.quantity:
-                short.append((line, line.quantity - units))
-        reservations = []
-        if requests:
-            # The till guard: these units are the order's, safety stock does not apply to them.
-            reservations = stock.reservations_create(
-                requests=requests,
-                idempotency_key=f"order:{order.reference}:hold-received:{allocation.pk}",
-                channel=SalesChannel.BACKOFFICE,
-                reference=order.reference,
-                ttl_seconds=0,
-                actor=actor,
-            )
-        AllocationLine.objects.filter(pk__in=[line.pk for line in old_lines]).update(
-            is_active=False
-        )
-        AllocationLine.objects.bulk_create(
-            [
-                AllocationLine(
-                    allocation=allocation,
-                    order_line=line.order_line,
-                    quantity=units,
-                    reservation=reservation,
-                )
-                for (line, units), reservation in zip(kept, reservations, strict=True)
-            ]
-        )
+        short = _hold_arrived(order, allocation, arrived, actor=actor)
         allocation.status = AllocationStatus.RECEIVED
         allocation.save(update_fields=["status"])
         order_event_record(
@@ -176,3 +136,51 @@ def order_transfer_receive(
                 trigger="transfer_short",
             )
     return order
+
+
+def _hold_arrived(
+    order: Order, allocation: Allocation, arrived: dict[int, int], *, actor: str
+) -> list[tuple[AllocationLine, int]]:
+    """Hold what arrived for the order's lines at the pickup store (new allocation lines with
+    their reservations, in place of the transfer's); returns the (line, units) that did not
+    come."""
+    old_lines = list(allocation.lines.filter(is_active=True).select_related("order_line__sku"))
+    left = dict(arrived)
+    requests, kept, short = [], [], []
+    for line in old_lines:
+        sku_id = line.order_line.sku_id
+        units = min(left.get(sku_id, 0), line.quantity)
+        left[sku_id] = left.get(sku_id, 0) - units
+        if units:
+            requests.append(
+                ReservationRequest(
+                    sku_id=sku_id, location_id=order.pickup_location_id, quantity=units
+                )
+            )
+            kept.append((line, units))
+        if units < line.quantity:
+            short.append((line, line.quantity - units))
+    reservations = []
+    if requests:
+        # The till guard: these units are the order's, safety stock does not apply to them.
+        reservations = stock.reservations_create(
+            requests=requests,
+            idempotency_key=f"order:{order.reference}:hold-received:{allocation.pk}",
+            channel=SalesChannel.BACKOFFICE,
+            reference=order.reference,
+            ttl_seconds=0,
+            actor=actor,
+        )
+    AllocationLine.objects.filter(pk__in=[line.pk for line in old_lines]).update(is_active=False)
+    AllocationLine.objects.bulk_create(
+        [
+            AllocationLine(
+                allocation=allocation,
+                order_line=line.order_line,
+                quantity=units,
+                reservation=reservation,
+            )
+            for (line, units), reservation in zip(kept, reservations, strict=True)
+        ]
+    )
+    return short

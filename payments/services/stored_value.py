@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.channels import SalesChannel
@@ -103,19 +103,10 @@ def validate_amount(value, currency: str, *, field: str = "amount") -> Decimal:
     return amount
 
 
-def _dec(value) -> Decimal:
-    # SQLite hands back REAL for decimal columns computed in SQL; PostgreSQL a Decimal.
-    return Decimal(str(value)).quantize(CENT)
+# ---- the account update every operation is made of --------------------------------------------
 
 
-def _num(expression: str) -> str:
-    return f"ROUND({expression}, 2)" if connection.vendor == "sqlite" else expression
-
-
-# ---- the two conditional UPDATEs every operation is made of -------------------------------------
-
-
-def _account_update(
+def account_update(
     ledger: Ledger,
     account_id: int,
     *,
@@ -124,34 +115,33 @@ def _account_update(
     need_available: Decimal | None = None,
     spendable_gift_card: bool = False,
 ) -> tuple[Decimal, Decimal] | None:
-    """Add to balance and held if the guards hold; return (balance, held) after, or None."""
-    table = ledger.account._meta.db_table
-    params: dict = {
-        "id": account_id,
-        "d_balance": d_balance,
-        "d_held": d_held,
-        "now": connection.ops.adapt_datetimefield_value(timezone.now()),
-    }
-    conditions = [
-        "id = %(id)s",
-        f"{_num('held + %(d_held)s')} >= 0",
-        f"{_num('balance + %(d_balance)s - held - %(d_held)s')} >= 0",
-    ]
-    if need_available is not None:
-        params["need"] = need_available
-        conditions.append(f"{_num('balance - held - %(need)s')} >= 0")
-    if spendable_gift_card:
-        params["active"] = GiftCardStatus.ACTIVE
-        conditions.append("status = %(active)s AND (expires_at IS NULL OR expires_at > %(now)s)")
-    sql = (
-        f"UPDATE {table} SET balance = {_num('balance + %(d_balance)s')}, "  # noqa: S608
-        f"held = {_num('held + %(d_held)s')}, updated_at = %(now)s "
-        f"WHERE {' AND '.join(conditions)} RETURNING balance, held"
+    """Add to balance and held if the guards hold; return (balance, held) after, or None.
+
+    The account row is locked (FOR NO KEY UPDATE) until the caller's transaction ends, so the
+    guards are checked, in exact Decimal, on the values the update writes over: held and
+    available (balance − held) never go below zero, `need_available` must be available, and a
+    gift card to spend from must be active and unexpired."""
+    account = ledger.account.objects.select_for_update(no_key=True).filter(pk=account_id).first()
+    if account is None:
+        return None
+    now = timezone.now()
+    balance, held = account.balance + d_balance, account.held + d_held
+    refused = (
+        held < 0
+        or balance - held < 0
+        or (need_available is not None and account.balance - account.held < need_available)
+        or (
+            spendable_gift_card
+            and (
+                account.status != GiftCardStatus.ACTIVE
+                or (account.expires_at is not None and account.expires_at <= now)
+            )
+        )
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else (_dec(row[0]), _dec(row[1]))
+    if refused:
+        return None
+    ledger.account.objects.filter(pk=account_id).update(balance=balance, held=held, updated_at=now)
+    return balance, held
 
 
 def _hold_close(
@@ -245,7 +235,7 @@ def _apply_delta(ledger: Ledger, *, account_id: int, amount: Decimal, kind: str,
 
 def _write_delta(ledger: Ledger, *, account_id: int, amount: Decimal, kind: str, **entry):
     """The write itself, inside the caller's transaction (a duplicate key raises)."""
-    row = _account_update(
+    row = account_update(
         ledger,
         account_id,
         d_balance=amount,
@@ -463,7 +453,7 @@ def balance_hold(
                 actor=actor[:150],
                 reference=reference[:120],
             )
-            row = _account_update(
+            row = account_update(
                 ledger,
                 account.pk,
                 d_held=value,
@@ -515,7 +505,7 @@ def hold_capture(*, hold: BalanceHold, amount=None, actor: str = "") -> BalanceH
             if current.status == HoldStatus.CAPTURED and current.captured_amount == value:
                 return current
             raise HoldNotOpen(details={"status": current.status})
-        row = _account_update(ledger, hold.account_id, d_balance=-value, d_held=-hold.amount)
+        row = account_update(ledger, hold.account_id, d_balance=-value, d_held=-hold.amount)
         if row is None:  # pragma: no cover - the CHECKs make this impossible
             raise RuntimeError(f"Ledger invariant broken on {ledger.name} {hold.account_id}")
         _entry_create(
@@ -542,7 +532,7 @@ def hold_release(*, hold: BalanceHold, actor: str = "") -> BalanceHold:
             if current.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
                 return current
             raise HoldNotOpen(details={"status": current.status})
-        _account_update(ledger, hold.account_id, d_held=-hold.amount)
+        account_update(ledger, hold.account_id, d_held=-hold.amount)
     return ledger.hold.objects.get(pk=hold.pk)
 
 
@@ -566,7 +556,7 @@ def holds_expire(*, now: datetime | None = None, batch: int = 500) -> int:
                     captured=Decimal(0),
                     expired_before=now,
                 ):
-                    _account_update(ledger, account_id, d_held=-amount)
+                    account_update(ledger, account_id, d_held=-amount)
                     from payments.services.tenders import tender_hold_expired
 
                     tender_hold_expired(hold=ledger.hold(pk=hold_id, account_id=account_id))
@@ -591,22 +581,15 @@ def hold_refund(
     idempotency_key_check(idempotency_key)
 
     def perform() -> LedgerEntry:
-        table = ledger.hold._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET refunded_amount = "  # noqa: S608
-                f"{_num('refunded_amount + %(v)s')} WHERE id = %(id)s AND status = %(st)s "
-                f"AND {_num('captured_amount - refunded_amount - %(v)s')} >= 0",
-                {"v": value, "id": hold.pk, "st": HoldStatus.CAPTURED},
-            )
-            refused = cursor.rowcount == 0
-        if refused:
-            current = ledger.hold.objects.get(pk=hold.pk)
-            left = current.captured_amount - current.refunded_amount
+        locked = ledger.hold.objects.select_for_update(no_key=True).get(pk=hold.pk)
+        left = locked.captured_amount - locked.refunded_amount
+        if locked.status != HoldStatus.CAPTURED or value > left:
             raise RefundExceedsCaptured(
                 f"At most {left} can still be refunded to this hold.",
                 details={"refundable": str(left), "requested": str(value)},
             )
+        locked.refunded_amount += value
+        locked.save(update_fields=["refunded_amount"])
         return _write_delta(
             ledger,
             account_id=account.pk,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -52,7 +52,6 @@ from payments.orders_port import PayableOrder
 from payments.providers import get_provider
 from payments.providers.base import ProviderError
 from payments.services import stored_value as sv
-from payments.services.stored_value import _num
 
 LIVE = (TenderStatus.PENDING, TenderStatus.AUTHORISED)
 DEFAULT_REFUND_ORDER = ["card", "till", "gift_card", "loyalty_points", "store_credit"]
@@ -118,20 +117,14 @@ def order_payment_sync(*, order: PayableOrder) -> OrderPayment:
 
 
 def _cover(payment_id: int, delta: Decimal) -> bool:
-    """covered += delta, refused (False) when it would exceed the total or go below zero."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {OrderPayment._meta.db_table} "  # noqa: S608
-            f"SET covered = {_num('covered + %(d)s')}, updated_at = %(now)s "
-            f"WHERE id = %(id)s AND {_num('covered + %(d)s')} >= 0 "
-            f"AND ({_num('total - covered - %(d)s')} >= 0 OR %(d)s <= 0)",
-            {
-                "d": delta,
-                "id": payment_id,
-                "now": connection.ops.adapt_datetimefield_value(timezone.now()),
-            },
-        )
-        return cursor.rowcount == 1
+    """covered += delta, refused (False) when it would exceed the total or go below zero. The
+    order's payment row is locked until the caller's transaction ends."""
+    payment = OrderPayment.objects.select_for_update(no_key=True).get(pk=payment_id)
+    covered = payment.covered + delta
+    if covered < 0 or (delta > 0 and covered > payment.total):
+        return False
+    OrderPayment.objects.filter(pk=payment_id).update(covered=covered, updated_at=timezone.now())
+    return True
 
 
 def _uncover(order_reference: str, amount: Decimal) -> None:
