@@ -422,6 +422,40 @@ def reconcile_mismatches() -> int:
     return int(found.group(1))
 
 
+# ---- CPU used by others (the machine may be shared) -----------------------------------------
+
+
+class OthersCpu:
+    """Share of the machine's CPU that processes other than this benchmark (its workers, gunicorn,
+    pgbench: children of this process) and PostgreSQL used while it ran: how much a neighbour
+    disturbed a measure."""
+
+    def __enter__(self):
+        self.started, self.ours = self._snapshot()
+        self.began = time.time()
+        return self
+
+    def __exit__(self, *exc):
+        busy, ours = self._snapshot()
+        capacity = (time.time() - self.began) * (os.cpu_count() or 1)
+        self.share = max(busy - self.started - (ours - self.ours), 0) / capacity
+
+    @staticmethod
+    def _snapshot() -> tuple[float, float]:
+        from bench_orders import _TICKS, postmaster_pid, tree_cpu_seconds
+
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / _TICKS  # all but idle and iowait
+        global _POSTMASTER
+        _POSTMASTER = _POSTMASTER or postmaster_pid()
+        ours = tree_cpu_seconds(os.getpid()) + tree_cpu_seconds(_POSTMASTER)
+        return busy, ours
+
+
+_POSTMASTER = None
+
+
 # ---- the rows one call writes ----------------------------------------------------------------
 
 
@@ -731,7 +765,7 @@ class Ceiling:
 
     def __init__(self, name: str, out_dir: Path):
         self.name, self.out_dir = name, out_dir
-        self.captures, self.scripts, self.runs = [], [], []
+        self.captures, self.scripts, self.runs, self.others_cpu = [], [], [], []
 
     def probe(self, call) -> None:
         self.captures.append(capture_call(call))
@@ -748,7 +782,9 @@ class Ceiling:
             self.scripts.append(path)
 
     def run(self, seconds: int) -> None:
-        self.runs.append(pgbench_tps(self.scripts, seconds))
+        with OthersCpu() as others:
+            self.runs.append(pgbench_tps(self.scripts, seconds))
+        self.others_cpu.append(others.share)
 
     def figures(self) -> dict:
         summaries = [rows_summary(c) for c in self.captures]
@@ -756,6 +792,7 @@ class Ceiling:
         return {
             "pgbench_tps": sum(self.runs) / len(self.runs),
             "pgbench_runs": self.runs,
+            "others_cpu_pgbench": self.others_cpu,
             "rows_per_call": {
                 k: sum(s.get(k, 0) for s in summaries) / len(summaries) for k in keys
             },
@@ -768,9 +805,10 @@ class Ceiling:
 def bracketed(ceiling: Ceiling, seconds: int, load) -> dict:
     """pgbench, the scenario's `load()` (which checks the invariants), pgbench again."""
     ceiling.run(seconds)
-    result = load()
+    with OthersCpu() as others:
+        result = load()
     ceiling.run(seconds)
-    return {**result, **ceiling.figures()}
+    return {**result, **ceiling.figures(), "others_cpu_load": others.share}
 
 
 # ---- scenarios -------------------------------------------------------------------------------
@@ -1056,6 +1094,10 @@ def _revision_text(side: dict) -> str:
     return f"{text}, tree `{rev['tree']}`"
 
 
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
 def report(sides: list[dict], section: str, command: str) -> None:
     before, after = sides if len(sides) == 2 else (None, sides[0])
     names = [n for n in SCENARIOS if n in after["scenarios"]]
@@ -1094,7 +1136,8 @@ def report(sides: list[dict], section: str, command: str) -> None:
                 f"| `{name}` | {side['label']} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} "
                 f"| {f['granted']} / {f['refused']} / {f['errors']}{stocked} "
                 f"| {' / '.join(f'{run:.0f}' for run in f['pgbench_runs'])} "
-                f"| {f['probes']} | {written} |"
+                f"| {_percent(f['others_cpu_pgbench'][0])} / {_percent(f['others_cpu_load'])} / "
+                f"{_percent(f['others_cpu_pgbench'][1])} | {f['probes']} | {written} |"
             )
     first = sides[0]
     sides_text = "\n".join(f"- **{s['label']}**: {_revision_text(s)}" for s in sides)
@@ -1108,8 +1151,8 @@ own `manage.py`, and runs the same `bench/bench_ledger.py`.
 
 {sides_text}
 
-**Machine:** {first["machine"]}; load average {first["load_before"]:.1f} at the start,
-{sides[-1]["load_after"]:.1f} at the end (the machine may be shared: compare the ratios).
+**Machine:** {first["machine"]}. It may be shared: "others' CPU" below is the share of its CPU
+that processes other than the benchmark's (and PostgreSQL) used meanwhile. Compare the ratios.
 
 ### {heading}
 
@@ -1121,8 +1164,8 @@ that rate over the pgbench transactions per second of the same rows, in the same
 |---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-| scenario | side | p50 / p99 ms | granted / refused / errors | pgbench tx/s before / after the load | probes | rows written per call (pgbench writes the same) |
-|---|---|---|---|---|---|---|
+| scenario | side | p50 / p99 ms | granted / refused / errors | pgbench tx/s before / after the load | others' CPU: pgbench / load / pgbench | probes | rows written per call (pgbench writes the same) |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(details)}
 
 ### The pgbench scripts

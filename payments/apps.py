@@ -8,6 +8,11 @@ class PaymentsConfig(AppConfig):
     def ready(self):
         from customers import registry as rcu
         from payments import customer_hooks as hooks
+        from payments.services import stored_value, tenders
+
+        stored_value.hold_expired.connect(
+            tenders.tender_hold_expired, dispatch_uid="payments-tender-hold-expired"
+        )
 
         # Wallets are unique per (customer, currency): combined by a handler, not moved as links.
         rcu.register_merge_handler(

@@ -21,7 +21,7 @@ from decimal import Decimal
 from common.channels import SalesChannel
 from common.exceptions import Conflict
 from payments.models import EntryKind, StoreCreditWallet, WalletEntry
-from payments.services.stored_value import WALLETS, _entry_create, account_update, wallet_for
+from payments.services.stored_value import WALLETS, account_update, entry_create, wallet_for
 
 ACTOR = "customers:merge"
 
@@ -42,7 +42,7 @@ def _move(*, source_id: int, target_id: int, amount: Decimal, key: str, reason: 
                 "The store credit changed while the records were merged; retry the merge.",
                 details={"wallet": [account_id]},
             )
-        _entry_create(
+        entry_create(
             WALLETS,
             account_id=account_id,
             amount=delta,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from payments import codes
 from payments.exceptions import GiftCardInvalidCode, GiftCardNotFound
+from payments.ledgers import CENT, GIFT_CARDS, WALLETS
 from payments.models import (
     GiftCard,
     GiftCardStatus,
@@ -19,7 +20,6 @@ from payments.models import (
     Tender,
     TenderStatus,
 )
-from payments.services.stored_value import CENT, GIFT_CARDS, WALLETS
 
 
 def gift_card_by_code(*, code: str) -> GiftCard:

@@ -30,6 +30,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from common.channels import SalesChannel
@@ -46,44 +47,24 @@ from payments.exceptions import (
     InvalidAmount,
     RefundExceedsCaptured,
 )
+from payments.ledgers import GIFT_CARDS, WALLETS, Ledger, ledger_of
 from payments.models import (
     BalanceAccount,
     BalanceHold,
     EntryKind,
     GiftCard,
     GiftCardEntry,
-    GiftCardHold,
     GiftCardSource,
     GiftCardStatus,
     HoldStatus,
     LedgerEntry,
     StoreCreditWallet,
     WalletEntry,
-    WalletHold,
 )
 
-CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class Ledger:
-    name: str
-    account: type[BalanceAccount]
-    entry: type[LedgerEntry]
-    hold: type[BalanceHold]
-
-
-GIFT_CARDS = Ledger("gift_card", GiftCard, GiftCardEntry, GiftCardHold)
-WALLETS = Ledger("store_credit", StoreCreditWallet, WalletEntry, WalletHold)
-_BY_MODEL = {
-    model: ledger
-    for ledger in (GIFT_CARDS, WALLETS)
-    for model in (ledger.account, ledger.entry, ledger.hold)
-}
-
-
-def ledger_of(obj) -> Ledger:
-    return _BY_MODEL[type(obj)]
+# Sent inside the expiring transaction for each hold that lapsed; the tender it backed stops
+# covering its order (payments/apps.py connects `tenders.tender_hold_expired`).
+hold_expired = Signal()
 
 
 def hold_ttl() -> timedelta:
@@ -158,7 +139,7 @@ def _hold_close(
     )
 
 
-def _entry_create(
+def entry_create(
     ledger: Ledger,
     *,
     account_id: int,
@@ -247,7 +228,7 @@ def _write_delta(ledger: Ledger, *, account_id: int, amount: Decimal, kind: str,
             f"Only {available} is available; {-amount} cannot be taken.",
             details={"available": str(available), "requested": str(-amount)},
         )
-    return _entry_create(
+    return entry_create(
         ledger, account_id=account_id, amount=amount, balance_after=row[0], kind=kind, **entry
     )
 
@@ -508,7 +489,7 @@ def hold_capture(*, hold: BalanceHold, amount=None, actor: str = "") -> BalanceH
         row = account_update(ledger, hold.account_id, d_balance=-value, d_held=-hold.amount)
         if row is None:  # pragma: no cover - the CHECKs make this impossible
             raise RuntimeError(f"Ledger invariant broken on {ledger.name} {hold.account_id}")
-        _entry_create(
+        entry_create(
             ledger,
             account_id=hold.account_id,
             amount=-value,
@@ -557,9 +538,9 @@ def holds_expire(*, now: datetime | None = None, batch: int = 500) -> int:
                     expired_before=now,
                 ):
                     account_update(ledger, account_id, d_held=-amount)
-                    from payments.services.tenders import tender_hold_expired
-
-                    tender_hold_expired(hold=ledger.hold(pk=hold_id, account_id=account_id))
+                    hold_expired.send(
+                        sender=ledger.hold, hold=ledger.hold(pk=hold_id, account_id=account_id)
+                    )
                     expired += 1
     return expired
 

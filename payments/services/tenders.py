@@ -127,7 +127,7 @@ def _cover(payment_id: int, delta: Decimal) -> bool:
     return True
 
 
-def _uncover(order_reference: str, amount: Decimal) -> None:
+def coverage_release(order_reference: str, amount: Decimal) -> None:
     if amount > 0:
         payment_id = OrderPayment.objects.values_list("pk", flat=True).get(
             order_reference=order_reference
@@ -208,12 +208,12 @@ def _hold_expiry(order: PayableOrder, hold_until: datetime | None) -> datetime:
     return timezone.now() + timedelta(seconds=ttl)
 
 
-def tender_hold_expired(*, hold) -> None:
+def tender_hold_expired(*, hold, **_signal) -> None:
     """Called when the expiry task released a hold: its tender no longer covers the order."""
     field = "gift_card_hold" if isinstance(hold, GiftCardHold) else "wallet_hold"
     tender = Tender.objects.filter(**{field: hold}).first()
     if tender is not None:
-        _voided(tender, status=TenderStatus.EXPIRED, actor="hold-expiry")
+        tender_voided(tender, status=TenderStatus.EXPIRED, actor="hold-expiry")
 
 
 def _add_stored_value(
@@ -479,7 +479,7 @@ def tender_fail(*, tender: Tender, failure_code: str, actor: str = "") -> bool:
             status=TenderStatus.FAILED, failure_code=failure_code[:40]
         ):
             return False
-        _uncover(tender.order_reference, tender.amount)
+        coverage_release(tender.order_reference, tender.amount)
         event(tender, "failed", failure_code=failure_code, actor=actor)
     return True
 
@@ -532,10 +532,10 @@ def order_payment_capture(
             hold = tender.gift_card_hold or tender.wallet_hold
             if take > 0:
                 sv.hold_capture(hold=hold, amount=take, actor=actor)
-                _captured(tender, take, actor=actor)
+                tender_captured(tender, take, actor=actor)
             else:
                 sv.hold_release(hold=hold, actor=actor)
-                _voided(tender, actor=actor)
+                tender_voided(tender, actor=actor)
     for tender, take in card_calls:
         if take > 0:
             tender_card_capture(tender=tender, amount=take, actor=actor)
@@ -593,7 +593,7 @@ def card_authorisations_renew(*, now: datetime | None = None) -> dict[str, int]:
             counts["extended"] += 1
         except ProviderError as exc:
             with transaction.atomic():
-                _voided(tender, actor="reauthorise", reason=exc.message)
+                tender_voided(tender, actor="reauthorise", reason=exc.message)
                 event(tender, "fallback_to_till", amount=tender.amount)
             with contextlib.suppress(ProviderError):  # it lapses on its own anyway
                 tender_card_void(tender=tender, actor="reauthorise")
@@ -623,31 +623,33 @@ def _loyalty_close(tender: Tender, take: Decimal, *, actor: str) -> None:
     except SpendNotHeld:
         spend.refresh_from_db()
         if spend.status == "captured" and take > 0:
-            _captured(tender, take, actor=actor)  # an earlier call captured it
+            tender_captured(tender, take, actor=actor)  # an earlier call captured it
         else:
-            _voided(tender, actor=actor, status=TenderStatus.EXPIRED, spend_status=spend.status)
+            tender_voided(
+                tender, actor=actor, status=TenderStatus.EXPIRED, spend_status=spend.status
+            )
         return
     if take > 0:
-        _captured(tender, take, actor=actor)
+        tender_captured(tender, take, actor=actor)
     else:
-        _voided(tender, actor=actor)
+        tender_voided(tender, actor=actor)
 
 
-def _captured(tender: Tender, amount: Decimal, *, actor: str = "", **data) -> bool:
+def tender_captured(tender: Tender, amount: Decimal, *, actor: str = "", **data) -> bool:
     """authorised → captured for `amount`; the rest of its amount no longer covers the order."""
     if not Tender.objects.filter(pk=tender.pk, status=TenderStatus.AUTHORISED).update(
         status=TenderStatus.CAPTURED, amount_captured=amount
     ):
         return False
-    _uncover(tender.order_reference, tender.amount - amount)
+    coverage_release(tender.order_reference, tender.amount - amount)
     event(tender, "captured", amount=amount, actor=actor, **data)
     return True
 
 
-def _voided(tender: Tender, *, actor: str = "", status=TenderStatus.VOIDED, **data) -> bool:
+def tender_voided(tender: Tender, *, actor: str = "", status=TenderStatus.VOIDED, **data) -> bool:
     if not Tender.objects.filter(pk=tender.pk, status__in=LIVE).update(status=status):
         return False
-    _uncover(tender.order_reference, tender.amount)
+    coverage_release(tender.order_reference, tender.amount)
     event(tender, status, actor=actor, **data)
     return True
 
@@ -661,7 +663,7 @@ def order_payment_release(*, order_reference: str, actor: str) -> list[Tender]:
             hold = tender.gift_card_hold or tender.wallet_hold
             if hold is not None:
                 sv.hold_release(hold=hold, actor=actor)
-                _voided(tender, actor=actor)
+                tender_voided(tender, actor=actor)
             elif tender.loyalty_spend_id is not None:
                 _loyalty_close(tender, Decimal(0), actor=actor)
     for tender in tenders:

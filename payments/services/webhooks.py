@@ -92,7 +92,7 @@ def _apply(parsed: base.ProviderEventData) -> str:
         if done:
             tender_services.event(tender, "authorised", amount=authorised, **record)
             if authorised < tender.amount:  # a partial authorisation covers only its amount
-                tender_services._uncover(tender.order_reference, tender.amount - authorised)
+                tender_services.coverage_release(tender.order_reference, tender.amount - authorised)
                 Tender.objects.filter(pk=tender.pk).update(amount=authorised)
             expires = parsed.authorisation_expires_at
             if tender.capture_on_authorise:
@@ -118,19 +118,21 @@ def _apply(parsed: base.ProviderEventData) -> str:
     elif kind == base.AUTHORISATION_FAILED:
         done = tender_services.tender_fail(tender=tender, failure_code=parsed.failure_code)
     elif kind == base.AUTHORISATION_EXPIRED:
-        done = tender_services._voided(tender, status=TenderStatus.EXPIRED, **record)
+        done = tender_services.tender_voided(tender, status=TenderStatus.EXPIRED, **record)
     elif kind == base.CAPTURE_SUCCEEDED:
-        done = tender_services._captured(tender, min(amount or Decimal(0), tender.amount), **record)
+        done = tender_services.tender_captured(
+            tender, min(amount or Decimal(0), tender.amount), **record
+        )
     elif kind == base.CAPTURE_FAILED:
         if parsed.failure_code == "authorisation_expired":
-            done = tender_services._voided(tender, status=TenderStatus.EXPIRED, **record)
+            done = tender_services.tender_voided(tender, status=TenderStatus.EXPIRED, **record)
         else:
             tender_services.event(
                 tender, "capture_failed", amount=amount, failure_code=parsed.failure_code, **record
             )
             done = True
     elif kind == base.VOID_SUCCEEDED:
-        done = tender_services._voided(tender, **record)
+        done = tender_services.tender_voided(tender, **record)
     elif kind == base.REFUND_SUCCEEDED:
         # The refund was counted when it was requested; this confirms it.
         tender_services.event(tender, "refund_confirmed", amount=amount, **record)
