@@ -28,6 +28,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from customers.models import Customer
+
 if TYPE_CHECKING:
     from customers.models import Customer
 
@@ -145,7 +147,6 @@ def register_customer_link(model: type[models.Model], field_name: str) -> None:
     """`model.<field_name>` is a ForeignKey to Customer whose rows belong to the person: a merge
     moves them to the survivor (recording each pk), an unmerge moves them back. Do not register
     a field that is unique per customer (a OneToOne): combine those with a merge handler."""
-    from customers.models import Customer
 
     model_field = model._meta.get_field(field_name)
     if getattr(model_field, "related_model", None) is not Customer or not model_field.many_to_one:

@@ -15,7 +15,7 @@ It answers 202 at once; a Celery task applies the event after commit (`pos_event
 Processing is idempotent too: every stock change carries the key "pos:<integration>:<event id>",
 so a replayed event cannot move stock twice. Events are dated by the till's clock; the ledger
 absorbs a sale or return dated before a count already recorded (see
-`inventory.services._absorbed_by_later_counts`), so a backlog replayed after an outage, in any
+`inventory.services.ledger.absorbed_by_later_counts`), so a backlog replayed after an outage, in any
 order, ends with the same stock as live delivery.
 """
 

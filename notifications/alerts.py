@@ -20,6 +20,7 @@ from common.tasks import task_after_commit
 from customers.selectors import customer_has_consent
 from inventory.models import StockPosition
 from notifications.models import AlertStatus, BackInStockAlert, NotificationChannel
+from notifications.services import notification_deliver
 from stores.models import Location
 from stores.selectors import distance_km
 
@@ -138,7 +139,6 @@ def _close(alert: BackInStockAlert, location_id: int) -> bool:
 
 
 def alert_notification_send(*, alert_id: int) -> int:
-    from notifications.services import notification_deliver
 
     alert = BackInStockAlert.objects.select_related("sku", "notified_location", "customer").get(
         pk=alert_id

@@ -11,6 +11,8 @@ import secrets
 
 from django.conf import settings
 
+from orders.exceptions import PickupCodeLocked
+
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud at a counter
 CODE_LENGTH = 6
 QR_PREFIX = "OMNISTOCK-PICKUP"
@@ -63,8 +65,6 @@ def _attempts_key(order_id: int) -> str:
 
 def attempts_check(order_id: int) -> None:
     from django.core.cache import cache
-
-    from orders.exceptions import PickupCodeLocked
 
     if (cache.get(_attempts_key(order_id)) or 0) >= MAX_ATTEMPTS:
         raise PickupCodeLocked(details={"retry_after_seconds": ATTEMPT_WINDOW_SECONDS})

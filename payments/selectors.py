@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from payments import codes
-from payments.exceptions import GiftCardInvalidCode, GiftCardNotFound
+from payments.exceptions import GiftCardInvalidCode, GiftCardNotFound, HoldNotFound, OrderNotPayable
 from payments.ledgers import CENT, GIFT_CARDS, WALLETS
 from payments.models import (
     GiftCard,
@@ -20,6 +20,7 @@ from payments.models import (
     Tender,
     TenderStatus,
 )
+from payments.orders_port import payable_order
 
 
 def gift_card_by_code(*, code: str) -> GiftCard:
@@ -109,9 +110,6 @@ def order_payment_summary(*, order_reference: str) -> PaymentSummary:
     paid = sum((t.amount_captured for t in tenders), zero)
     refunded = sum((t.amount_refunded for t in tenders), zero)
     if payment is None:  # no tender yet: the whole order is due (pay at pickup, or not paid)
-        from payments.exceptions import OrderNotPayable
-        from payments.orders_port import payable_order
-
         try:
             order = payable_order(reference=order_reference)
         except OrderNotPayable:
@@ -134,8 +132,6 @@ def order_payment_summary(*, order_reference: str) -> PaymentSummary:
 def hold_by_public_id(*, public_id) -> object:
     """A gift card or wallet hold by its public id. Raises HoldNotFound."""
     import uuid
-
-    from payments.exceptions import HoldNotFound
 
     try:
         value = uuid.UUID(str(public_id))

@@ -7,7 +7,7 @@ from payments import selectors
 from payments.models import Tender, TenderStatus
 from payments.providers.sandbox import SandboxProvider, deliver
 from payments.services import stored_value
-from payments.services.tenders import card_authorisations_renew
+from payments.services.tenders import card_authorisations_renew, tender_card_capture
 from payments.services.webhooks import provider_event_process
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,6 @@ def sandbox_authorisations_expire_task() -> int:
 )
 def tender_card_capture_task(tender_id: int) -> None:
     """Pay now: capture a card tender as soon as its authorisation is in."""
-    from payments.services.tenders import tender_card_capture
 
     tender = Tender.objects.filter(pk=tender_id, status=TenderStatus.AUTHORISED).first()
     if tender is not None and not tender.events.filter(kind="capture_requested").exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from stores.models import StaffAssignment
+
 ALL_LOCATIONS_PERMISSION = "orders.view_all_locations"
 
 
@@ -10,7 +12,6 @@ def staff_location_ids(user) -> list[int] | None:
     with `orders.view_all_locations`, e.g. customer service)."""
     if user.is_superuser or user.has_perm(ALL_LOCATIONS_PERMISSION):
         return None
-    from stores.models import StaffAssignment
 
     return list(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
 

@@ -32,6 +32,7 @@ from loyalty.models import (
     SpendPurpose,
     SpendStatus,
 )
+from loyalty.selectors import points_summary
 from loyalty.services.accounts import account_for
 from loyalty.services.ledger import (
     account_balance_change,
@@ -95,8 +96,6 @@ def points_hold(
             operation, locked, points, kind=MovementKind.HOLD, at=now, spend_id=spend.pk
         )
         if taken < points:
-            from loyalty.selectors import points_summary
-
             # Short: every spendable point was taken, so `taken` is what was spendable.
             pending = points_summary(account=locked, at=now)["pending"]
             raise InsufficientPoints(

@@ -27,7 +27,7 @@ from customers.models import Customer
 from customers.selectors import customer_get
 from payments import codes, selectors
 from payments.api import serializers as io
-from payments.models import TenderKind
+from payments.models import GiftCardHold, TenderKind
 from payments.orders_port import order_lines_value, payable_order
 from payments.services import stored_value as sv
 from payments.services import tenders
@@ -246,7 +246,6 @@ class RefundApi(APIView):
 
 
 def _hold_data(hold) -> dict:
-    from payments.models import GiftCardHold
 
     account = hold.account
     hold.source = "gift_card" if isinstance(hold, GiftCardHold) else "store_credit"

@@ -46,6 +46,7 @@ from common.signing import signature_header, verify_signature
 from common.tasks import task_after_commit
 from payments.models import SandboxIntent, SandboxIntentStatus
 from payments.providers import base
+from payments.services.webhooks import provider_webhook_receive
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 AUTH_VALIDITY = timedelta(days=7)
@@ -341,6 +342,5 @@ def deliver(payload: dict) -> None:
             if response.status >= 300:
                 raise RuntimeError(f"webhook answered {response.status}")
         return
-    from payments.services.webhooks import provider_webhook_receive
 
     provider_webhook_receive(provider_name="sandbox", headers={SIGNATURE_HEADER: header}, body=body)

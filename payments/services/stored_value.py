@@ -181,7 +181,7 @@ def balance_credit(
     reference: str = "",
     reason: str = "",
 ) -> LedgerEntry:
-    """Add `amount` (> 0) to an account: one entry, one conditional UPDATE."""
+    """Add `amount` (> 0) to an account: one entry, the account updated under its row lock."""
     ledger = ledger_of(account)
     amount = validate_amount(amount, account.currency)
     idempotency_key_check(idempotency_key)
