@@ -19,7 +19,8 @@ After each run: oversold positions (reserved > on hand, or on hand - reserved - 
 safety stock < 0, among the scenario's SKUs) and `manage.py stock_reconcile` (mismatches). Both
 must be 0.
 
-The ceiling. Right after, on the same database, `pgbench -n -c 32 -j 2 -T <s>` runs a script
+The ceiling. On the same database, once before and once after the load (the ceiling is the
+mean of the two, which bracket the load in time), `pgbench -n -c 32 -j 2 -T <s>` runs a script
 that writes THE SAME ROWS one call wrote. They are not guessed: one more call is made alone (a
 "probe") and every row whose xmin is newer than the probe's start is read back, in every table.
 The script writes those rows again, with their columns and values, as ONE statement in
@@ -28,10 +29,13 @@ deltas, refused when the stock is short, as the service's guard), then each INSE
 where a unique index needs one, timestamps as now() plus the probe's offset, foreign keys to
 the rows inserted in the same statement). One round trip, and the position's lock held for one
 statement and the commit: the least any implementation can do to write those rows. Positions
-are drawn at random from the scenario's own positions (topped up first, through the ledger, so
-pgbench never runs out), so the ledger still reconciles afterwards. For orders, several probes
-(pickup and delivery, 1-3 lines) give one script each, which pgbench mixes evenly. The scripts
-are saved next to the JSON.
+are drawn at random from a pool (the hot scenarios: the warm-up SKU's position; spread: its
+10,000 positions; orders: 1,000 positions of SKUs no order asks for), topped up first through
+the ledger, so that pgbench never runs out and the ledger still reconciles (checked once more at
+the end). For orders, several probes (pickup and delivery, 1-3 lines) give one script each,
+which pgbench mixes evenly. For the hot scenarios a "queued" variant (an advisory lock on the
+position before its UPDATE) runs once more, for comparison only. The scripts are saved next to
+the JSON.
 
 Usage
   python bench/bench_ledger.py [--quick]          what bench/run.sh runs: this tree, one side,
@@ -58,6 +62,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +83,7 @@ POSITION_TABLE = "inventory_stockposition"
 MOVEMENT_TABLE = "inventory_stockmovement"
 # Written at most once a minute per key and process (API key last use): not part of a call.
 IGNORED_TABLES = {"common_apikey"}
+ADVISORY_NAMESPACE = 7071  # the queued pgbench variant's advisory locks (none of the app's)
 
 GRANTED, REFUSED, ERROR = "granted", "refused", "error"
 
@@ -198,7 +204,7 @@ def _http_worker(args):
     return results
 
 
-def run_race(worker_args, *, processes, warm_pairs, pairs, seconds, until_sold_out, stock_hot):
+def run_race(worker_args, *, warm_pairs, pairs, seconds, until_sold_out, stock_hot):
     """Fork the workers, let them warm up, call `stock_hot(warm_at, warm_until)` (which returns
     when the measured phase may start), then measure. `worker_args(plan)` lists (function, args)
     per process."""
@@ -219,7 +225,7 @@ def run_race(worker_args, *, processes, warm_pairs, pairs, seconds, until_sold_o
         "until_sold_out": until_sold_out,
     }
     jobs = worker_args(plan)
-    with ctx.Pool(processes) as pool:
+    with ctx.Pool(len(jobs)) as pool:
         pending = [pool.apply_async(function, (args,)) for function, args in jobs]
         stocked = stock_hot(plan["warm_at"], plan["warm_until"])
         _GO.set()
@@ -271,8 +277,6 @@ def hot_stocker(location_id, warm_sku_id, hot_sku_id, seconds, label):
     """Stock the hot SKU with what the warm-up's last second sold, times `seconds`."""
 
     def stock_hot(warm_at, warm_until):
-        from django.db import connections
-
         from inventory import services
         from inventory.models import Reservation
 
@@ -286,7 +290,6 @@ def hot_stocker(location_id, warm_sku_id, hot_sku_id, seconds, label):
             lines=[(hot_sku_id, units)],
             idempotency_key=f"ledger:{label}:hot-stock",
         )
-        connections.close_all()
         return units
 
     return stock_hot
@@ -300,23 +303,23 @@ def no_stocking(warm_at, warm_until):
 # ---- data ------------------------------------------------------------------------------------
 
 
-def skus_at(location_code: str, sku_codes: list[str], units: int, label: str):
-    """A location and SKUs (0 units when `units` is 0: stocked later). Returns their ids."""
+def hot_data(prefix: str, label: str) -> tuple[int, int, int]:
+    """A location with a warm-up SKU (TOP_UP units) and a hot SKU (stocked after the warm-up):
+    (location id, warm-up SKU id, hot SKU id)."""
     from inventory import services
     from inventory.models import Sku
     from stores.models import Location
 
     location = Location.objects.create(
-        code=location_code, name=location_code, latitude=48.85, longitude=2.35
+        code=f"{prefix}-LOC", name=f"{prefix} location", latitude=48.85, longitude=2.35
     )
-    skus = Sku.objects.bulk_create([Sku(code=code, name=code) for code in sku_codes])
-    if units:
-        services.stock_receive(
-            location_id=location.pk,
-            lines=[(sku.pk, units) for sku in skus],
-            idempotency_key=f"ledger:{label}:seed",
-        )
-    return location.pk, [sku.pk for sku in skus]
+    warm, hot = Sku.objects.bulk_create(
+        [Sku(code=f"{prefix}-{kind}", name=f"{prefix} {kind}") for kind in ("WARM", "HOT")]
+    )
+    services.stock_receive(
+        location_id=location.pk, lines=[(warm.pk, TOP_UP)], idempotency_key=f"ledger:{label}:warm"
+    )
+    return location.pk, warm.pk, hot.pk
 
 
 def spread_data(sku_count: int, location_count: int, units: int):
@@ -363,8 +366,6 @@ def codes(pairs):
 
 def top_up(position_ids: list[int], label: str) -> None:
     """TOP_UP more units on these positions, through the ledger (so it still reconciles)."""
-    from collections import defaultdict
-
     from inventory import services
     from inventory.models import StockPosition
 
@@ -555,12 +556,18 @@ def capture_call(call) -> dict:
             for values in cursor.fetchall():
                 row = dict(zip(names, values, strict=True))
                 key, top = schema.pk[table], highest.get(table)
-                existed = key and top is not None and row[key] is not None
-                existed = existed and int(row[key]) <= int(top)
+                # An existing row (its key was taken before the call) was updated.
+                existed = key is not None and 0 <= _number(row[key]) <= _number(top)
                 (updated if existed else inserted).setdefault(table, []).append(row)
-    for rows in inserted.values():
-        rows.sort(key=lambda row: int(row["id"]) if (row.get("id") or "").isdigit() else 0)
+    for table, rows in inserted.items():  # in the order they were inserted
+        rows.sort(key=lambda row, key=schema.pk[table]: _number(row.get(key)))
     return {"schema": schema, "inserted": inserted, "updated": updated, "started": started}
+
+
+def _number(value) -> int:
+    """An integer key as a number; anything else as -1 (below every key)."""
+    text = "" if value is None else str(value)
+    return int(text) if text.isdigit() else -1
 
 
 def rows_summary(capture: dict) -> dict:
@@ -590,14 +597,16 @@ def _unique_text(value: str, length: int | None, row_index: int) -> str:
     return "'" + keep.replace("'", "''") + f"' || {number}"
 
 
-def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
-    """One statement that writes the rows `capture` found (see the module docstring)."""
+def pgbench_script(capture: dict, pool_size: int, title: str, queued: bool = False) -> str:
+    """One statement that writes the rows `capture` found (see the module docstring). `queued`:
+    each position's UPDATE first waits for a transaction-level advisory lock on it, so that
+    clients of one hot row queue there instead of convoying on the row lock."""
     schema = capture["schema"]
     inserted, updated = capture["inserted"], capture["updated"]
     positions = updated.get(POSITION_TABLE, [])
+    # Other existing rows the call updated (none at e2f338f, API keys aside) are updated again,
+    # by key, to the values the probe left.
     others = sorted(set(updated) - {POSITION_TABLE})
-    if others:
-        raise RuntimeError(f"a call updated existing rows outside the positions: {others}")
     if not positions:
         raise RuntimeError("the probe updated no stock position")
     if len(positions) > pool_size:
@@ -613,13 +622,17 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
     }  # e.g. inventory_sku -> sku_id
     position_rows = {row["id"]: row for row in positions}
 
-    names = {}  # (table, id) -> CTE name of an inserted row
+    def key(table):
+        return schema.pk[table] or "id"
+
+    names = {}  # (table, primary key) -> CTE name of an inserted row
     for table, rows in inserted.items():
         for index, row in enumerate(rows, start=1):
-            names[(table, row.get("id"))] = f"{table}_{index}"
+            names[(table, row.get(key(table)))] = f"{table}_{index}"
 
-    def render(table, row, row_index):
-        """Column list and SELECT expressions of one inserted row; the CTEs it reads."""
+    def render(table, row, row_index, new_row=True):
+        """Column list and SELECT expressions of one inserted (or updated) row; the CTEs it
+        reads."""
         columns, values, reads = [], [], set()
         fresh = set()  # columns pointing at a row this statement inserts: unique per statement
         followed = None  # the position this row belongs to, if any
@@ -629,14 +642,16 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
                 followed = value
         for column, value in row.items():
             meta = schema.columns[table][column]
-            if meta["generated"] or (column == schema.pk[table] and meta["default"]):
+            if meta["generated"] or (
+                column == schema.pk[table] and (meta["default"] or not new_row)
+            ):
                 continue
             target = schema.fks[table].get(column)
             expression = None
             if value is None:
-                expression = "NULL"
+                expression = f"CAST(NULL AS {meta['type']})"
             elif target and (target, value) in names:
-                expression = f"{names[(target, value)]}.id"
+                expression = f"{names[(target, value)]}.{key(target)}"
                 reads.add(names[(target, value)])
                 fresh.add(column)
             elif target == POSITION_TABLE and value in position_refs:
@@ -655,7 +670,7 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
             columns.append(column)
             values.append(expression)
         # Every unique index needs a new value, unless a row inserted here already makes it so.
-        for index_columns in schema.uniques[table]:
+        for index_columns in schema.uniques[table] if new_row else []:
             if any(row.get(c) is None for c in index_columns) or fresh & set(index_columns):
                 continue  # a NULL never conflicts; a new row's id is new
             text = [c for c in index_columns if c in columns and _is_text(schema, table, c)]
@@ -668,21 +683,19 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
         return columns, values, reads
 
     # Movements' deltas, summed per position: what the UPDATE adds.
-    deltas = {pid: {} for pid in position_refs}
+    deltas = {pid: defaultdict(int) for pid in position_refs}
     for movement in inserted.get(MOVEMENT_TABLE, []):
-        for column, value in movement.items():
-            if column.endswith("_delta") and movement["position_id"] in deltas:
-                bucket = column.removesuffix("_delta")
-                deltas[movement["position_id"]][bucket] = deltas[movement["position_id"]].get(
-                    bucket, 0
-                ) + int(value)
+        if movement["position_id"] in deltas:
+            for column, value in movement.items():
+                if column.endswith("_delta"):
+                    deltas[movement["position_id"]][column.removesuffix("_delta")] += int(value)
 
     lines = [f"-- {title}"]
     ctes = []
     stratum = pool_size // len(position_refs)
     for index, (position_id, name) in enumerate(position_refs.items()):
         # Position n is drawn from the n-th slice of the pool (sorted by id): the positions of
-        # one statement are distinct and locked in key order, as the ledger locks them.
+        # one statement are distinct, in key order.
         lines.append(f"\\set k{index + 1} random({index * stratum + 1}, {(index + 1) * stratum})")
         change = deltas[position_id]
         sets = [f"{b} = p.{b} + {d}" for b, d in change.items() if d]
@@ -700,24 +713,44 @@ def pgbench_script(capture: dict, pool_size: int, title: str) -> str:
                 *(f"p.{c}" for c in schema.fks[POSITION_TABLE] if c in position_rows[position_id]),
             ]
         )
+        # Joining the previous position's CTE makes it run first: positions are locked in key
+        # order, as the ledger locks them, so that two statements never wait on each other.
+        after = f", pos{index}" if index else ""
+        if queued:
+            ctes.append(
+                f"queue{index + 1} AS (SELECT pg_advisory_xact_lock({ADVISORY_NAMESPACE}, "
+                f"CAST(position_id AS integer)) FROM bench_pool WHERE k = :k{index + 1})"
+            )
+            after += f", queue{index + 1}"
         ctes.append(
-            f"{name} AS (UPDATE {POSITION_TABLE} p SET {', '.join(sets)} FROM bench_pool b "
+            f"{name} AS (UPDATE {POSITION_TABLE} p SET {', '.join(sets)} FROM bench_pool b{after} "
             f"WHERE b.k = :k{index + 1} AND p.id = b.position_id{guard} RETURNING {returning})"
         )
     order = graphlib.TopologicalSorter()
     rendered = {}
     for table, rows in inserted.items():
         for index, row in enumerate(rows, start=1):
-            name = names[(table, row.get("id"))]
+            name = names[(table, row.get(key(table)))]
             rendered[name] = (table, *render(table, row, index))
-            order.add(name, *(r for r in rendered[name][3] if not r.startswith("pos")))
+            order.add(name, *(set(rendered[name][3]) - set(position_refs.values())))
     for name in order.static_order():
         table, columns, values, reads = rendered[name]
         sources = sorted(set(position_refs.values()) | reads)  # no position, no row
         ctes.append(
             f"{name} AS (INSERT INTO {table} ({', '.join(columns)})\n"
-            f"  SELECT {', '.join(values)}\n  FROM {', '.join(sources)} RETURNING id)"
+            f"  SELECT {', '.join(values)}\n  FROM {', '.join(sources)} RETURNING {key(table)})"
         )
+    for table in others:
+        pk = key(table)
+        for index, row in enumerate(updated[table], start=1):
+            columns, values, reads = render(table, row, index, new_row=False)
+            sources = sorted(set(position_refs.values()) | reads)
+            ctes.append(
+                f"{table}_updated_{index} AS (UPDATE {table} SET ({', '.join(columns)}) =\n"
+                f"  (SELECT {', '.join(values)} FROM {', '.join(sources)})\n"
+                f"  WHERE {pk} = {_literal(row[pk], schema.columns[table][pk]['type'])} "
+                f"RETURNING {pk})"
+            )
     lines.append("WITH " + ",\n".join(ctes))
     lines.append(f"SELECT count(*) FROM {next(iter(position_refs.values()))};")
     return "\n".join(lines) + "\n"
@@ -763,9 +796,11 @@ class Ceiling:
     one script per probe, run once before and once after the scenario's load: the mean of the
     two is the ceiling (they bracket the load in time, on a machine whose load may change)."""
 
-    def __init__(self, name: str, out_dir: Path):
+    def __init__(self, name: str, out_dir: Path, queued_comparison: bool = False):
         self.name, self.out_dir = name, out_dir
+        self.queued_comparison = queued_comparison
         self.captures, self.scripts, self.runs, self.others_cpu = [], [], [], []
+        self.queued_scripts, self.queued_tps = [], None
 
     def probe(self, call) -> None:
         self.captures.append(capture_call(call))
@@ -776,15 +811,23 @@ class Ceiling:
         pgbench_pool(pool)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for index, capture in enumerate(self.captures, start=1):
-            path = self.out_dir / f"{self.name}_{index}.sql"
             title = f"{self.name}: the rows of probe {index} of {len(self.captures)}"
+            path = self.out_dir / f"{self.name}_{index}.sql"
             path.write_text(pgbench_script(capture, len(pool), title))
             self.scripts.append(path)
+            if self.queued_comparison:
+                path = self.out_dir / f"{self.name}_{index}_queued.sql"
+                path.write_text(pgbench_script(capture, len(pool), title + ", queued", True))
+                self.queued_scripts.append(path)
 
     def run(self, seconds: int) -> None:
         with OthersCpu() as others:
             self.runs.append(pgbench_tps(self.scripts, seconds))
         self.others_cpu.append(others.share)
+
+    def run_queued(self, seconds: int) -> None:
+        if self.queued_scripts:
+            self.queued_tps = pgbench_tps(self.queued_scripts, seconds)
 
     def figures(self) -> dict:
         summaries = [rows_summary(c) for c in self.captures]
@@ -792,6 +835,7 @@ class Ceiling:
         return {
             "pgbench_tps": sum(self.runs) / len(self.runs),
             "pgbench_runs": self.runs,
+            "pgbench_queued_tps": self.queued_tps,
             "others_cpu_pgbench": self.others_cpu,
             "rows_per_call": {
                 k: sum(s.get(k, 0) for s in summaries) / len(summaries) for k in keys
@@ -808,6 +852,7 @@ def bracketed(ceiling: Ceiling, seconds: int, load) -> dict:
     with OthersCpu() as others:
         result = load()
     ceiling.run(seconds)
+    ceiling.run_queued(seconds)
     return {**result, **ceiling.figures(), "others_cpu_load": others.share}
 
 
@@ -822,15 +867,9 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
     from inventory import services
 
     name = "hot_http" if http else "hot_service"
-    prefix = "LHH" if http else "LHS"
-    location_id, (warm_sku, hot_sku) = skus_at(
-        f"{prefix}-LOC", [f"{prefix}-WARM", f"{prefix}-HOT"], 0, name
-    )
-    services.stock_receive(
-        location_id=location_id, lines=[(warm_sku, TOP_UP)], idempotency_key=f"ledger:{name}:warm"
-    )
+    location_id, warm_sku, hot_sku = hot_data("LHH" if http else "LHS", name)
     warm_pairs, pairs = [(warm_sku, location_id)], [(hot_sku, location_id)]
-    ceiling = Ceiling(name, out_dir)
+    ceiling = Ceiling(name, out_dir, queued_comparison=True)
     if http:
         key = api_key(["stock:read", "stock:write"])
         client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
@@ -868,7 +907,6 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
                     lambda plan: [
                         (_http_worker, (port, key, name, w, plan)) for w in range(HTTP_PROCESSES)
                     ],
-                    processes=HTTP_PROCESSES,
                     warm_pairs=codes(warm_pairs),  # the API takes codes
                     pairs=codes(pairs),
                     seconds=seconds,
@@ -878,7 +916,6 @@ def scenario_hot(seconds: int, out_dir: Path, http: bool) -> dict:
         else:
             result = run_race(
                 lambda plan: [(_service_worker, (name, w, plan)) for w in range(WORKERS)],
-                processes=WORKERS,
                 warm_pairs=warm_pairs,
                 pairs=pairs,
                 seconds=seconds,
@@ -913,7 +950,6 @@ def scenario_spread(seconds: int, out_dir: Path) -> dict:
     def load():
         result = run_race(
             lambda plan: [(_service_worker, ("spread_service", w, plan)) for w in range(WORKERS)],
-            processes=WORKERS,
             warm_pairs=pairs,
             pairs=pairs,
             seconds=seconds,
@@ -976,6 +1012,8 @@ def scenario_orders(seconds: int, out_dir: Path) -> dict:
         capture = capture_call(lambda n=n, status=status: status.append(place(n)))
         if status == [201]:
             ceiling.captures.append(capture)
+    if not ceiling.captures:
+        raise RuntimeError("no probe placement was accepted")
     ceiling.prepare(position_ids(pool))
 
     def load():
@@ -1098,7 +1136,25 @@ def _percent(share: float) -> str:
     return f"{100 * share:.0f} %"
 
 
-def report(sides: list[dict], section: str, command: str) -> None:
+REDESIGN_HEADING = (
+    "Ledger and order placement: before and after the one-writer redesign (issue #14)"
+)
+
+
+def _title(sides: list[dict]) -> str:
+    """The section's `## ` heading (bench/assemble.py replaces the docs' section of the same
+    heading): the redesign's before/after, a revision against itself, or one tree."""
+    if len(sides) == 1:
+        return "Ledger and order placement against the pgbench ceiling"
+    revisions = [s["revision"] for s in sides]
+    if revisions[0]["commit"] == revisions[1]["commit"] and not any(
+        r["uncommitted_files"] for r in revisions
+    ):
+        return f"Ledger and order placement: {revisions[0]['commit'][:7]} against itself (check)"
+    return REDESIGN_HEADING
+
+
+def report(sides: list[dict], section: str, command: str, title: str | None = None) -> None:
     before, after = sides if len(sides) == 2 else (None, sides[0])
     names = [n for n in SCENARIOS if n in after["scenarios"]]
 
@@ -1132,17 +1188,18 @@ def report(sides: list[dict], section: str, command: str) -> None:
                 f"{k.split()[0]} {k.split()[1]} ×{v:g}" for k, v in f["rows_per_call"].items()
             )
             stocked = f", {f['stocked_units']} units stocked" if f.get("stocked_units") else ""
+            queued = f" (queued: {f['pgbench_queued_tps']:.0f})" if f["pgbench_queued_tps"] else ""
             details.append(
                 f"| `{name}` | {side['label']} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} "
                 f"| {f['granted']} / {f['refused']} / {f['errors']}{stocked} "
-                f"| {' / '.join(f'{run:.0f}' for run in f['pgbench_runs'])} "
+                f"| {' / '.join(f'{run:.0f}' for run in f['pgbench_runs'])}{queued} "
                 f"| {_percent(f['others_cpu_pgbench'][0])} / {_percent(f['others_cpu_load'])} / "
                 f"{_percent(f['others_cpu_pgbench'][1])} | {f['probes']} | {written} |"
             )
     first = sides[0]
     sides_text = "\n".join(f"- **{s['label']}**: {_revision_text(s)}" for s in sides)
     heading = "Before / after" if before else "Current tree"
-    markdown = f"""## Stock ledger and order placement against the pgbench ceiling
+    markdown = f"""## {title or _title(sides)}
 
 Command: `{command}`. {first["seconds"]} s per scenario and per pgbench run
 ({"quick smoke run" if first["quick"] else "full run"}), {WORKERS} concurrent callers, one
@@ -1156,7 +1213,8 @@ that processes other than the benchmark's (and PostgreSQL) used meanwhile. Compa
 
 ### {heading}
 
-ops/s: reservations granted per second (orders accepted per second for `orders_http`). Ratio:
+ops/s: reservations granted per second (orders accepted per second for `orders_http`; p50 / p99
+below are the latencies of those calls, end to end from the client). Ratio:
 that rate over the pgbench transactions per second of the same rows, in the same run (tx/s after
 "of"). Oversold positions and `stock_reconcile` mismatches: {" / ".join(s["label"] for s in sides)}.
 
@@ -1180,13 +1238,19 @@ stock> RETURNING …), <table>_1 AS (INSERT INTO <table> (<the probe row's colum
 values> FROM pos1, … RETURNING id), … SELECT count(*) FROM pos1`. Values are the probe's, except
 new unique keys (idempotency keys, references: the probe's text with a number unique to the
 transaction), `now()` (plus the probe's offset) for timestamps, and foreign keys to the rows
-inserted by the same statement. Positions are drawn at random from a pool, several per
-statement in key order, each topped up with {TOP_UP:,} units through the ledger first: the
-warm-up SKU's position for the hot scenarios (one hot row too, at the same location), the
-scenario's 10,000 positions for `spread_service`, 1,000 positions of 20 SKUs that no order asks
-for (at the orders' 50 locations) for `orders_http`. The ledger still reconciles after pgbench:
+inserted by the same statement. For the hot scenarios a "queued" variant also runs once, after
+the second run (not in the ratio): each UPDATE first takes a transaction-level advisory lock on
+its position, so that 32 clients of one row wait in one queue rather than convoy on the row
+lock (a ledger that queues so, as e2f338f's does, can beat the plain script on a hot row).
+
+Positions are drawn at random from a pool, several per statement in key order, each topped up
+with {TOP_UP:,} units through the ledger first: the warm-up SKU's position for the hot
+scenarios (one hot row too, at the same location), the scenario's 10,000 positions for
+`spread_service`, 1,000 positions of 20 SKUs that no order asks for (at the orders' 50
+locations) for `orders_http`. The ledger still reconciles after pgbench:
 {" / ".join(str(s["final_mismatches"]) for s in sides)} mismatches at the end of each side. The
-outbox table is detected in each tree ({", ".join(sorted({f["outbox_table"] for s in sides for f in s["scenarios"].values()}))}
+outbox table is detected in each tree
+({", ".join(sorted({f["outbox_table"] for s in sides for f in s["scenarios"].values()}))}
 here). The scripts are kept in `bench/results/{section}_data/`.
 """
     write_section(section, markdown)
@@ -1201,9 +1265,11 @@ def main():
     parser.add_argument("--report", nargs="+", metavar="JSON", help="write the section from these")
     parser.add_argument("--section", default="ledger", help="bench/results/<section>.md")
     parser.add_argument("--command", default="python bench/bench_ledger.py")
+    parser.add_argument("--title", help="the section's heading (default: from the sides)")
     args = parser.parse_args()
     if args.report:
-        report([json.loads(Path(p).read_text()) for p in args.report], args.section, args.command)
+        sides = [json.loads(Path(p).read_text()) for p in args.report]
+        report(sides, args.section, args.command, args.title)
         return
     side = measure(args)
     if args.out:

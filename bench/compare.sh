@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # The stock ledger and order placement BEFORE and AFTER a change, in one run on one throwaway
 # PostgreSQL (and Redis), each figure beside the pgbench ceiling of the same rows
-# (bench/bench_ledger.py). Writes bench/results/ledger.md (one before/after table).
+# (bench/bench_ledger.py). Writes bench/results/ledger.md: one before/after table.
 #
-#   bash bench/compare.sh [--quick]        before = BASELINE (default HEAD), after = the work tree
-#   BASELINE=e2f338f make bench            the same, through bench/run.sh
+#   bash bench/compare.sh [--quick]     before = BASELINE, after = the work tree
+#   BASELINE=e2f338f make bench         the same, through bench/run.sh
 #   BASELINE=e2f338f AFTER=e2f338f SECTION=ledger_baseline_check bash bench/compare.sh
-#                                          both sides one revision: how much figures swing
+#                                       both sides one revision: how far figures swing
+# AFTER=<rev>: the after side is that revision instead of the work tree. SECTION=<name>: write
+# bench/results/<name>.md (and its data in bench/results/<name>_data/). TITLE=<text>: the
+# section's heading (default: the redesign's before/after, or "<rev> against itself").
 #
 # A side that is a revision is checked out in a temporary git worktree (removed at exit). Each
 # side gets a new database, migrated by its own manage.py, and runs the CURRENT
 # bench/bench_ledger.py, _common.py and bench_orders.py (copied into the worktree), so both
-# sides run the same workload. ~6 minutes in full (15 s per run), ~2 with --quick (3 s).
+# sides run the same workload. About 9 minutes in full (15 s per run), 3 with --quick (3 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAIN=$(pwd)
 PY="$MAIN/${VENV:-.venv}/bin/python"
-BASELINE=${BASELINE:-HEAD}
+BASELINE=${BASELINE:-e2f338f}  # the last commit before the one-writer redesign (issue #14)
 AFTER=${AFTER:-}
 SECTION=${SECTION:-ledger}
-COMMAND="${COMPARE_COMMAND:-BASELINE=$BASELINE${AFTER:+ AFTER=$AFTER} bash bench/compare.sh${*:+ $*}}"
+SETTINGS="BASELINE=$BASELINE${AFTER:+ AFTER=$AFTER}"
+[ "$SECTION" = ledger ] || SETTINGS="$SETTINGS SECTION=$SECTION"
+COMMAND="${COMPARE_COMMAND:-$SETTINGS bash bench/compare.sh${*:+ $*}}"
 DATA="$MAIN/bench/results/${SECTION}_data"
 
 # shellcheck source=scripts/servers.sh
@@ -76,5 +81,5 @@ status=0
 run_side before "$before_tree" "$@" || status=$?  # invariants violated: still report
 run_side after "$after_tree" "$@" || status=$?
 "$PY" bench/bench_ledger.py --report "$DATA/before.json" "$DATA/after.json" \
-  --section "$SECTION" --command "$COMMAND"
+  --section "$SECTION" --command "$COMMAND" ${TITLE:+--title "$TITLE"}
 exit $status

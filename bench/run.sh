@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BASELINE:-}" ]; then
-  COMPARE_COMMAND="BASELINE=$BASELINE${AFTER:+ AFTER=$AFTER} bash bench/run.sh${*:+ $*}" \
+  COMPARE_COMMAND="BASELINE=$BASELINE${AFTER:+ AFTER=$AFTER}${SECTION:+ SECTION=$SECTION} bash bench/run.sh${*:+ $*}" \
     exec bash bench/compare.sh "$@"
 fi
 PY="${VENV:-.venv}/bin/python"

@@ -76,14 +76,21 @@ def run_once(
     same_request: Callable[[Record], bool],
     perform: Callable[[], Record],
     reused_message: str = IdempotencyKeyReused.default_message,
+    key_first: bool = False,
 ) -> tuple[Record, bool]:
     """Perform a keyed write once. Returns (record, replayed).
 
     `find` returns what the key did already (or None); `same_request` tells whether that was
-    the request asked now (IdempotencyKeyReused if not); `perform` writes, inserting its keyed
-    record first, and runs in its own transaction (or savepoint).
+    the request asked now (IdempotencyKeyReused if not); `perform` writes, and runs in its own
+    transaction (or savepoint).
+
+    `key_first=True` says that `perform` inserts its keyed record before anything else (every
+    ledger's operation row does): the look-up is then skipped, and a retry is answered once
+    its INSERT fails on the unique key — one query fewer on the path every first call takes,
+    and retries are rare. Without it (a write whose keyed row comes last, such as an order),
+    the key is looked up first so that a retry does no work.
     """
-    earlier = find()
+    earlier = None if key_first else find()
     if earlier is None:
         try:
             with transaction.atomic():
@@ -140,6 +147,7 @@ def idempotent(request, *, endpoint: str, perform: Callable[[], Response]) -> Re
             record.endpoint == endpoint and record.request_hash == fingerprint
         ),
         perform=respond_and_record,
+        key_first=True,
     )
     if not replayed:
         return outcome[1]

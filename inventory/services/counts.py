@@ -23,6 +23,7 @@ from inventory.services.ledger import (
     change,
     operation_run,
     positions_lock,
+    positions_of,
     stock_apply,
     validate_quantity,
 )
@@ -55,10 +56,11 @@ def stock_count_apply(
     def body(operation: StockOperation) -> None:
         location = Location.objects.get(pk=location_id)
         # Locked before reading what the ledger expects of them.
-        positions = positions_lock((sku_id, location_id) for sku_id in counted)
+        positions = positions_of((sku_id, location_id) for sku_id in counted)
+        positions_lock(positions.values())
         expected = dict(
             StockMovement.objects.filter(
-                position__in=positions.values(), occurred_at__lte=counted_at
+                position_id__in=[p.pk for p in positions.values()], occurred_at__lte=counted_at
             )
             .values("sku_id")
             .annotate(total=Sum("on_hand_delta"))

@@ -23,6 +23,7 @@ from enum import IntEnum
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from common.channels import is_online
@@ -265,6 +266,7 @@ def operation_run(
             f"The idempotency key {asked.idempotency_key} was already used for a different "
             "stock change."
         ),
+        key_first=True,
     )
     operation.replayed = replayed
     return operation, replayed
@@ -335,28 +337,44 @@ def operations_claim(operations: list[StockOperation]) -> list[StockOperation]:
 # ---- positions --------------------------------------------------------------------------------
 
 
-def positions_lock(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], StockPosition]:
-    """The positions of these (sku id, location id) pairs, created when missing, locked in
-    primary-key order until the transaction ends, with their SKU and location loaded."""
+@dataclass
+class Position:
+    """A stock position as the writer needs it: its ids, the codes its events and refusals
+    name, and — once `positions_lock` read them under the lock — its quantities."""
+
+    pk: int
+    sku_id: int
+    location_id: int
+    sku_code: str
+    location_code: str
+    low_stock_threshold: int
+    location_active: bool
+    quantities: Quantities = field(default_factory=Quantities.zero)
+    safety_stock: int = 0
+
+
+def positions_of(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Position]:
+    """The positions of these (sku id, location id) pairs, created when missing. Not locked:
+    `stock_apply` locks them when it writes (rows inserted before, such as movements and
+    reservations, only take a key-share lock on them)."""
     wanted = set(pairs)
 
-    def locked() -> dict[tuple[int, int], StockPosition]:
-        positions = (
-            StockPosition.objects.filter(
-                sku_id__in={sku for sku, _ in wanted},
-                location_id__in={location for _, location in wanted},
-            )
-            .select_related("sku", "location")
-            # FOR NO KEY UPDATE of the positions only: the SKU and location rows stay free for
-            # the foreign-key checks of every other write.
-            .select_for_update(of=("self",), no_key=True)
-            .order_by("pk")
+    def read() -> dict[tuple[int, int], Position]:
+        rows = StockPosition.objects.filter(
+            sku_id__in={sku for sku, _ in wanted},
+            location_id__in={location for _, location in wanted},
+        ).values_list(
+            "pk",
+            "sku_id",
+            "location_id",
+            "sku__code",
+            "location__code",
+            "location__low_stock_threshold",
+            "location__is_active",
         )
-        return {
-            (p.sku_id, p.location_id): p for p in positions if (p.sku_id, p.location_id) in wanted
-        }
+        return {(row[1], row[2]): Position(*row) for row in rows if (row[1], row[2]) in wanted}
 
-    found = locked()
+    found = read()
     missing = wanted - found.keys()
     if missing:
         safety = dict(
@@ -371,8 +389,25 @@ def positions_lock(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], St
             ],
             ignore_conflicts=True,  # a concurrent operation may create the same position
         )
-        found = locked()
+        found = read()
     return found
+
+
+def positions_lock(positions: Iterable[Position]) -> None:
+    """Lock the positions until the transaction ends and read their quantities: one
+    `SELECT … FOR NO KEY UPDATE` in primary-key order, so two operations touching the same
+    positions always queue in the same order and never deadlock. (NO KEY: the rows' foreign-key
+    checks by other writers' movements and reservations do not wait.)"""
+    by_pk = {position.pk: position for position in positions}
+    rows = (
+        StockPosition.objects.filter(pk__in=by_pk)
+        .order_by("pk")
+        .select_for_update(no_key=True)
+        .values_list("pk", "on_hand", "reserved", "unsellable", "incoming", "safety_stock")
+    )
+    for pk, on_hand, reserved, unsellable, incoming, safety_stock in rows:
+        by_pk[pk].quantities = Quantities(on_hand, reserved, unsellable, incoming)
+        by_pk[pk].safety_stock = safety_stock
 
 
 def _refused(before: Quantities, delta: Quantities, guard: Guard, safety_stock: int) -> bool:
@@ -391,19 +426,19 @@ def _refused(before: Quantities, delta: Quantities, guard: Guard, safety_stock: 
     return False
 
 
-def _insufficient(position: StockPosition, delta: Quantities) -> InsufficientStock:
+def _insufficient(position: Position, delta: Quantities) -> InsufficientStock:
     held = position.quantities
     wanted = max(-delta.sellable, -delta.on_hand, 0)
     available = held.available(position.safety_stock)
     at_till = held.available(0)
     return InsufficientStock(
-        f"Not enough stock of {position.sku.code} at {position.location.code}: "
+        f"Not enough stock of {position.sku_code} at {position.location_code}: "
         f"{wanted} wanted, {available} available online, {at_till} at the till.",
         details={
             "lines": [
                 {
-                    "sku": position.sku.code,
-                    "location": position.location.code,
+                    "sku": position.sku_code,
+                    "location": position.location_code,
                     "requested": wanted,
                     "available": available,
                     "available_at_till": at_till,
@@ -423,14 +458,14 @@ def stock_apply(
     operation: StockOperation,
     changes: Sequence[StockChange],
     occurred_at: datetime | None = None,
-    positions: dict[tuple[int, int], StockPosition] | None = None,
+    positions: dict[tuple[int, int], Position] | None = None,
 ) -> ApplyResult:
     """Apply changes to positions and append their movements. The only writer of stock.
 
     Must run inside the operation's transaction (services call it from `operation_run`).
     Either every change applies or, when one position lacks stock, InsufficientStock is raised
     and the caller's transaction rolls everything back. `positions` may be passed when the
-    caller locked them already with `positions_lock`.
+    caller looked them up already (`positions_of`).
     """
     return stock_apply_many(
         [OperationChanges(operation, changes, occurred_at)], positions=positions
@@ -440,7 +475,7 @@ def stock_apply(
 def stock_apply_many(
     batch: Sequence[OperationChanges],
     *,
-    positions: dict[tuple[int, int], StockPosition] | None = None,
+    positions: dict[tuple[int, int], Position] | None = None,
 ) -> list[ApplyResult]:
     """`stock_apply` for many operations in one transaction (a till's backlog, say).
 
@@ -460,15 +495,15 @@ def stock_apply_many(
     if not all_changes:
         return [ApplyResult() for _ in batch]
     if positions is None:
-        positions = positions_lock((c.sku_id, c.location_id) for c in all_changes)
-
-    outcomes = _positions_update(positions, all_changes)
+        positions = positions_of((c.sku_id, c.location_id) for c in all_changes)
+    # Movements first: inserting them takes no lock that another writer waits for, so the
+    # positions stay locked only for their update, the events and the commit.
     now = timezone.now()
     movements = StockMovement.objects.bulk_create(
         [
             StockMovement(
                 operation=item.operation,
-                position=positions[(c.sku_id, c.location_id)],
+                position_id=positions[(c.sku_id, c.location_id)].pk,
                 sku_id=c.sku_id,
                 location_id=c.location_id,
                 kind=c.kind,
@@ -487,6 +522,7 @@ def stock_apply_many(
             for c in item.changes
         ]
     )
+    outcomes = _positions_update(positions, all_changes)
     events_record(stock_events(outcomes.values()))
     # Any change of on hand, reserved or unsellable changes what some channel may sell.
     changed_skus = {o.sku_id for o in outcomes.values() if o.before.sellable != o.after.sellable}
@@ -508,46 +544,75 @@ def stock_apply_many(
 
 
 def _positions_update(
-    positions: dict[tuple[int, int], StockPosition], changes: Sequence[StockChange]
+    positions: dict[tuple[int, int], Position], changes: Sequence[StockChange]
 ) -> dict[int, PositionOutcome]:
-    """Check every position's summed deltas against the strictest guard asked of it, then
-    write them all in one statement. Raises InsufficientStock, writing nothing, when one is
-    refused."""
+    """Lock the positions, check every one's summed deltas against the strictest guard asked of
+    it, then write them. Raises InsufficientStock, writing nothing, when one is refused."""
     totals: dict[int, Quantities] = defaultdict(Quantities.zero)
     guards: dict[int, Guard] = defaultdict(lambda: Guard.NONE)
-    by_pk: dict[int, StockPosition] = {}
+    by_pk: dict[int, Position] = {}
     for c in changes:
         position = positions[(c.sku_id, c.location_id)]
         by_pk[position.pk] = position
         totals[position.pk] = totals[position.pk] + c.delta
         guards[position.pk] = max(guards[position.pk], c.guard)
+    positions_lock(by_pk.values())
 
     outcomes: dict[int, PositionOutcome] = {}
-    now = timezone.now()
     for pk in sorted(by_pk):
         position = by_pk[pk]
         before = position.quantities
         if _refused(before, totals[pk], guards[pk], position.safety_stock):
             raise _insufficient(position, totals[pk])
-        after = before + totals[pk]
-        position.quantities = after
-        position.updated_at = now
+        position.quantities = before + totals[pk]
         outcomes[pk] = PositionOutcome(
             position_id=pk,
             sku_id=position.sku_id,
             location_id=position.location_id,
-            sku_code=position.sku.code,
-            location_code=position.location.code,
+            sku_code=position.sku_code,
+            location_code=position.location_code,
             before=before,
-            after=after,
+            after=position.quantities,
             safety_stock=position.safety_stock,
-            low_stock_threshold=position.location.low_stock_threshold,
+            low_stock_threshold=position.low_stock_threshold,
         )
-    StockPosition.objects.bulk_update(
-        [by_pk[pk] for pk in sorted(by_pk)],
-        ["on_hand", "reserved", "unsellable", "incoming", "updated_at"],
-    )
+    _positions_write({pk: totals[pk] for pk in sorted(by_pk)}, by_pk)
     return outcomes
+
+
+# A till's backlog may touch hundreds of positions: past this many, one bulk_update (one
+# statement, whose CASE expressions cost more to build than a few plain UPDATEs).
+_ROWS_PER_PLAIN_UPDATE = 8
+
+
+def _positions_write(deltas: dict[int, Quantities], by_pk: dict[int, Position]) -> None:
+    """Write the new quantities of locked positions, in primary-key order."""
+    now = timezone.now()
+    if len(deltas) > _ROWS_PER_PLAIN_UPDATE:
+        StockPosition.objects.bulk_update(
+            [
+                StockPosition(
+                    pk=pk,
+                    on_hand=by_pk[pk].quantities.on_hand,
+                    reserved=by_pk[pk].quantities.reserved,
+                    unsellable=by_pk[pk].quantities.unsellable,
+                    incoming=by_pk[pk].quantities.incoming,
+                    updated_at=now,
+                )
+                for pk in deltas
+            ],
+            ["on_hand", "reserved", "unsellable", "incoming", "updated_at"],
+        )
+        return
+    for pk, delta in deltas.items():
+        moved = (
+            ("on_hand", delta.on_hand),
+            ("reserved", delta.reserved),
+            ("unsellable", delta.unsellable),
+            ("incoming", delta.incoming),
+        )
+        increments = {name: F(name) + value for name, value in moved if value}
+        StockPosition.objects.filter(pk=pk).update(**increments, updated_at=now)
 
 
 def stock_events(outcomes: Iterable[PositionOutcome]) -> list[tuple[str, dict]]:
@@ -637,7 +702,7 @@ def absorbed_by_later_counts(batch: Sequence[OperationChanges]) -> list[list[Sto
 def _flag_till_discrepancies(
     batch: Sequence[OperationChanges],
     results: list[ApplyResult],
-    positions: dict[tuple[int, int], StockPosition],
+    positions: dict[tuple[int, int], Position],
 ) -> None:
     """Flag till sales the ledger thinks impossible: on hand, or what is sellable, below zero
     once the sale's operation applied (operation by operation, in batch order)."""

@@ -18,7 +18,7 @@ from inventory.services.ledger import (
     change,
     guard_for_channel,
     operation_run,
-    positions_lock,
+    positions_of,
     stock_apply,
     validate_quantity,
 )
@@ -98,8 +98,8 @@ def _hold(
     expires_at: datetime | None,
 ) -> list[Reservation]:
     """The reservations of one operation, and their units taken through the ledger."""
-    positions = positions_lock((r.sku_id, r.location_id) for r in requests)
-    inactive = sorted({p.location.code for p in positions.values() if not p.location.is_active})
+    positions = positions_of((r.sku_id, r.location_id) for r in requests)
+    inactive = sorted({p.location_code for p in positions.values() if not p.location_active})
     if inactive:
         raise LocationInactive(
             f"Location {', '.join(inactive)} is inactive.", details={"location": inactive}
@@ -107,7 +107,7 @@ def _hold(
     reservations = Reservation.objects.bulk_create(
         [
             Reservation(
-                position=positions[(r.sku_id, r.location_id)],
+                position_id=positions[(r.sku_id, r.location_id)].pk,
                 sku_id=r.sku_id,
                 location_id=r.location_id,
                 quantity=r.quantity,

@@ -10,7 +10,7 @@ from inventory.models import StockPosition
 from inventory.selectors import availability_changed
 from inventory.services.ledger import (
     PositionOutcome,
-    positions_lock,
+    positions_of,
     stock_events,
     validate_quantity,
 )
@@ -34,7 +34,7 @@ def safety_stock_set(*, location_id: int, quantity: int | None, sku_id: int | No
             )
             new_value = quantity
         else:
-            positions_lock([(sku_id, location_id)])
+            positions_of([(sku_id, location_id)])  # created when missing
             positions = StockPosition.objects.filter(location_id=location_id, sku_id=sku_id)
             positions.update(safety_stock_override=quantity)
             new_value = location.safety_stock if quantity is None else quantity

@@ -76,6 +76,7 @@ def points_operation_run(
         same_request=lambda earlier: (earlier.kind, earlier.request_hash) == (kind, fingerprint),
         perform=perform,
         reused_message="This idempotency key was already used for a different points change.",
+        key_first=True,
     )
 
 
