@@ -29,6 +29,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from common.auth import caller_owner
 from common.exceptions import (
+    DomainError,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InvalidInput,
@@ -99,6 +100,12 @@ def run_once(
             # A concurrent call with the same key committed first: this one waited on the
             # unique key and failed. Anything else that broke a constraint is not ours to hide.
             earlier = find()
+            if earlier is None:
+                raise
+        except DomainError:
+            # A write whose keyed row comes last may be refused because a concurrent call with
+            # the same key took the stock or the money first: that call's result is the answer.
+            earlier = None if key_first else find()
             if earlier is None:
                 raise
     if not same_request(earlier):

@@ -101,6 +101,10 @@ class OutboxEvent(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # The table kept its name when the model moved here from `integrations`: renaming it
+        # would lock the table every stock write inserts into, and fail the writes of processes
+        # still running the previous release during a rolling deploy.
+        db_table = "integrations_outboxevent"
         ordering = ["id"]
         indexes = [
             models.Index(

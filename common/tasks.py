@@ -18,10 +18,11 @@ def task_named(name: str):
 
 
 def task_after_commit(name: str, *args) -> None:
-    """Queue the task `name` once the current transaction commits. Robust: a broker that is down
-    is logged and delays the work (each app's beat sweep catches up); it never turns a
-    committed write into an error."""
-    transaction.on_commit(lambda: task_named(name).delay(*args), robust=True)
+    """Queue the task `name` once the current transaction commits. Not robust: a publish that
+    fails is reported to the caller, since no sweep would redo this work (payment captures,
+    refunds, provider events). Work that has a sweep queues itself robustly instead (order
+    notifications, the outbox relay)."""
+    transaction.on_commit(lambda: task_named(name).delay(*args))
 
 
 @shared_task(time_limit=600)

@@ -315,6 +315,32 @@ def pos_events_receive_batch(
         _reject(integration, error, raw_body=raw_body)
         raise error
 
+    results, admitted, rejected = _judge_batch(integration, items)
+    if rejected:
+        PosEvent.objects.bulk_create(rejected)
+    inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
+    if inserted:
+        pks = sorted(inserted.values())
+        transaction.on_commit(lambda: _schedule_batch(pks))
+    _mark_duplicates(integration, results, inserted, set(admitted))
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        counts[result["status"]] += 1
+    return IntakeResult(
+        200,
+        {
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": results,
+        },
+    )
+
+
+def _judge_batch(integration: PosIntegration, items: list):
+    """Each event of a batch judged alone, exactly as the single endpoint would: accepted,
+    duplicate (earlier in this batch) or rejected with the reason. Returns (results, admitted
+    {event id: (index, event, location, item)}, rejected PosEvent rows)."""
     # Every event validated first, then one SKU lookup for the batch on the validated codes,
     # then each event's references: the same judgement as the single endpoint, in 3 queries.
     validator = EnvelopeSerializer()
@@ -360,12 +386,14 @@ def pos_events_receive_batch(
         admitted[event["event_id"]] = (index, event, location, item)
         results.append({"index": index, "event_id": event["event_id"], "status": "accepted"})
 
-    if rejected:
-        PosEvent.objects.bulk_create(rejected)
-    inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
-    if inserted:
-        pks = sorted(inserted.values())
-        transaction.on_commit(lambda: _schedule_batch(pks))
+    return results, admitted, rejected
+
+
+def _mark_duplicates(
+    integration: PosIntegration, results: list[dict], inserted: dict[str, int], admitted: set
+) -> None:
+    """Accepted events whose id the inbox had already (sent before) or that this batch
+    brought twice are duplicates; each result names its inbox row."""
     seen = {
         event_id: (pk, status)
         for event_id, pk, status in PosEvent.objects.filter(
@@ -384,18 +412,6 @@ def pos_events_receive_batch(
             result["event"] = inserted[event_id]
         else:  # sent before
             result["event"], result["processing"] = seen[event_id]
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for result in results:
-        counts[result["status"]] += 1
-    return IntakeResult(
-        200,
-        {
-            "accepted": counts["accepted"],
-            "duplicates": counts["duplicate"],
-            "rejected": counts["rejected"],
-            "results": results,
-        },
-    )
 
 
 def _inbox_insert(integration: PosIntegration, admitted) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 Ledger discipline (the same as the stock ledger, see docs/payments.md):
 - `balance` on an account is a cache of SUM(entries.amount); `held` is a cache of the amounts of
-  its OPEN holds. Only `payments.services.stored_value` writes them, with conditional UPDATEs.
+  its OPEN holds. Only `payments.services.stored_value` writes them, under the account's row lock.
 - Entries are never updated or deleted; a correction is a compensating entry.
 - The database backs the rules up: CHECK (0 <= held <= balance), unique idempotency keys.
 """
@@ -240,8 +240,8 @@ class OrderPayment(models.Model):
     """What payments knows of one order: its total and how much of it live tenders cover.
 
     `covered` = amounts of pending/authorised tenders + captured amounts of captured ones. A
-    tender is only added by a conditional `UPDATE … SET covered = covered + x WHERE covered + x
-    <= total`, so two channels adding tenders at once can never cover more than the total.
+    tender is only added once this row is locked and `covered + x <= total` checked, so two
+    channels adding tenders at once can never cover more than the total.
     """
 
     order_reference = models.CharField(max_length=20, unique=True)

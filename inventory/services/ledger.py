@@ -5,11 +5,12 @@ Every stock service builds StockChanges and hands them to `stock_apply` inside a
 first result instead of moving stock twice. Nothing else in the project writes a StockPosition's
 quantities or a StockMovement.
 
-Concurrency (PostgreSQL, READ COMMITTED): the positions an operation touches are locked in one
-`SELECT … FOR NO KEY UPDATE` in primary-key order (so two multi-line operations never deadlock),
-checked against their guard in Python, then written with one `bulk_update`; their movements go
-in with one `bulk_create`. The locks are held until the operation's transaction commits. On
-SQLite, writers are serialised by the database itself.
+Concurrency (PostgreSQL, READ COMMITTED): an operation's own rows (its movements, reservations)
+are inserted first; then the positions it touches are locked in one `SELECT … FOR NO KEY UPDATE`
+in primary-key order (so two multi-line operations never deadlock), checked against their guard
+in Python, and written with `F()` increments (one `bulk_update` past 8 positions). The locks are
+held until the operation's transaction commits. On SQLite, writers are serialised by the
+database itself. docs/inventory.md, "The one writer", says why in this order.
 """
 
 from __future__ import annotations
@@ -315,7 +316,11 @@ def operations_claim(operations: list[StockOperation]) -> list[StockOperation]:
     stored = {
         op.idempotency_key: op for op in StockOperation.objects.filter(idempotency_key__in=keys)
     }
-    fresh = [operation for operation in operations if operation.idempotency_key not in stored]
+    # Inserted in key order: two overlapping batches wait on their common keys in one order.
+    fresh = sorted(
+        (operation for operation in operations if operation.idempotency_key not in stored),
+        key=lambda operation: operation.idempotency_key,
+    )
     StockOperation.objects.bulk_create(fresh)
     claimed = []
     for operation in operations:

@@ -141,6 +141,21 @@ def purchase_lines_clean(lines: Sequence[PurchaseLine], currency: str) -> list[P
     return cleaned
 
 
+def _earning_program(source_type: str, source_ref: str, currency: str):
+    """The programme's settings, once the purchase is one it earns on."""
+    if source_type not in (SourceType.ORDER, SourceType.STORE_RECEIPT):
+        raise InvalidInput("Unknown source type.", details={"source_type": [str(source_type)]})
+    if not source_ref:
+        raise InvalidInput("A source reference is required.", details={"source_ref": ["blank"]})
+    program = program_settings()
+    if currency != program.currency:
+        raise InvalidInput(
+            f"The programme earns on {program.currency} purchases.",
+            details={"currency": [currency]},
+        )
+    return program
+
+
 def points_earn_for_source(
     *,
     customer: Customer,
@@ -159,16 +174,7 @@ def points_earn_for_source(
     None when nothing is earned (no account, under the minimum, only excluded SKUs).
 
     The points are pending for the return window, then spendable until they expire."""
-    if source_type not in (SourceType.ORDER, SourceType.STORE_RECEIPT):
-        raise InvalidInput("Unknown source type.", details={"source_type": [str(source_type)]})
-    if not source_ref:
-        raise InvalidInput("A source reference is required.", details={"source_ref": ["blank"]})
-    program = program_settings()
-    if currency != program.currency:
-        raise InvalidInput(
-            f"The programme earns on {program.currency} purchases.",
-            details={"currency": [currency]},
-        )
+    program = _earning_program(source_type, source_ref, currency)
     lines = purchase_lines_clean(lines, currency)
     occurred_at = occurred_at or timezone.now()
     customer = customer_live(customer)

@@ -8,14 +8,13 @@ Two ledgers share one implementation (a `Ledger` names the account, entry and ho
   and `balance` go down), `hold_release` / `holds_expire` give it back;
 - `hold_refund` credits back part of what a captured hold spent, never more than it spent.
 
-No double spend: the check and the write are one conditional `UPDATE … WHERE balance − held >=
-amount … RETURNING` — on PostgreSQL it takes the row lock and re-checks the condition on the latest
-row version, so two channels spending the same card at the same instant can never take more than
-the balance. A hold changes state through a conditional UPDATE on its status, so a capture racing
+No double spend: `account_update` locks the account row (`SELECT … FOR NO KEY UPDATE`), checks
+in exact Decimal that held and available (`balance − held`) stay ≥ 0, then writes — two channels
+spending the same card at the same instant queue on the row and can never take more than the
+balance. A hold changes state through a conditional UPDATE on its status, so a capture racing
 an expiry or a release wins or loses as a whole. An operation touches at most the hold row then
 its account row, always in that order (the merge handler locks wallets in primary-key order), so
-two operations cannot deadlock. On SQLite writers are serialised; amounts are rounded to cents in
-SQL there because SQLite computes decimals as binary floats.
+two operations cannot deadlock. On SQLite writers are serialised by the database.
 
 Every operation is idempotent: holds and entries carry unique idempotency keys; a replay with the
 same key and the same arguments returns the first result, with other arguments it is refused.

@@ -1,7 +1,8 @@
 """Tenders: how an order is paid — card through the provider, gift card, store credit, the till.
 
-The order's coverage (`OrderPayment.covered`) is changed only by conditional UPDATEs (see the
-model), so tenders can never cover more than the order's total, whichever channels add them.
+The order's coverage (`OrderPayment.covered`) is changed only under the payment row's lock, after
+checking the total (`_cover`), so tenders can never cover more than the order's total, whichever
+channels add them.
 
 A card tender follows "record the intent, commit, call out, record the outcome": the tender row
 and a `authorisation_requested` event are committed first, the provider is called outside any
@@ -745,29 +746,16 @@ def order_payment_refund(
             )
             if to_store_credit:
                 continue
-            hold = tender.gift_card_hold or tender.wallet_hold
-            if tender.loyalty_spend_id is not None:
-                # Spent points come back as a new lot with a fresh validity.
-                loyalty.points_refund_spent(
-                    spend_id=tender.loyalty_spend_id,
-                    points=_whole_points(take),
-                    refund_ref=f"{idempotency_key}:{tender.pk}",
-                    channel=channel,
-                    actor=actor,
-                )
-            elif hold is not None:
-                sv.hold_refund(
-                    hold=hold,
-                    amount=take,
-                    idempotency_key=f"{idempotency_key}:{tender.pk}",
-                    channel=channel,
-                    actor=actor,
-                    reference=order_reference,
-                    reason=reason,
-                )
-            elif tender.kind == TenderKind.CARD:
+            if _refund_to_tender(
+                tender,
+                take,
+                key=idempotency_key,
+                channel=channel,
+                actor=actor,
+                reference=order_reference,
+                reason=reason,
+            ):
                 card_calls.append((tender, take))
-            # a till tender: the till pays it out; the POS records it, we record the amount
         if left > 0:  # only points were left, and they are refunded whole
             raise RefundExceedsCaptured(
                 f"{left} {currency} cannot be refunded as whole points.",
@@ -787,17 +775,57 @@ def order_payment_refund(
                 reference=order_reference,
                 reason=reason or "refund",
             )
+    _card_refunds_send(card_calls, key=idempotency_key)  # after commit: no call under a lock
+    return _refund_lines(idempotency_key, locked)
+
+
+def _refund_to_tender(
+    tender: Tender,
+    take: Decimal,
+    *,
+    key: str,
+    channel: str,
+    actor: str,
+    reference: str,
+    reason: str,
+) -> bool:
+    """Give `take` back the way the tender paid: points as a new lot, gift card or store credit
+    to its hold's account. Returns True for a card, whose provider is called after commit; a
+    till tender is paid out by the till (the POS records it, we record the amount)."""
+    hold = tender.gift_card_hold or tender.wallet_hold
+    if tender.loyalty_spend_id is not None:
+        # Spent points come back as a new lot with a fresh validity.
+        loyalty.points_refund_spent(
+            spend_id=tender.loyalty_spend_id,
+            points=_whole_points(take),
+            refund_ref=f"{key}:{tender.pk}",
+            channel=channel,
+            actor=actor,
+        )
+    elif hold is not None:
+        sv.hold_refund(
+            hold=hold,
+            amount=take,
+            idempotency_key=f"{key}:{tender.pk}",
+            channel=channel,
+            actor=actor,
+            reference=reference,
+            reason=reason,
+        )
+    return tender.kind == TenderKind.CARD
+
+
+def _card_refunds_send(card_calls: list[tuple[Tender, Decimal]], *, key: str) -> None:
     for tender, take in card_calls:
         try:
             get_provider(tender.provider).refund(
                 provider_reference=tender.provider_reference,
                 amount=take,
                 currency=tender.currency,
-                idempotency_key=f"{idempotency_key}:{tender.pk}",
+                idempotency_key=f"{key}:{tender.pk}",
             )
         except ProviderError as exc:
-            refund_failed(tender=tender, amount=take, failure_code=exc.code, key=idempotency_key)
-    return _refund_lines(idempotency_key, locked)
+            refund_failed(tender=tender, amount=take, failure_code=exc.code, key=key)
 
 
 def refund_failed(*, tender: Tender, amount: Decimal, failure_code: str, key: str = "") -> None:
