@@ -636,15 +636,7 @@ def customer_merge(
     with transaction.atomic():
         locked = _lock([survivor.pk, absorbed.pk])
         survivor, absorbed = locked[survivor.pk], locked[absorbed.pk]
-        for role, customer in (("survivor", survivor), ("absorbed", absorbed)):
-            if customer.status == CustomerStatus.ERASED:
-                raise MergeRefused(f"The {role} customer was erased.", details={role: ["erased"]})
-            if customer.status == CustomerStatus.MERGED:
-                raise MergeRefused(
-                    f"The {role} customer was already merged into another one; "
-                    "merge its survivor instead.",
-                    details={role: ["merged"]},
-                )
+        _mergeable(survivor, absorbed)
         blockers = merge_blockers(survivor=survivor, absorbed=absorbed)
         if blockers and (automatic or not force):
             raise MergeBlocked(details={"blockers": blockers})
@@ -668,25 +660,7 @@ def customer_merge(
             name: handler.merge(survivor, absorbed)
             for name, handler in registry.merge_handlers.items()
         }
-        journal = []
-        for link in registry.links.values():
-            manager = link.model._base_manager
-            pks = list(
-                manager.filter(**{link.field_name: absorbed.pk}).values_list("pk", flat=True)
-            )
-            for start in range(0, len(pks), _MOVE_CHUNK):
-                chunk = pks[start : start + _MOVE_CHUNK]
-                manager.filter(pk__in=chunk).update(**{link.field_name: survivor.pk})
-            journal += [
-                CustomerMergeRow(
-                    merge=merge,
-                    model_label=link.label,
-                    object_pk=str(pk),
-                    field_name=link.field_name,
-                )
-                for pk in pks
-            ]
-        CustomerMergeRow.objects.bulk_create(journal, batch_size=_MOVE_CHUNK)
+        journal = _links_move(merge, survivor, absorbed)
         merge.save(update_fields=["handler_results"])
 
         absorbed.status = CustomerStatus.MERGED
@@ -710,6 +684,40 @@ def customer_merge(
             },
         )
     return merge
+
+
+def _mergeable(survivor: Customer, absorbed: Customer) -> None:
+    for role, customer in (("survivor", survivor), ("absorbed", absorbed)):
+        if customer.status == CustomerStatus.ERASED:
+            raise MergeRefused(f"The {role} customer was erased.", details={role: ["erased"]})
+        if customer.status == CustomerStatus.MERGED:
+            raise MergeRefused(
+                f"The {role} customer was already merged into another one; "
+                "merge its survivor instead.",
+                details={role: ["merged"]},
+            )
+
+
+def _links_move(
+    merge: CustomerMerge, survivor: Customer, absorbed: Customer
+) -> list[CustomerMergeRow]:
+    """Move every registered link of `absorbed` to `survivor`, each moved row journaled (so an
+    unmerge can move exactly those back)."""
+    journal = []
+    for link in registry.links.values():
+        manager = link.model._base_manager
+        pks = list(manager.filter(**{link.field_name: absorbed.pk}).values_list("pk", flat=True))
+        for start in range(0, len(pks), _MOVE_CHUNK):
+            chunk = pks[start : start + _MOVE_CHUNK]
+            manager.filter(pk__in=chunk).update(**{link.field_name: survivor.pk})
+        journal += [
+            CustomerMergeRow(
+                merge=merge, model_label=link.label, object_pk=str(pk), field_name=link.field_name
+            )
+            for pk in pks
+        ]
+    CustomerMergeRow.objects.bulk_create(journal, batch_size=_MOVE_CHUNK)
+    return journal
 
 
 def customer_unmerge(*, merge: CustomerMerge, actor: str, reason: str) -> CustomerMerge:

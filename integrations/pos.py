@@ -256,15 +256,8 @@ def pos_event_receive(
 
     try:
         with transaction.atomic():
-            inbox = PosEvent.objects.create(
-                integration=integration,
-                event_id=event["event_id"],
-                event_type=event["type"],
-                location=location,
-                till=event["till"],
-                occurred_at=event["occurred_at"],
-                payload=payload,
-            )
+            inbox = _inbox_event(integration, event, location, payload)
+            inbox.save(force_insert=True)
             transaction.on_commit(lambda: _schedule(inbox.pk))
     except IntegrityError:
         first = PosEvent.objects.get(integration=integration, event_id=event["event_id"])
@@ -414,6 +407,20 @@ def _mark_duplicates(
             result["event"], result["processing"] = seen[event_id]
 
 
+def _inbox_event(integration: PosIntegration, event: dict, location, payload) -> PosEvent:
+    """An admitted event as its inbox row (received, not applied yet)."""
+    return PosEvent(
+        integration=integration,
+        event_id=event["event_id"],
+        event_type=event["type"],
+        location=location,
+        till=event["till"],
+        occurred_at=event["occurred_at"],
+        payload=payload,
+        status=PosEventStatus.RECEIVED,
+    )
+
+
 def _inbox_insert(integration: PosIntegration, admitted) -> dict[str, int]:
     """Insert admitted events in the inbox, skipping ids already there. Returns {event id:
     inbox pk} of the rows this call inserted. A concurrent request that inserts one of the same
@@ -438,16 +445,7 @@ def _inbox_insert_new(integration: PosIntegration, admitted) -> dict[str, int]:
     )
     created = PosEvent.objects.bulk_create(
         [
-            PosEvent(
-                integration=integration,
-                event_id=event["event_id"],
-                event_type=event["type"],
-                location=location,
-                till=event["till"],
-                occurred_at=event["occurred_at"],
-                payload=payload,
-                status=PosEventStatus.RECEIVED,
-            )
+            _inbox_event(integration, event, location, payload)
             for _, event, location, payload in admitted
             if event["event_id"] not in seen
         ]

@@ -722,40 +722,16 @@ def order_payment_refund(
                 f"At most {refundable} {currency} can still be refunded on this order.",
                 details={"refundable": str(refundable), "requested": str(value)},
             )
-        left = value
-        card_calls = []
-        for tender in _ordered(locked.values(), refund_order()):
-            if left <= 0:
-                break
-            take = min(left, tender.amount_captured - tender.amount_refunded)
-            if tender.kind == TenderKind.LOYALTY_POINTS and not to_store_credit:
-                take = _whole_points(take) * point_value()
-            if take <= 0:
-                continue
-            left -= take
-            Tender.objects.filter(pk=tender.pk).update(
-                amount_refunded=tender.amount_refunded + take
-            )
-            event(
-                tender,
-                "refunded",
-                amount=take,
-                actor=actor,
-                key=idempotency_key,
-                to_store_credit=to_store_credit,
-            )
-            if to_store_credit:
-                continue
-            if _refund_to_tender(
-                tender,
-                take,
-                key=idempotency_key,
-                channel=channel,
-                actor=actor,
-                reference=order_reference,
-                reason=reason,
-            ):
-                card_calls.append((tender, take))
+        left, card_calls = _refund_split(
+            locked,
+            value,
+            key=idempotency_key,
+            channel=channel,
+            actor=actor,
+            reference=order_reference,
+            reason=reason,
+            to_store_credit=to_store_credit,
+        )
         if left > 0:  # only points were left, and they are refunded whole
             raise RefundExceedsCaptured(
                 f"{left} {currency} cannot be refunded as whole points.",
@@ -777,6 +753,55 @@ def order_payment_refund(
             )
     _card_refunds_send(card_calls, key=idempotency_key)  # after commit: no call under a lock
     return _refund_lines(idempotency_key, locked)
+
+
+def _refund_split(
+    locked: dict[int, Tender],
+    value: Decimal,
+    *,
+    key: str,
+    channel: str,
+    actor: str,
+    reference: str,
+    reason: str,
+    to_store_credit: bool,
+) -> tuple[Decimal, list[tuple[Tender, Decimal]]]:
+    """Apportion `value` over the tenders in `refund_order()`, each up to what it captured less
+    what it refunded (points in whole points), recording each part; returns what is left and
+    the card refunds to send after commit."""
+    left = value
+    card_calls = []
+    for tender in _ordered(locked.values(), refund_order()):
+        if left <= 0:
+            break
+        take = min(left, tender.amount_captured - tender.amount_refunded)
+        if tender.kind == TenderKind.LOYALTY_POINTS and not to_store_credit:
+            take = _whole_points(take) * point_value()
+        if take <= 0:
+            continue
+        left -= take
+        Tender.objects.filter(pk=tender.pk).update(amount_refunded=tender.amount_refunded + take)
+        event(
+            tender,
+            "refunded",
+            amount=take,
+            actor=actor,
+            key=key,
+            to_store_credit=to_store_credit,
+        )
+        if to_store_credit:
+            continue
+        if _refund_to_tender(
+            tender,
+            take,
+            key=key,
+            channel=channel,
+            actor=actor,
+            reference=reference,
+            reason=reason,
+        ):
+            card_calls.append((tender, take))
+    return left, card_calls
 
 
 def _refund_to_tender(
