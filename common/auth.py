@@ -6,7 +6,7 @@ from django.core.cache import cache, caches
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
-from common.channels import SalesChannel
+from common.channels import SalesChannel, is_online
 from common.models import ApiKey, Scope, hash_api_key
 
 _LAST_USED_WRITE_EVERY_SECONDS = 60
@@ -83,6 +83,19 @@ def caller_channel(request) -> str:
     if isinstance(user, ApiClient):
         return user.channel
     return SalesChannel.BACKOFFICE
+
+
+def caller_is_customer_facing(request) -> bool:
+    """An API key of an online channel (web shop, app, marketplace, call centre): it acts for
+    shoppers. Store tills, the back office and staff sessions act for the retailer."""
+    user = request.user
+    return isinstance(user, ApiClient) and is_online(user.channel)
+
+
+def caller_sees_orders_of(request, channel: str) -> bool:
+    """The one rule for who may see an order (and its payments): a customer-facing key sees
+    the orders of its own channel only; the retailer's callers see every order."""
+    return not caller_is_customer_facing(request) or channel == caller_channel(request)
 
 
 def caller_owner(request) -> str:

@@ -18,10 +18,15 @@ class Scope(models.TextChoices):
     CUSTOMERS_READ = "customers:read", "Read customer profiles and history"
     CUSTOMERS_WRITE = "customers:write", "Update customer profiles, identifiers and consents"
     CUSTOMERS_PRIVACY = "customers:privacy", "Export and erase customer data (GDPR)"
+    CUSTOMERS_MERGE = "customers:merge", "Merge duplicate customer records and undo merges"
+    CUSTOMERS_CONSENT = "customers:consent", "Record consents given at the counter (tills)"
     PAYMENTS_READ = "payments:read", "Read payments, gift card balances and store credit"
-    PAYMENTS_WRITE = "payments:write", "Add tenders, request refunds"
+    PAYMENTS_WRITE = "payments:write", "Add tenders, hold gift cards and store credit"
+    PAYMENTS_REFUND = "payments:refund", "Refund orders (to their tenders or as store credit)"
     GIFT_CARDS_ISSUE = "gift_cards:issue", "Issue (sell) gift cards"
+    STORE_CREDIT_ISSUE = "store_credit:issue", "Grant goodwill store credit"
     LOYALTY_WRITE = "loyalty:write", "Spend points, redeem coupons"
+    CAMPAIGNS_WRITE = "campaigns:write", "Create campaigns and issue their coupons"
     POS_EVENTS = "pos:events", "Post POS events"
 
 

@@ -48,6 +48,7 @@ DEMO_KEYS = {
             Scope.LOYALTY_WRITE,
             Scope.PAYMENTS_READ,
             Scope.PAYMENTS_WRITE,
+            Scope.PAYMENTS_REFUND,  # a return at the counter refunds to the order's tenders
         ],
     ),
     "demo-back-office": ("osk_demo_back_office_key", "backoffice", [s.value for s in Scope]),

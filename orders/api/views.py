@@ -11,8 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import validated_input
-from common.auth import ApiClient, caller_channel, caller_label, caller_owner
-from common.channels import SalesChannel, is_online
+from common.auth import (
+    caller_channel,
+    caller_is_customer_facing,
+    caller_label,
+    caller_owner,
+    caller_sees_orders_of,
+)
+from common.channels import SalesChannel
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.serializers import ErrorSerializer
@@ -41,8 +47,7 @@ def _service_key(request, endpoint: str) -> str:
 
 
 def _is_staff_caller(request) -> bool:
-    user = request.user
-    return not isinstance(user, ApiClient) or not is_online(user.channel)
+    return not caller_is_customer_facing(request)
 
 
 def _order_for(request, reference: str, *, staff_action: bool = False):
@@ -52,7 +57,7 @@ def _order_for(request, reference: str, *, staff_action: bool = False):
             "Fulfilment steps are for store staff (a store API key or a staff session)."
         )
     order = selectors.order_get(reference=reference)
-    if not _is_staff_caller(request) and order.channel != caller_channel(request):
+    if not caller_sees_orders_of(request, order.channel):
         raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
     return order
 

@@ -1,6 +1,8 @@
 """Payments API: thin views that validate shape, call one service or selector, and serialise.
 
-Scope `payments:write` for every endpoint (a till or a storefront that takes payments holds it).
+Scope `payments:write` for the endpoints that take money (a till or a storefront that takes
+payments holds it), `payments:read` to read, `payments:refund` to give money back. An order's
+payments follow the orders API's visibility rule (`common.auth.caller_sees_orders_of`).
 Writes take an `Idempotency-Key`. Gift card balance checks and stored-value tenders run through
 `common.idempotency.idempotent`; card tenders and refunds may call the payment provider, which
 must never happen inside a transaction, so their key is passed to the service instead (tenders
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import validated_input
-from common.auth import caller_channel, caller_label, caller_owner
+from common.auth import caller_channel, caller_label, caller_owner, caller_sees_orders_of
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import CurrencyMismatch
@@ -27,6 +29,7 @@ from customers.models import Customer
 from customers.selectors import customer_get
 from payments import codes, selectors
 from payments.api import serializers as io
+from payments.exceptions import OrderNotPayable
 from payments.models import GiftCardHold, TenderKind
 from payments.orders_port import order_lines_value, payable_order
 from payments.services import stored_value as sv
@@ -125,6 +128,15 @@ class StoreCreditApi(APIView):
         )
 
 
+def _payable_for(request, reference: str):
+    """The order, if this caller may see it (the orders API's rule: a customer-facing key sees
+    only its own channel's orders); else the same 404 as an unknown order."""
+    order = payable_order(reference=reference)
+    if not caller_sees_orders_of(request, order.channel):
+        raise OrderNotPayable("No order has this reference.", details={"order": [reference[:40]]})
+    return order
+
+
 class OrderPaymentApi(APIView):
     required_scopes = [Scope.PAYMENTS_READ]
 
@@ -133,7 +145,7 @@ class OrderPaymentApi(APIView):
         description="What is paid, held, refunded and due on an order, with its tenders.",
     )
     def get(self, request, reference: str):
-        order = payable_order(reference=reference)
+        order = _payable_for(request, reference)
         return Response(_summary(order.reference))
 
 
@@ -158,7 +170,7 @@ class TenderAddApi(APIView):
     )
     def post(self, request, reference: str):
         data = validated_input(io.TenderAddInput, request)
-        order = payable_order(reference=reference)
+        order = _payable_for(request, reference)
         common = {
             "order": order,
             "amount": data["amount"],
@@ -202,7 +214,8 @@ class TenderAddApi(APIView):
 
 
 class RefundApi(APIView):
-    required_scopes = [Scope.PAYMENTS_WRITE]
+    # Its own scope: giving money back is not granted with the right to take it.
+    required_scopes = [Scope.PAYMENTS_REFUND]
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
@@ -216,7 +229,7 @@ class RefundApi(APIView):
     )
     def post(self, request, reference: str):
         data = validated_input(io.RefundInput, request)
-        order = payable_order(reference=reference)
+        order = _payable_for(request, reference)
         if data["currency"] != order.currency:
             raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
         customer = None

@@ -28,11 +28,13 @@ from common.exceptions import DomainError
 
 
 class ProviderError(DomainError):
-    """The provider refused the request synchronously (unknown payment, malformed request)."""
+    """The provider refused the request synchronously (an unknown card token, an unknown
+    payment, a malformed request): the request's fault, not the provider's — 422, nothing was
+    charged. A provider that cannot be reached is ProviderUnavailable (502)."""
 
-    code = "payment_provider_error"
-    http_status = 502
-    default_message = "The payment provider refused the request."
+    code = "payment_refused_by_provider"
+    http_status = 422
+    default_message = "The payment provider refused the request; nothing was charged."
 
 
 # Normalised event types every provider's webhooks are parsed into.

@@ -281,7 +281,7 @@ def gift_card_issue(
                     issued_by=actor[:150],
                     reference=reference[:120],
                 )
-                _write_delta(
+                issue = _write_delta(
                     GIFT_CARDS,
                     account_id=card.pk,
                     amount=amount,
@@ -292,6 +292,7 @@ def gift_card_issue(
                     reference=reference,
                     reason=reason,
                 )
+            card.balance = issue.balance_after  # the row was credited by its ledger entry
             return IssuedGiftCard(card, code)
         except IntegrityError:
             # Either a concurrent call with the same key won (replay it), or — once in 2^75 — a

@@ -209,7 +209,7 @@ def test_pickup_code_is_locked_after_five_wrong_attempts(customer, store, sku):
 def test_refund_per_line_through_the_api(api_client_factory, customer, store, sku):
     order, card = _paid_with_gift_card(customer, store, sku, quantity=2)  # 2 × 20.00
     _collect(order)
-    client = api_client_factory(scopes=["payments:write"], channel="store")
+    client = api_client_factory(scopes=["payments:refund"], channel="store")
     url = f"/api/v1/payments/orders/{order.reference}/refunds/"
 
     too_many = client.post(

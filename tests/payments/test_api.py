@@ -8,6 +8,7 @@ from django.utils import timezone
 from common.signing import signature_header
 from payments.models import ProviderEvent, Tender, TenderStatus
 from payments.providers.sandbox import SIGNATURE_HEADER
+from payments.selectors import order_payment_summary
 from payments.services import stored_value as sv
 from tests.customers.factories import CustomerFactory
 from tests.payments.conftest import D, balances, issue, make_order, snapshot_payments
@@ -184,6 +185,21 @@ def test_bad_tenders_get_a_clear_4xx_and_no_money_moves(web_client, body, status
     assert snapshot_payments() == before
 
 
+def test_an_unknown_card_token_is_the_client_s_error_and_charges_nothing(web_client):
+    order = make_order(total="100.00")
+
+    response = post(
+        web_client,
+        tenders_url(order),
+        {"kind": "card", "token": "tok_nobody_knows", "amount": "50.00", "currency": "EUR"},
+    )
+
+    assert (response.status_code, response.json()["code"]) == (422, "payment_refused_by_provider")
+    # The intent was recorded before calling out, and is kept as failed: it covers nothing.
+    assert list(Tender.objects.values_list("status", flat=True)) == [TenderStatus.FAILED]
+    assert order_payment_summary(order_reference=order.reference).due == D("100.00")
+
+
 def test_a_tender_on_a_closed_or_unknown_order_is_refused(web_client):
     order = make_order(status="cancelled")
     body = {"kind": "till", "amount": "1.00", "currency": "EUR"}
@@ -211,7 +227,7 @@ def test_a_return_in_a_store_refunds_an_order_paid_online(api_client_factory, we
     from payments.services.tenders import order_payment_capture
 
     order_payment_capture(order_reference=order.reference, actor="t", channel="store")
-    till = api_client_factory(channel="store", scopes=["payments:write"])
+    till = api_client_factory(channel="store", scopes=["payments:refund"])
     url = f"/api/v1/payments/orders/{order.reference}/refunds/"
     # when a store refunds 15, then asks for more than is left, then as store credit
     first = post(till, url, {"amount": "15.00", "currency": "EUR"}, "r1")
@@ -438,6 +454,7 @@ def test_a_till_sells_a_gift_card_and_a_retry_gets_the_same_card(api_client_fact
     )
 
     assert sold.status_code == 201 and again.json() == sold.json()
+    assert sold.json()["balance"] == "50.00"  # the sale's answer says what the card holds
     balance = till.post(
         "/api/v1/payments/gift-cards/balance/", {"code": sold.json()["code"]}, format="json"
     )
@@ -480,3 +497,44 @@ def test_gift_card_balance_checks_are_rate_limited_per_api_key(api_client_factor
         ).status_code
         != 429
     )
+
+
+def test_a_storefront_key_cannot_read_pay_or_refund_another_channel_s_order(api_client_factory):
+    # given an order placed in the web shop and paid at the till, and the app's storefront key
+    order = make_order(total="40.00")
+    till = api_client_factory(channel="store", scopes=["payments:write"])
+    assert post(till, tenders_url(order), {"kind": "till", "amount": "40.00", "currency": "EUR"})
+    app = api_client_factory(channel="app")  # every scope, but the app channel's orders only
+    before = snapshot_payments()
+
+    read = app.get(f"/api/v1/payments/orders/{order.reference}/")
+    pay = post(app, tenders_url(order), {"kind": "till", "amount": "1.00", "currency": "EUR"})
+    refund = post(
+        app,
+        f"/api/v1/payments/orders/{order.reference}/refunds/",
+        {"amount": "40.00", "currency": "EUR", "to_store_credit": True},
+        "refund-1",
+    )
+
+    # then it is told the order does not exist, as the orders API tells it, and nothing moved
+    for response in (read, pay, refund):
+        assert (response.status_code, response.json()["code"]) == (404, "order_not_payable")
+    assert snapshot_payments() == before
+    # while the web shop's own key sees it
+    web = api_client_factory(channel="web", scopes=["payments:read"])
+    assert web.get(f"/api/v1/payments/orders/{order.reference}/").status_code == 200
+
+
+def test_refunds_need_their_own_scope(api_client_factory):
+    order = make_order(total="40.00")
+    shop = api_client_factory(channel="web", scopes=["payments:read", "payments:write"])
+    before = snapshot_payments()
+
+    response = post(
+        shop,
+        f"/api/v1/payments/orders/{order.reference}/refunds/",
+        {"amount": "10.00", "currency": "EUR", "to_store_credit": True},
+    )
+
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert snapshot_payments() == before
