@@ -16,7 +16,7 @@ class OrdersConfig(AppConfig):
         customer_hooks.register()
         register_order_reader(
             payable_order=payments_port.payable_order,
-            order_lines_value=payments_port.order_lines_value,
+            order_lines_refund=payments_port.order_lines_refund,
         )
 
         def reference_changed(**kwargs):

@@ -47,3 +47,11 @@ class PickupCodeLocked(DomainError):
 class WaitingForTransfer(Conflict):
     code = "waiting_for_transfer"
     default_message = "Some lines have not arrived at the pickup store yet."
+
+
+class LineRefundExceedsQuantity(Conflict):
+    """A per-line refund asked for more units than the line has left to refund (earlier
+    refunds and returns counted): nothing was refunded."""
+
+    code = "refund_exceeds_line"
+    default_message = "This line has fewer units left to refund."

@@ -149,6 +149,9 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     status = models.CharField(max_length=12, choices=LineStatus.choices, default=LineStatus.OPEN)
     quantity_returned = models.PositiveIntegerField(default=0)
+    # Units whose price was given back, by a return or a per-line refund (a unit kept by the
+    # shopper but refunded, e.g. damaged in transit): never more than `quantity`.
+    quantity_refunded = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["order", "line_no"]
@@ -158,6 +161,10 @@ class OrderLine(models.Model):
             models.CheckConstraint(
                 condition=Q(quantity_returned__lte=models.F("quantity")),
                 name="order_line_returned_lte_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity_refunded__lte=models.F("quantity")),
+                name="order_line_refunded_lte_quantity",
             ),
         ]
 

@@ -172,7 +172,15 @@ class OrderLineOutput(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["line", "sku", "quantity", "unit_price", "status", "quantity_returned"]
+        fields = [
+            "line",
+            "sku",
+            "quantity",
+            "unit_price",
+            "status",
+            "quantity_returned",
+            "quantity_refunded",
+        ]
 
 
 class AllocationLineOutput(serializers.ModelSerializer):
@@ -386,6 +394,7 @@ def order_representation(order) -> dict:
                 "unit_price": _decimal(line.unit_price, 2),
                 "status": line.status,
                 "quantity_returned": line.quantity_returned,
+                "quantity_refunded": line.quantity_refunded,
             }
             for line in parts["lines"]
         ],

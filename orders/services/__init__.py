@@ -6,6 +6,7 @@
     transfers      the transfers that bring click & collect goods to the pickup store
     rejection      a store says no to a line; the line is routed again
     returns        returns in any store, and their refunds
+    refunds        per-line refunds without a return, capped per line
     status         the state machine, its journal, and what follows a status change
     notifications  customer messages owed by a change, sent after commit
 
@@ -30,6 +31,7 @@ from orders.services.fulfilment import (
 )
 from orders.services.notifications import order_notifications_send
 from orders.services.placement import DeliveryAddress, OrderLineRequest, order_place
+from orders.services.refunds import order_lines_refund
 from orders.services.rejection import REJECTION_REASONS, order_line_reject
 from orders.services.returns import ReturnLineRequest, order_return, order_return_refund
 from orders.services.status import CLOSED_STATUSES, TRANSITIONS
@@ -49,6 +51,7 @@ __all__ = [
     "order_expire",
     "order_handover",
     "order_line_reject",
+    "order_lines_refund",
     "order_mark_ready",
     "order_notifications_send",
     "order_picking_start",

@@ -138,12 +138,16 @@ def _return_lines(
             raise InvalidInput(
                 "An unsellable return needs a reason.", details={"reason": ["required"]}
             )
-        amount = (Money(line.unit_price, order.currency) * request.quantity).rounded()
+        # Units already refunded without coming back (a per-line refund) are not paid twice.
+        units_owed = min(request.quantity, line.quantity - line.quantity_refunded)
+        amount = (Money(line.unit_price, order.currency) * units_owed).rounded()
         refund = refund + amount
         OrderLine.objects.filter(pk=line.pk).update(
-            quantity_returned=F("quantity_returned") + request.quantity
+            quantity_returned=F("quantity_returned") + request.quantity,
+            quantity_refunded=F("quantity_refunded") + units_owed,
         )
         line.quantity_returned += request.quantity
+        line.quantity_refunded += units_owed
         ReturnLine.objects.create(
             order_return=record,
             order_line=line,

@@ -31,7 +31,7 @@ from payments import codes, selectors
 from payments.api import serializers as io
 from payments.exceptions import OrderNotPayable
 from payments.models import GiftCardHold, TenderKind
-from payments.orders_port import order_lines_value, payable_order
+from payments.orders_port import order_lines_refund, payable_order
 from payments.services import stored_value as sv
 from payments.services import tenders
 from payments.services.webhooks import provider_webhook_receive
@@ -225,33 +225,40 @@ class RefundApi(APIView):
         "split across its tenders by the configured "
         "rule (default: card, till, gift card, store credit last), each capped at what it "
         "captured; or entirely as store credit of the order's customer (`to_store_credit`). "
-        "409 refund_exceeds_captured (nothing moved) when more is asked than can be refunded.",
+        "409 refund_exceeds_captured (nothing moved) when more is asked than can be refunded; "
+        "409 refund_exceeds_line when a line has fewer units left to refund (earlier refunds "
+        "and returns counted).",
     )
     def post(self, request, reference: str):
         data = validated_input(io.RefundInput, request)
         order = _payable_for(request, reference)
         if data["currency"] != order.currency:
             raise CurrencyMismatch(details={"currency": [f"must be {order.currency}"]})
-        customer = None
-        if data["to_store_credit"]:
-            customer = Customer.objects.get(pk=order.customer_id)
-        amount = data.get("amount")
-        if amount is None:  # per line: what those units cost (the order's own prices)
-            amount = order_lines_value(
+        key = f"{caller_owner(request)}:{idempotency_key_from(request)}"
+        refund = {
+            "idempotency_key": key,
+            "channel": caller_channel(request),
+            "actor": caller_label(request),
+            "to_store_credit": data["to_store_credit"],
+            "reason": data["reason"],
+        }
+        if "lines" in data:  # per line: the order caps each line's units (refunds and returns)
+            lines = order_lines_refund(
                 reference=order.reference,
                 lines=[(line["line"], line["quantity"]) for line in data["lines"]],
+                **refund,
             )
-        lines = tenders.order_payment_refund(
-            order_reference=order.reference,
-            amount=amount,
-            idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
-            channel=caller_channel(request),
-            actor=caller_label(request),
-            customer=customer,
-            to_store_credit=data["to_store_credit"],
-            reason=data["reason"],
-            currency=order.currency,
-        )
+        else:
+            customer = None
+            if data["to_store_credit"]:
+                customer = Customer.objects.get(pk=order.customer_id)
+            lines = tenders.order_payment_refund(
+                order_reference=order.reference,
+                amount=data["amount"],
+                currency=order.currency,
+                customer=customer,
+                **refund,
+            )
         return Response(
             {"lines": io.RefundLineOutput(lines, many=True).data, "payment": _summary(reference)},
             status=status.HTTP_201_CREATED,

@@ -12,13 +12,16 @@ store credit tenders are holds on their ledgers (hold now, capture at pickup or 
 What the orders app calls (documented in docs/payments.md):
 - `order_payment_capture(order=, amount=None, actor=, channel=)` at hand-over or shipping;
 - `order_payment_release(order_reference=, actor=)` when an order is cancelled or not collected;
-- `order_payment_refund(order_reference=, amount=, …)` for returns.
+- `order_payment_refund(order_reference=, amount=, …)` for returns;
+- `order_payment_refund_record(…)` inside its own transaction, then `refund_card_parts_send`, for
+  a per-line refund (the lines and the money in one transaction).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -211,8 +214,8 @@ def _hold_expiry(order: PayableOrder, hold_until: datetime | None) -> datetime:
 
 def tender_hold_expired(*, hold, **_signal) -> None:
     """Called when the expiry task released a hold: its tender no longer covers the order."""
-    field = "gift_card_hold" if isinstance(hold, GiftCardHold) else "wallet_hold"
-    tender = Tender.objects.filter(**{field: hold}).first()
+    hold_field = "gift_card_hold" if isinstance(hold, GiftCardHold) else "wallet_hold"
+    tender = Tender.objects.filter(**{hold_field: hold}).first()
     if tender is not None:
         tender_voided(tender, status=TenderStatus.EXPIRED, actor="hold-expiry")
 
@@ -676,7 +679,30 @@ def order_payment_release(*, order_reference: str, actor: str) -> list[Tender]:
 # ---- refunds -----------------------------------------------------------------------------------
 
 
-def order_payment_refund(
+@dataclass
+class RecordedRefund:
+    """A refund written in the database; its card parts are sent to the provider after commit."""
+
+    key: str
+    tenders: dict[int, Tender]
+    card_calls: list[tuple[Tender, Decimal]] = field(default_factory=list)
+    replayed: bool = False
+
+    @property
+    def lines(self) -> list[dict]:
+        return _refund_lines(self.key, self.tenders)
+
+
+def order_payment_refund(**refund) -> list[dict]:
+    """Refund `amount` of what the order's tenders captured (see `order_payment_refund_record`)
+    and send its card parts to the provider once committed. Returns one line per tender."""
+    with transaction.atomic():
+        recorded = order_payment_refund_record(**refund)
+    refund_card_parts_send(recorded)  # after commit: no provider call under a lock
+    return recorded.lines
+
+
+def order_payment_refund_record(
     *,
     order_reference: str,
     amount,
@@ -687,14 +713,16 @@ def order_payment_refund(
     to_store_credit: bool = False,
     reason: str = "",
     currency: str | None = None,
-) -> list[dict]:
-    """Refund `amount` of what the order's tenders captured, split across them by
+) -> RecordedRefund:
+    """Record a refund of `amount` of what the order's tenders captured, split across them by
     `refund_order()` (each capped at what it captured less what it refunded), or — when the
-    shopper prefers — entirely as store credit of `customer` (the order's customer).
+    shopper prefers — entirely as store credit of `customer` (the order's customer). Runs in
+    the caller's transaction (a per-line refund records its lines in the same one); the caller
+    sends the card parts after commit with `refund_card_parts_send`.
 
     `currency` is the order's (it validates the amount before anything is looked at).
     Refused as a whole (RefundExceedsCaptured, nothing moved) when the order's tenders captured
-    less than `amount` in total. Returns one line per tender refunded."""
+    less than `amount` in total."""
     idempotency_key_check(idempotency_key)
     tenders = list(
         Tender.objects.filter(order_reference=order_reference, amount_captured__gt=0).order_by("pk")
@@ -713,7 +741,7 @@ def order_payment_refund(
         if TenderEvent.objects.filter(
             tender_id__in=locked, kind="refunded", data__key=idempotency_key
         ).exists():
-            return _refund_lines(idempotency_key, locked)
+            return RecordedRefund(key=idempotency_key, tenders=locked, replayed=True)
         refundable = sum(
             (t.amount_captured - t.amount_refunded for t in locked.values()), Decimal(0)
         )
@@ -751,8 +779,7 @@ def order_payment_refund(
                 reference=order_reference,
                 reason=reason or "refund",
             )
-    _card_refunds_send(card_calls, key=idempotency_key)  # after commit: no call under a lock
-    return _refund_lines(idempotency_key, locked)
+    return RecordedRefund(key=idempotency_key, tenders=locked, card_calls=card_calls)
 
 
 def _refund_split(
@@ -840,8 +867,10 @@ def _refund_to_tender(
     return tender.kind == TenderKind.CARD
 
 
-def _card_refunds_send(card_calls: list[tuple[Tender, Decimal]], *, key: str) -> None:
-    for tender, take in card_calls:
+def refund_card_parts_send(recorded: RecordedRefund) -> None:
+    """Ask the provider for each card part of a committed refund; a refusal takes it back."""
+    key = recorded.key
+    for tender, take in recorded.card_calls:
         try:
             get_provider(tender.provider).refund(
                 provider_reference=tender.provider_reference,
@@ -861,6 +890,13 @@ def refund_failed(*, tender: Tender, amount: Decimal, failure_code: str, key: st
         take = min(amount, current.amount_refunded)
         Tender.objects.filter(pk=tender.pk).update(amount_refunded=current.amount_refunded - take)
         event(tender, "refund_failed", amount=take, failure_code=failure_code, key=key)
+
+
+def refund_lines_of(*, order_reference: str, key: str) -> list[dict]:
+    """What the refund made with this key gave back, one line per tender."""
+    return _refund_lines(
+        key, {t.pk: t for t in Tender.objects.filter(order_reference=order_reference)}
+    )
 
 
 def _refund_lines(key: str, tenders: dict[int, Tender]) -> list[dict]:

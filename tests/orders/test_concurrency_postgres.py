@@ -2,17 +2,21 @@
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 from django.db import connections
 
 from inventory.models import Reservation, StockPosition
 from inventory.selectors import ledger_mismatches
-from orders.exceptions import OutOfStock
+from orders import services
+from orders.exceptions import LineRefundExceedsQuantity, OutOfStock
 from orders.models import Order
+from payments.selectors import order_payment_summary
 from tests.customers.factories import CustomerFactory
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory
 from tests.orders.conftest import line, place_delivery, place_pickup, receive
+from tests.orders.test_payment_wiring import _paid_two_lines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -155,3 +159,26 @@ def test_cancellations_rejections_and_placements_racing_leave_a_consistent_ledge
             for r in Reservation.objects.filter(reference=order.reference, status="active")
         )
         assert held == sum(ln.quantity for ln in order.lines.filter(status="open"))
+
+
+def test_concurrent_refunds_of_one_line_refund_each_unit_once():
+    # given line 1 of 2 × 20.00, collected and paid, and 8 desks refunding one unit of it
+    order, _card = _paid_two_lines(CustomerFactory(), LocationFactory(), SkuFactory(), SkuFactory())
+
+    outcomes = _race(
+        8,
+        lambda i: services.order_lines_refund(
+            reference=order.reference,
+            lines=[(1, 1)],
+            idempotency_key=f"desk-{i}",
+            channel="store",
+            actor=f"desk {i}",
+        ),
+    )
+
+    # then exactly two are refunded, the others refused by the line's cap, and the money agrees
+    refused = [o for o in outcomes if isinstance(o, LineRefundExceedsQuantity)]
+    refunded = [o for o in outcomes if isinstance(o, list)]
+    assert (len(refunded), len(refused)) == (2, 6), outcomes
+    assert order.lines.get(line_no=1).quantity_refunded == 2
+    assert order_payment_summary(order_reference=order.reference).refunded == Decimal("40.00")

@@ -231,11 +231,117 @@ def test_refund_per_line_through_the_api(api_client_factory, customer, store, sk
         HTTP_IDEMPOTENCY_KEY="r-2",
     )
 
-    assert too_many.status_code == 400 and both.status_code == 400
-    assert too_many.json()["details"] == {"lines": [1]}
+    assert (too_many.status_code, too_many.json()["code"]) == (409, "refund_exceeds_line")
+    assert too_many.json()["details"] == {"line": 1, "refundable": 2, "requested": 3}
+    assert both.status_code == 400
     assert refunded.status_code == 201
     assert [line["amount"] for line in refunded.json()["lines"]] == ["20.00"]
     assert _balance(card) == Decimal("80.00")
+
+
+def _paid_two_lines(customer, store, sku, sku2):
+    """Line 1: 2 × 20.00, line 2: 1 × 30.00, paid 70.00 with a 100.00 gift card, collected."""
+    receive(store, sku, 5)
+    receive(store, sku2, 5)
+    order = place_pickup(customer, store, [line(sku, 2, "20.00"), line(sku2, 1, "30.00")])
+    card = _gift_card()
+    tender_add_gift_card(
+        order=payable_order(reference=order.reference),
+        code=card.code,
+        amount=order.total_amount,
+        idempotency_key=key(),
+        channel="web",
+        actor="test",
+    )
+    _collect(order)
+    return order, card
+
+
+def _refund_lines(client, order, lines, idempotency_key):
+    return client.post(
+        f"/api/v1/payments/orders/{order.reference}/refunds/",
+        {"lines": [{"line": n, "quantity": q} for n, q in lines], "currency": "EUR"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=idempotency_key,
+    )
+
+
+def test_a_line_refunds_at_most_its_units_over_several_refunds(
+    api_client_factory, customer, store, sku, sku2
+):
+    order, card = _paid_two_lines(customer, store, sku, sku2)  # card: 100 − 70 = 30.00
+    client = api_client_factory(scopes=["payments:refund"], channel="store")
+
+    first = _refund_lines(client, order, [(1, 1)], "lr-1")
+    second = _refund_lines(client, order, [(1, 2)], "lr-2")  # only 1 unit left on line 1
+    mixed = _refund_lines(client, order, [(2, 1), (1, 2)], "lr-3")  # refused as a whole
+
+    assert first.status_code == 201
+    assert (second.status_code, second.json()["code"]) == (409, "refund_exceeds_line")
+    assert second.json()["details"] == {"line": 1, "refundable": 1, "requested": 2}
+    assert mixed.status_code == 409
+    summary = order_payment_summary(order_reference=order.reference)
+    assert summary.refunded == Decimal("20.00")  # not 60.00
+    assert _balance(card) == Decimal("50.00")
+
+    last = _refund_lines(client, order, [(1, 1), (2, 1)], "lr-4")
+    assert last.status_code == 201
+    assert [line["amount"] for line in last.json()["lines"]] == ["50.00"]
+    assert order_payment_summary(order_reference=order.reference).refunded == Decimal("70.00")
+    assert _refund_lines(client, order, [(2, 1)], "lr-5").status_code == 409
+
+
+def test_a_retried_line_refund_refunds_once_and_a_reused_key_is_refused(
+    api_client_factory, customer, store, sku, sku2
+):
+    order, card = _paid_two_lines(customer, store, sku, sku2)
+    client = api_client_factory(scopes=["payments:refund"], channel="store")
+
+    first = _refund_lines(client, order, [(1, 1)], "same-key")
+    retry = _refund_lines(client, order, [(1, 1)], "same-key")
+    other = _refund_lines(client, order, [(2, 1)], "same-key")
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["lines"] == first.json()["lines"]
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    assert _balance(card) == Decimal("50.00")
+    assert order.lines.get(line_no=1).quantity_refunded == 1
+
+
+def test_returns_and_line_refunds_never_pay_the_same_unit_twice(
+    api_client_factory, customer, store, sku, sku2
+):
+    order, card = _paid_two_lines(customer, store, sku, sku2)
+    client = api_client_factory(scopes=["payments:refund"], channel="store")
+    assert _refund_lines(client, order, [(1, 1)], "kept-damaged").status_code == 201  # 20.00
+
+    # Then both units of line 1 come back: only the one not refunded yet is paid.
+    record = act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=store.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        lines=[services.ReturnLineRequest(line_no=1, quantity=2)],
+    )
+    assert record.refund_amount == Decimal("20.00")
+    assert order_payment_summary(order_reference=order.reference).refunded == Decimal("40.00")
+
+    # Line 2 returned first, then refunded per line: refused, it was paid back by the return.
+    act(
+        services.order_return,
+        order_id=order.pk,
+        location_id=store.pk,
+        actor="t",
+        channel="store",
+        idempotency_key=key(),
+        lines=[services.ReturnLineRequest(line_no=2, quantity=1)],
+    )
+    refused = _refund_lines(client, order, [(2, 1)], "after-return")
+    assert (refused.status_code, refused.json()["code"]) == (409, "refund_exceeds_line")
+    assert order_payment_summary(order_reference=order.reference).refunded == Decimal("70.00")
+    assert _balance(card) == Decimal("100.00")
 
 
 def test_partial_pickup_takes_some_lines_pays_for_them_and_puts_the_rest_back(
