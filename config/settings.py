@@ -214,6 +214,14 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend
 SMS_SENDER = os.environ.get("SMS_SENDER", "")
 # A reminder goes this many hours before a ready order's pickup deadline.
 ORDERS_PICKUP_REMINDER_HOURS = env_int("ORDERS_PICKUP_REMINDER_HOURS", 24)
+# Orders of these channels are paid where they were sold (a marketplace collects the money and
+# pays the retailer out): the hand-over does not ask for their payment. Every other order is
+# handed over only once nothing is due (what is due is taken at the till with the hand-over).
+ORDERS_PAID_ELSEWHERE_CHANNELS = [
+    c.strip()
+    for c in os.environ.get("ORDERS_PAID_ELSEWHERE_CHANNELS", "marketplace").split(",")
+    if c.strip()
+]
 
 # --- POS integration ----------------------------------------------------------------------------
 # Largest POS event accepted (bytes); larger ones are refused with 413 and recorded as rejected.

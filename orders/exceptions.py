@@ -55,3 +55,11 @@ class LineRefundExceedsQuantity(Conflict):
 
     code = "refund_exceeds_line"
     default_message = "This line has fewer units left to refund."
+
+
+class PaymentDue(Conflict):
+    """A hand-over while money is still due on the order: nothing was handed over (take the
+    payment at the till with the hand-over, or collect fewer units)."""
+
+    code = "payment_due"
+    default_message = "Money is still due on this order: take the payment with the hand-over."

@@ -96,8 +96,21 @@ class TakenLineInput(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=0, max_value=100_000)
 
 
+class PaidAtTillInput(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal("999999999")
+    )
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+    till_reference = serializers.CharField(max_length=100, required=False, default="")
+
+
 class CollectInput(serializers.Serializer):
     code = serializers.CharField(max_length=120, help_text="The short code or the QR payload.")
+    paid_at_till = PaidAtTillInput(
+        required=False,
+        help_text="What the till took with the hand-over (pay at pickup). A hand-over is "
+        "refused (409 payment_due) while money is still due.",
+    )
     lines = TakenLineInput(
         many=True,
         required=False,

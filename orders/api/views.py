@@ -21,6 +21,7 @@ from common.auth import (
 from common.channels import SalesChannel
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
+from common.money import Money
 from common.serializers import ErrorSerializer
 from customers.identifiers import parse_identifier
 from customers.selectors import customer_get
@@ -264,7 +265,12 @@ class OrderCollectApi(OrderActionApi):
     action = "collect"
     input_serializer = io.CollectInput
 
-    @_action_schema(io.CollectInput, "Hand over against the pickup code (or QR payload).")
+    @_action_schema(
+        io.CollectInput,
+        "Hand over against the pickup code (or QR payload), with what the till took for it "
+        "(`paid_at_till`). Refused with 409 payment_due (nothing handed over, no payment "
+        "recorded) while money is still due, except for orders paid elsewhere (marketplace).",
+    )
     def post(self, request, reference: str):
         return super().post(request, reference)
 
@@ -274,7 +280,14 @@ class OrderCollectApi(OrderActionApi):
             if data.get("lines")
             else None
         )
-        services.order_collect(code=data["code"], taken=taken, **common)
+        paid = data.get("paid_at_till")
+        services.order_handover(
+            code=data["code"],
+            taken=taken,
+            paid_at_till=Money(paid["amount"], paid["currency"]) if paid else None,
+            till_reference=paid["till_reference"] if paid else "",
+            **common,
+        )
 
 
 class OrderShipApi(OrderActionApi):

@@ -20,6 +20,7 @@ from inventory.models import (
 )
 from orders import pickup
 from orders.exceptions import (
+    PaymentDue,
     WaitingForTransfer,
     WrongPickupCode,
 )
@@ -45,6 +46,7 @@ from orders.services.status import (
     retry_on_deadlock,
 )
 from payments.orders_port import payable_order
+from payments.selectors import order_payment_summary
 from payments.services.tenders import order_payment_sync, tender_add_till
 
 
@@ -188,6 +190,7 @@ def order_collect(
             reservations_commit_all(order, actor=actor)
         else:
             data = _commit_taken(order, taken, actor=actor)
+        _nothing_due_check(order)
         order_status_move(
             order,
             OrderStatus.COLLECTED,
@@ -198,6 +201,21 @@ def order_collect(
             taken=taken,
         )
     return order
+
+
+def _nothing_due_check(order: Order) -> None:
+    """Goods leave only paid for: what the tenders cover (held, authorised or captured, and a
+    till payment recorded with this hand-over) must reach the total of what is taken. Orders of
+    a channel paid elsewhere (a marketplace) are not asked."""
+    if order.channel in settings.ORDERS_PAID_ELSEWHERE_CHANNELS:
+        return
+    due = order_payment_summary(order_reference=order.reference).due
+    if due > 0:
+        raise PaymentDue(
+            f"{due} {order.currency} is still due on order {order.reference}: take it at the "
+            "till with the hand-over (paid_at_till), then hand the order over.",
+            details={"due": str(due), "currency": order.currency},
+        )
 
 
 def order_total_lower(order: Order, amount: Decimal) -> None:

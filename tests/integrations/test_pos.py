@@ -188,7 +188,14 @@ def test_pickup_handover_collects_the_order(client, integration, store, sku):
             actor="test",
         )
     code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
-    handover = event("H1", "pickup_handover", order_reference=order.reference, pickup_code=code)
+    paid = {"kind": "card", "amount": "19.90", "currency": "EUR"}
+    handover = event(
+        "H1",
+        "pickup_handover",
+        order_reference=order.reference,
+        pickup_code=code,
+        paid_at_till=paid,
+    )
 
     # Handed over before the store marked it ready: the event fails, and can be replayed.
     post(client, handover)

@@ -2,13 +2,16 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.test import TestCase
 
+from common.money import Money
 from inventory import services as stock
 from inventory.models import Reservation, StockPosition
 from notifications import sms
 from orders import services
 from orders.models import FulfilmentType
+from payments.selectors import order_payment_summary
 from tests.customers.factories import CustomerFactory
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory
 
@@ -63,6 +66,27 @@ def act(service, **kwargs):
     """Call an orders service as a request would: its on-commit work runs after it."""
     with committed():
         return service(**kwargs)
+
+
+def hand_over(order, code, *, taken=None, **who):
+    """The till hands the order over against its code and takes what is due with it (a pickup
+    is refused while money is due): all of it, or only the units taken."""
+    if order.channel in settings.ORDERS_PAID_ELSEWHERE_CHANNELS:
+        due = Decimal(0)  # a marketplace took the money
+    elif taken is None:
+        due = order_payment_summary(order_reference=order.reference).due
+    else:
+        prices = dict(order.lines.values_list("line_no", "unit_price"))
+        due = sum((prices[n] * units for n, units in taken.items()), Decimal(0))
+    return act(
+        services.order_handover,
+        order_id=order.pk,
+        code=code,
+        taken=taken,
+        idempotency_key=f"handover-{next(_keys)}",
+        paid_at_till=Money(due, order.currency) if due > 0 else None,
+        **who,
+    )
 
 
 def receive(location, sku, quantity):

@@ -94,10 +94,18 @@ def test_the_pickup_board_prepares_marks_ready_and_hands_over_against_the_code(
     followed = client.get(response["Location"]).content.decode()
     assert "wrong_pickup_code" in followed
 
-    # and the right one hands it over
+    # and the right one is refused while the order is not paid: the board says what is due
     order.refresh_from_db()
     code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
-    board_post(client, store, order, "collect", code=code)
+    response = board_post(client, store, order, "collect", code=code)
+    assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
+    assert (
+        f"{order.total_amount} EUR is still due"
+        in client.get(response["Location"]).content.decode()
+    )
+
+    # and once the till took what was due, it hands it over
+    board_post(client, store, order, "collect", code=code, paid_at_till="1")
     assert Order.objects.get(pk=order.pk).status == "collected"
     assert position(store, sku).on_hand == 3
 

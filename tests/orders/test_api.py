@@ -210,9 +210,45 @@ def test_staff_drive_click_and_collect_to_hand_over_and_a_wrong_code_is_refused(
 
     order = Order.objects.get(reference=reference)
     code = pickup.pickup_code(reference=reference, nonce=order.pickup_nonce)
-    done = post(till_client, f"{base}/collect/", {"code": code.lower()}, key="c1")
+    paid = {"amount": str(order.total_amount), "currency": "EUR", "till_reference": "T1-42"}
+    done = post(
+        till_client, f"{base}/collect/", {"code": code.lower(), "paid_at_till": paid}, key="c1"
+    )
     assert done.status_code == 200 and done.json()["status"] == "collected"
     assert (position(store, sku).on_hand, position(store, sku).reserved) == (3, 0)
+
+
+def test_a_hand_over_is_refused_while_money_is_due_and_records_nothing(
+    web_client, till_client, stocked, store, sku
+):
+    reference = post(web_client, "/api/v1/orders/", body()).json()["reference"]  # pay at pickup
+    base = f"/api/v1/orders/{reference}"
+    post(till_client, f"{base}/picking/", key="p1")
+    post(till_client, f"{base}/ready/", key="r1")
+    order = Order.objects.get(reference=reference)
+    code = pickup.pickup_code(reference=reference, nonce=order.pickup_nonce)
+    total = order.total_amount
+    short = {"amount": str(total - 15), "currency": "EUR"}
+
+    unpaid = post(till_client, f"{base}/collect/", {"code": code}, key="c1")
+    under_paid = post(
+        till_client, f"{base}/collect/", {"code": code, "paid_at_till": short}, key="c2"
+    )
+
+    assert (unpaid.status_code, unpaid.json()["code"]) == (409, "payment_due")
+    assert unpaid.json()["details"] == {"due": str(total), "currency": "EUR"}
+    assert (under_paid.status_code, under_paid.json()["code"]) == (409, "payment_due")
+    assert under_paid.json()["details"]["due"] == "15.00"
+    order.refresh_from_db()
+    assert order.status == "ready_for_pickup" and position(store, sku).reserved == 2
+    summary = web_client.get(f"/api/v1/payments/orders/{reference}/").json()
+    assert (summary["paid"], summary["due"], summary["tenders"]) == ("0.00", str(total), [])
+
+    paid = {"amount": str(total), "currency": "EUR"}
+    done = post(till_client, f"{base}/collect/", {"code": code, "paid_at_till": paid}, key="c3")
+    assert done.status_code == 200 and done.json()["status"] == "collected"
+    summary = web_client.get(f"/api/v1/payments/orders/{reference}/").json()
+    assert (summary["paid"], summary["due"]) == (str(total), "0.00")
 
 
 def test_an_illegal_transition_is_a_409_naming_the_allowed_ones(web_client, till_client, stocked):

@@ -20,6 +20,7 @@ from tests.orders.conftest import (
     act,
     active_reservations,
     committed,
+    hand_over,
     key,
     line,
     place_delivery,
@@ -60,14 +61,8 @@ def test_click_and_collect_end_to_end_commits_the_reserved_units_on_hand_over(cu
     assert pickup.qr_payload(reference=order.reference, nonce=order.pickup_nonce) in ready_mail.body
     assert any(code_of(order) in message.body for message in sms.outbox)
 
-    # when staff hand it over against the code
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        code=code_of(order),
-        idempotency_key=key(),
-        **STAFF,
-    )
+    # when staff hand it over against the code, taking the payment at the till
+    hand_over(order, code_of(order), **STAFF)
 
     # then the units left the ledger and the journal shows every step with who and where
     order.refresh_from_db()
@@ -103,7 +98,7 @@ def test_a_wrong_pickup_code_is_refused_and_changes_nothing(customer, store, sku
 def test_the_qr_payload_is_accepted_as_the_code(customer, store, sku):
     order = ready_order(customer, store, sku)
     payload = pickup.qr_payload(reference=order.reference, nonce=order.pickup_nonce)
-    act(services.order_collect, order_id=order.pk, code=payload, idempotency_key=key(), **STAFF)
+    hand_over(order, payload, **STAFF)
     assert Order.objects.get(pk=order.pk).status == "collected"
 
 
@@ -232,13 +227,7 @@ def test_mark_ready_waits_for_the_transfer_then_the_received_units_are_held_for_
     assert [(r.location_id, r.quantity) for r in active_reservations(order)] == [(store.pk, 2)]
     act(services.order_mark_ready, order_id=order.pk, idempotency_key=key(), **STAFF)
     order.refresh_from_db()
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        code=code_of(order),
-        idempotency_key=key(),
-        **STAFF,
-    )
+    hand_over(order, code_of(order), **STAFF)
     assert (position(store, sku).on_hand, position(store, sku).reserved) == (0, 0)
     assert ledger_mismatches() == []
 

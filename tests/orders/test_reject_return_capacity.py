@@ -16,6 +16,7 @@ from tests.factories import LocationFactory, WarehouseFactory
 from tests.orders.conftest import (
     act,
     active_reservations,
+    hand_over,
     key,
     line,
     place_delivery,
@@ -96,7 +97,7 @@ def test_partial_picking_in_the_pickup_store_keeps_what_was_found(customer, stor
     act(services.order_mark_ready, order_id=order.pk, idempotency_key=key(), **STAFF)
     order.refresh_from_db()
     code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
-    act(services.order_collect, order_id=order.pk, code=code, idempotency_key=key(), **STAFF)
+    hand_over(order, code, **STAFF)
 
     order.refresh_from_db()
     assert order.status == "collected"
@@ -365,14 +366,7 @@ def test_when_the_missing_units_are_nowhere_the_line_shrinks_to_what_was_found(
     act(services.order_mark_ready, order_id=order.pk, idempotency_key=key(), **STAFF)
     order.refresh_from_db()
     code = pickup.pickup_code(reference=order.reference, nonce=order.pickup_nonce)
-    act(
-        services.order_collect,
-        order_id=order.pk,
-        code=code,
-        taken={2: 1},
-        idempotency_key=key(),
-        **STAFF,
-    )
+    hand_over(order, code, taken={2: 1}, **STAFF)
     order.refresh_from_db()
     assert order.status == "collected"
     assert (position(store, sku).on_hand, position(store, sku).reserved) == (2, 0)
