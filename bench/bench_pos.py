@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from _common import ROOT, django_setup, write_section
 
@@ -93,10 +94,15 @@ def make_events(count, stores, skus, prefix):
                 "store": rng.choice(stores),
                 "till": "T1",
                 "data": {
-                    "receipt": f"R{n}",
+                    "receipt": f"{prefix}-R{n}",  # one sale per receipt and till
                     "currency": "EUR",
                     "lines": lines,
-                    "tenders": [{"kind": "card", "amount": "19.90"}],
+                    "tenders": [  # the tenders pay the receipt, or it is refused
+                        {
+                            "kind": "card",
+                            "amount": str(Decimal("19.90") * sum(li["quantity"] for li in lines)),
+                        }
+                    ],
                 },
             }
         )

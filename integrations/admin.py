@@ -144,6 +144,21 @@ class PosEventAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdm
         return obj is None  # the changelist and its replay action
 
 
+class PaymentIssuesFilter(admin.SimpleListFilter):
+    """Receipts whose gift card or store credit tender could not be taken (docs/pos.md)."""
+
+    title = "payment issues"
+    parameter_name = "payment_issues"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "With payment issues")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(payment_issues=[])
+        return queryset
+
+
 @admin.register(StoreReceipt)
 class StoreReceiptAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -156,7 +171,12 @@ class StoreReceiptAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.Mode
         "currency",
         "occurred_at",
         "stock_flagged",
+        "has_payment_issues",
     ]
-    list_filter = ["kind", "location", "stock_flagged"]
+    list_filter = ["kind", "location", "stock_flagged", PaymentIssuesFilter]
     search_fields = ["number", "order_reference", "customer__number"]
     list_select_related = ["location", "customer"]
+
+    @admin.display(boolean=True, description="payment issues")
+    def has_payment_issues(self, obj):
+        return bool(obj.payment_issues)

@@ -168,6 +168,12 @@ class PosEvent(models.Model):
         "stores.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     till = models.CharField(max_length=40, blank=True)
+    receipt_number = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="A sale's receipt number: one sale per store, till and receipt, whatever "
+        "event id the till sends it under.",
+    )
     occurred_at = models.DateTimeField(null=True, blank=True, help_text="The till's own clock.")
     payload = models.JSONField(null=True, blank=True)
     raw_body = models.TextField(blank=True, help_text="Kept for rejected events only.")
@@ -187,7 +193,13 @@ class PosEvent(models.Model):
                 fields=["integration", "event_id"],
                 name="uniq_pos_event_id",
                 condition=models.Q(event_id__isnull=False),
-            )
+            ),
+            # A till that retries a sale under a fresh event id is answered "duplicate".
+            models.UniqueConstraint(
+                fields=["integration", "location", "till", "receipt_number"],
+                name="uniq_pos_sale_receipt",
+                condition=models.Q(event_type="sale") & ~models.Q(receipt_number=""),
+            ),
         ]
         indexes = [models.Index(fields=["status", "location", "occurred_at"])]
 
@@ -220,6 +232,12 @@ class StoreReceipt(models.Model):
     occurred_at = models.DateTimeField()
     stock_flagged = models.BooleanField(
         default=False, help_text="The ledger did not have some units sold."
+    )
+    payment_issues = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Tenders the till took that could not be applied (a gift card without the "
+        "balance, an unknown card…): [{kind, reference, amount, code, message}].",
     )
 
     class Meta:

@@ -33,7 +33,7 @@ from itertools import groupby
 from django.conf import settings
 from django.core.cache import caches
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework import serializers as drf_serializers
 
@@ -53,7 +53,11 @@ from integrations.models import (
     PosTill,
     StoreReceipt,
 )
-from integrations.pos_serializers import CustomerLookupSerializer, EnvelopeSerializer
+from integrations.pos_serializers import (
+    STORED_VALUE_TENDERS,
+    CustomerLookupSerializer,
+    EnvelopeSerializer,
+)
 from inventory import services as stock
 from inventory.exceptions import UnknownSku
 from inventory.models import Sku, TillDiscrepancy
@@ -67,6 +71,7 @@ from loyalty.services import (
 )
 from orders.models import Order
 from orders.services import ReturnLineRequest, order_handover, order_return
+from payments.services import stored_value as sv
 from stores.models import Location
 
 logger = logging.getLogger(__name__)
@@ -260,7 +265,7 @@ def pos_event_receive(
             inbox.save(force_insert=True)
             transaction.on_commit(lambda: _schedule(inbox.pk))
     except IntegrityError:
-        first = PosEvent.objects.get(integration=integration, event_id=event["event_id"])
+        first = _first_copy(integration, event, location)
         return IntakeResult(
             200,
             {
@@ -315,7 +320,7 @@ def pos_events_receive_batch(
     if inserted:
         pks = sorted(inserted.values())
         transaction.on_commit(lambda: _schedule_batch(pks))
-    _mark_duplicates(integration, results, inserted, set(admitted))
+    _mark_duplicates(integration, results, inserted, admitted)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for result in results:
         counts[result["status"]] += 1
@@ -350,6 +355,7 @@ def _judge_batch(integration: PosIntegration, items: list):
     results: list[dict] = []
     admitted: dict[str, tuple[int, dict, Location, dict]] = {}  # event id → (index, …)
     rejected: list[PosEvent] = []
+    receipts: dict[tuple, str] = {}  # (store, till, receipt) of a sale → its event id
     for index, (item, event, error) in enumerate(judged):
         location = None
         if event is not None:
@@ -376,6 +382,19 @@ def _judge_batch(integration: PosIntegration, items: list):
         if event["event_id"] in admitted:
             results.append({"index": index, "event_id": event["event_id"], "status": "duplicate"})
             continue
+        receipt = _receipt_key(event, location)
+        if receipt in receipts:  # the same sale again under another id, in this batch
+            results.append(
+                {
+                    "index": index,
+                    "event_id": event["event_id"],
+                    "status": "duplicate",
+                    "same_as": receipts[receipt],
+                }
+            )
+            continue
+        if receipt is not None:
+            receipts[receipt] = event["event_id"]
         admitted[event["event_id"]] = (index, event, location, item)
         results.append({"index": index, "event_id": event["event_id"], "status": "accepted"})
 
@@ -383,28 +402,54 @@ def _judge_batch(integration: PosIntegration, items: list):
 
 
 def _mark_duplicates(
-    integration: PosIntegration, results: list[dict], inserted: dict[str, int], admitted: set
+    integration: PosIntegration, results: list[dict], inserted: dict[str, int], admitted: dict
 ) -> None:
-    """Accepted events whose id the inbox had already (sent before) or that this batch
-    brought twice are duplicates; each result names its inbox row."""
+    """Accepted events the inbox had already (the same id, or a sale of the same store, till and
+    receipt, sent before) or that this batch brought twice are duplicates; each result names
+    the inbox row of the first copy."""
     seen = {
         event_id: (pk, status)
         for event_id, pk, status in PosEvent.objects.filter(
             integration=integration, event_id__in=set(admitted) - set(inserted)
         ).values_list("event_id", "pk", "status")
     }
+
+    def first_copy(event_id: str) -> dict:
+        if event_id in inserted:  # brought by this batch
+            return {"event": inserted[event_id]}
+        if event_id not in seen:  # its receipt was sold before, under another id (rare)
+            _, event, location, _ = admitted[event_id]
+            first = _first_copy(integration, event, location)
+            seen[event_id] = (first.pk, first.status)
+        pk, status = seen[event_id]
+        return {"event": pk, "processing": status}
+
     for result in results:
-        event_id = result["event_id"]
         if result["status"] == "rejected":
             continue
-        if result["status"] == "accepted" and event_id in inserted:
-            result["event"] = inserted[event_id]
+        if result["status"] == "accepted" and result["event_id"] in inserted:
+            result["event"] = inserted[result["event_id"]]
             continue
         result["status"] = "duplicate"
-        if event_id in inserted:  # a second copy, in this batch, of an event it brought
-            result["event"] = inserted[event_id]
-        else:  # sent before
-            result["event"], result["processing"] = seen[event_id]
+        result.update(first_copy(result.pop("same_as", result["event_id"])))
+
+
+def _receipt_key(event: dict, location) -> tuple | None:
+    """What makes a sale one sale, whatever event id it comes under: store, till, receipt."""
+    if event["type"] != PosEventType.SALE:
+        return None
+    return (location.pk, event["till"], event["data"]["receipt"])
+
+
+def _first_copy(integration: PosIntegration, event: dict, location) -> PosEvent:
+    """The inbox row an admitted event repeats: the same event id, or the same sale."""
+    same = Q(event_id=event["event_id"])
+    if (receipt := _receipt_key(event, location)) is not None:
+        store_id, till, number = receipt
+        same |= Q(
+            event_type=PosEventType.SALE, location_id=store_id, till=till, receipt_number=number
+        )
+    return PosEvent.objects.filter(integration=integration).filter(same).order_by("pk").first()
 
 
 def _inbox_event(integration: PosIntegration, event: dict, location, payload) -> PosEvent:
@@ -415,6 +460,7 @@ def _inbox_event(integration: PosIntegration, event: dict, location, payload) ->
         event_type=event["type"],
         location=location,
         till=event["till"],
+        receipt_number=event["data"]["receipt"] if event["type"] == PosEventType.SALE else "",
         occurred_at=event["occurred_at"],
         payload=payload,
         status=PosEventStatus.RECEIVED,
@@ -443,11 +489,19 @@ def _inbox_insert_new(integration: PosIntegration, admitted) -> dict[str, int]:
             integration=integration, event_id__in=[event["event_id"] for _, event, _, _ in admitted]
         ).values_list("event_id", flat=True)
     )
+    receipts = {_receipt_key(event, location) for _, event, location, _ in admitted} - {None}
+    sold = set(
+        PosEvent.objects.filter(
+            integration=integration,
+            event_type=PosEventType.SALE,
+            receipt_number__in={number for _, _, number in receipts},
+        ).values_list("location_id", "till", "receipt_number")
+    )
     created = PosEvent.objects.bulk_create(
         [
             _inbox_event(integration, event, location, payload)
             for _, event, location, payload in admitted
-            if event["event_id"] not in seen
+            if event["event_id"] not in seen and _receipt_key(event, location) not in sold
         ]
     )
     return {event.event_id: event.pk for event in created}
@@ -660,7 +714,7 @@ def _apply_sales_in_bulk(events: list[PosEvent], data: dict[int, dict]) -> None:
     anonymous = []
     for event, operation in zip(events, operations, strict=True):
         flagged = _sale_flagged(operation)
-        if data[event.pk].get("customer"):
+        if data[event.pk].get("customer") or _pays_with_stored_value(data[event.pk]):
             _record_sale_receipt(event, data[event.pk], flagged)
         else:  # no customer to identify nor points to earn: one INSERT for all of them
             anonymous.append(_receipt_row(event, data[event.pk], kind="sale", flagged=flagged))
@@ -769,7 +823,12 @@ def _receipt_row(
             for line in data["lines"]
         ],
         tenders=[
-            {"kind": t["kind"], "amount": str(t["amount"]), "reference": t["reference"]}
+            {
+                "kind": t["kind"],
+                "amount": str(t["amount"]),
+                "reference": t["reference"],
+                **({"hold": str(t["hold"])} if "hold" in t else {}),
+            }
             for t in data.get("tenders", [])
         ],
         order_reference=order_reference,
@@ -815,10 +874,50 @@ def _apply_sale(event: PosEvent, data: dict) -> None:
 
 
 def _record_sale_receipt(event: PosEvent, data: dict, flagged: bool) -> None:
-    """The receipt joins the customer's history (identify-or-create) and earns points."""
+    """The receipt joins the customer's history (identify-or-create), spends its gift card and
+    store credit holds, and earns points."""
     receipt = _receipt(event, data, kind="sale", flagged=flagged)
+    _stored_value_capture(event, receipt, data)
     if receipt.customer_id:
         _earn_loyalty_points(event, receipt, data)
+
+
+def _pays_with_stored_value(data: dict) -> bool:
+    return any(t["kind"] in STORED_VALUE_TENDERS for t in data.get("tenders", []))
+
+
+def _stored_value_capture(event: PosEvent, receipt: StoreReceipt, data: dict) -> None:
+    """Gift card and store credit tenders spend the hold the till took for the ticket, once (a
+    replayed sale finds it captured). A hold that cannot pay (expired, released, smaller,
+    another ticket or currency) is not taken: the sale stands — the goods have left — and the
+    receipt records the payment issue for staff (admin filter "payment issues")."""
+    issues = []
+    for tender in data.get("tenders", []):
+        if tender["kind"] not in STORED_VALUE_TENDERS:
+            continue
+        try:
+            with transaction.atomic():
+                sv.hold_capture_for_ticket(
+                    public_id=tender["hold"],
+                    source=tender["kind"],
+                    amount=tender["amount"],
+                    currency=data["currency"],
+                    ticket=data["receipt"],
+                    actor=_actor(event),
+                )
+        except DomainError as exc:
+            issues.append(
+                {
+                    "kind": tender["kind"],
+                    "hold": str(tender["hold"]),
+                    "amount": str(tender["amount"]),
+                    "code": exc.code,
+                    "message": exc.message,
+                }
+            )
+    if issues:
+        StoreReceipt.objects.filter(pk=receipt.pk).update(payment_issues=issues)
+        logger.warning("POS event %s: %d tender(s) not applied", event.pk, len(issues))
 
 
 def _earn_loyalty_points(event: PosEvent, receipt: StoreReceipt, data: dict) -> None:

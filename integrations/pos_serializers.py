@@ -1,5 +1,7 @@
 """The POS event payloads, validated strictly at the door (a rejected event applies nothing)."""
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from common.serializers import CodeField, QuantityField
@@ -16,12 +18,29 @@ class ReturnLineSerializer(SaleLineSerializer):
     unsellable = serializers.BooleanField(default=False)
 
 
+# Spent through a hold the till took for the ticket (`POST payments/holds/`), captured when the
+# sale applies: a gift card code never travels in a POS event (it is a bearer instrument).
+STORED_VALUE_TENDERS = ("gift_card", "store_credit")
+
+
 class TenderSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["cash", "card", "gift_card", "store_credit", "loyalty_points", "other"]
     )
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     reference = serializers.CharField(max_length=100, required=False, default="")
+    hold = serializers.UUIDField(
+        required=False,
+        help_text="gift_card and store_credit: the hold taken for this ticket "
+        "(POST payments/holds/ with the receipt number as its reference).",
+    )
+
+    def validate(self, attrs):
+        if attrs["kind"] in STORED_VALUE_TENDERS and "hold" not in attrs:
+            raise serializers.ValidationError(
+                {"hold": [f"A {attrs['kind']} tender names the hold taken for the ticket."]}
+            )
+        return attrs
 
 
 class CustomerIdentifiersSerializer(serializers.Serializer):
@@ -36,6 +55,19 @@ class SaleDataSerializer(serializers.Serializer):
     lines = SaleLineSerializer(many=True, allow_empty=False, max_length=500)
     tenders = TenderSerializer(many=True, required=False, default=list, max_length=20)
     customer = CustomerIdentifiersSerializer(required=False)
+
+    def validate(self, attrs):
+        # Tenders, when the till sends them, are what paid this receipt (net of change given).
+        if attrs["tenders"]:
+            paid = sum((t["amount"] for t in attrs["tenders"]), Decimal(0))
+            total = sum(
+                (line["unit_price"] * line["quantity"] for line in attrs["lines"]), Decimal(0)
+            )
+            if paid != total:
+                raise serializers.ValidationError(
+                    {"tenders": [f"The tenders sum to {paid}; the receipt's lines to {total}."]}
+                )
+        return attrs
 
 
 class ReturnDataSerializer(SaleDataSerializer):

@@ -35,8 +35,8 @@ from django.utils import timezone
 from common.channels import SalesChannel
 from common.exceptions import IdempotencyKeyReused, InvalidInput
 from common.idempotency import idempotency_key_check, run_once
-from common.money import parse_amount
-from payments import codes
+from common.money import CurrencyMismatch, parse_amount
+from payments import codes, selectors
 from payments.exceptions import (
     CaptureExceedsAuthorised,
     GiftCardBlocked,
@@ -502,6 +502,30 @@ def hold_capture(*, hold: BalanceHold, amount=None, actor: str = "") -> BalanceH
             hold_id=hold.pk,
         )
     return ledger.hold.objects.get(pk=hold.pk)
+
+
+def hold_capture_for_ticket(
+    *, public_id, source: str, amount, currency: str, ticket: str, actor: str
+) -> BalanceHold:
+    """A till's sale spends the hold it took for this ticket (`source`: gift_card or
+    store_credit; the hold's reference is the ticket number, so one hold pays one ticket).
+    Idempotent: a replayed sale finds the hold captured. Raises HoldNotFound, HoldNotOpen,
+    CaptureExceedsAuthorised, CurrencyMismatch, InvalidInput (another kind or ticket)."""
+    hold = selectors.hold_by_public_id(public_id=public_id)
+    hold_source = "gift_card" if ledger_of(hold) is GIFT_CARDS else "store_credit"
+    if hold_source != source:
+        raise InvalidInput(
+            f"This hold is on {hold_source.replace('_', ' ')}, not {source.replace('_', ' ')}.",
+            details={"hold": ["another kind"]},
+        )
+    if hold.reference != ticket[:120]:
+        raise InvalidInput(
+            "This hold was taken for another ticket.", details={"hold": ["another ticket"]}
+        )
+    account_currency = ledger_of(hold).account.objects.values_list("currency", flat=True)
+    if account_currency.get(pk=hold.account_id) != currency:
+        raise CurrencyMismatch(details={"currency": ["not the hold's"]})
+    return hold_capture(hold=hold, amount=amount, actor=actor)
 
 
 def hold_release(*, hold: BalanceHold, actor: str = "") -> BalanceHold:

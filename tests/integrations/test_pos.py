@@ -4,6 +4,7 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.test import TestCase
@@ -35,6 +36,13 @@ def event(event_id="E1", type="sale", store="PARIS01", till="T1", occurred_at=No
     }
 
 
+def _paid(quantity) -> str:
+    """What the tenders of `quantity` × 29.90 sum to (any value, for the malformed cases)."""
+    if isinstance(quantity, int) and not isinstance(quantity, bool):
+        return str(Decimal("29.90") * quantity)
+    return "29.90"
+
+
 def sale(event_id="E1", sku="TEE-M", quantity=1, **extra):
     return event(
         event_id,
@@ -42,7 +50,7 @@ def sale(event_id="E1", sku="TEE-M", quantity=1, **extra):
         receipt=f"R-{event_id}",
         currency="EUR",
         lines=[{"sku": sku, "quantity": quantity, "unit_price": "29.90"}],
-        tenders=[{"kind": "card", "amount": "29.90"}],
+        tenders=[{"kind": "card", "amount": _paid(quantity)}],
         **extra,
     )
 

@@ -315,30 +315,24 @@ def test_a_batch_judges_and_stores_exactly_as_the_single_endpoint(client, integr
     are accepted by both endpoints and stored the same way."""
     receive(store, sku, 10)
 
-    def loose(event_id):
+    def loose(event_id, receipt):
         body = sale(event_id, quantity=1)
-        body["data"]["receipt"] = 1001
+        body["data"]["receipt"] = receipt
         body["data"]["currency"] = " EUR "
         body["data"]["lines"][0].update(sku=" TEE-M ", unit_price=10)
+        body["data"]["tenders"] = [{"kind": "cash", "amount": 10}]
         return body
 
-    assert post(client, loose("ONE")).status_code == 202
-    body = post_batch(client, [loose("TWO"), {**sale("BAD"), "data": {"lines": 5}}]).json()
+    assert post(client, loose("ONE", 1001)).status_code == 202
+    body = post_batch(client, [loose("TWO", 1002), {**sale("BAD"), "data": {"lines": 5}}]).json()
 
     assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
     assert body["results"][1]["error"]["code"] == "invalid"
     receipts = {
         r.event.event_id: (r.number, r.currency, r.lines) for r in StoreReceipt.objects.all()
     }
-    assert (
-        receipts["ONE"]
-        == receipts["TWO"]
-        == (
-            "1001",
-            "EUR",
-            [{"sku": "TEE-M", "quantity": 1, "unit_price": "10.00"}],
-        )
-    )
+    stored = ("EUR", [{"sku": "TEE-M", "quantity": 1, "unit_price": "10.00"}])
+    assert receipts["ONE"] == ("1001", *stored) and receipts["TWO"] == ("1002", *stored)
     assert PosEvent.objects.filter(status=PosEventStatus.PROCESSED).count() == 2
     assert position(store, sku).on_hand == 8
 
