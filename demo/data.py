@@ -43,7 +43,10 @@ DEMO_KEYS = {
         [
             Scope.STOCK_READ,
             Scope.STOCK_WRITE,
+            Scope.ORDERS_READ,
+            Scope.ORDERS_WRITE,  # click & collect: picking, ready, hand-over at the counter
             Scope.CUSTOMERS_RESOLVE,
+            Scope.CUSTOMERS_CONSENT,  # consents captured at the counter
             Scope.POS_EVENTS,
             Scope.LOYALTY_WRITE,
             Scope.PAYMENTS_READ,

@@ -44,7 +44,7 @@ from common.signing import verify_signature
 from common.tasks import task_named
 from customers.exceptions import NoUsableIdentifier
 from customers.selectors import customer_resolve
-from customers.services import customer_identify_or_create
+from customers.services import ConsentChange, consent_record, customer_identify_or_create
 from integrations.models import (
     PosEvent,
     PosEventStatus,
@@ -773,7 +773,9 @@ def _sku_lines(data: dict) -> list[tuple[int, int]]:
 def _customer_for(event: PosEvent, data: dict):
     """The RCU customer the till identified (identify-or-create), or None."""
     given = data.get("customer") or {}
-    identifiers = [(kind, value, "") for kind, value in given.items() if value]
+    identifiers = [
+        (kind, value, "") for kind, value in given.items() if kind != "consents" and value
+    ]
     if not identifiers:
         return None
 
@@ -840,16 +842,40 @@ def _receipt_row(
 def _receipt(
     event: PosEvent, data: dict, *, kind: str, flagged: bool = False, order_reference: str = ""
 ) -> StoreReceipt:
+    customer = _customer_for(event, data)
     receipt = _receipt_row(
         event,
         data,
         kind=kind,
         flagged=flagged,
         order_reference=order_reference,
-        customer=_customer_for(event, data),
+        customer=customer,
     )
     receipt.save()
+    if customer is not None:
+        _consents_record(event, customer, data)
     return receipt
+
+
+def _consents_record(event: PosEvent, customer, data: dict) -> None:
+    """The consents the person gave at the counter join their consent log (sales channel
+    `store`, the till as actor), in the event's transaction: applied once with it."""
+    given = (data.get("customer") or {}).get("consents") or []
+    if given:
+        consent_record(
+            customer=customer,
+            changes=[
+                ConsentChange(
+                    purpose=c["purpose"],
+                    channel=c["channel"],
+                    granted=c["granted"],
+                    wording_version=c["wording_version"],
+                )
+                for c in given
+            ],
+            sales_channel="store",
+            actor=_actor(event),
+        )
 
 
 def _sale_flagged(operation) -> bool:

@@ -5,6 +5,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from common.serializers import CodeField, QuantityField
+from customers.models import ConsentChannel, ConsentPurpose
 from integrations.models import PosEventType
 
 
@@ -43,10 +44,30 @@ class TenderSerializer(serializers.Serializer):
         return attrs
 
 
+class ConsentGivenSerializer(serializers.Serializer):
+    """A consent the person gave (or withdrew) at the counter, as the till showed it."""
+
+    purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
+    channel = serializers.ChoiceField(
+        choices=ConsentChannel.choices, help_text="How we may reach them: email, sms, push, post."
+    )
+    granted = serializers.BooleanField()
+    wording_version = serializers.CharField(
+        max_length=40, help_text="The version of the text the person saw on the till's screen."
+    )
+
+
 class CustomerIdentifiersSerializer(serializers.Serializer):
     loyalty_card = serializers.CharField(max_length=40, required=False)
     phone = serializers.CharField(max_length=40, required=False)
     email = serializers.CharField(max_length=254, required=False)
+    consents = ConsentGivenSerializer(
+        many=True,
+        required=False,
+        max_length=20,
+        help_text="Consents captured at the counter; recorded in the customer's consent log "
+        "(sales channel `store`) when the sale or return applies.",
+    )
 
 
 class SaleDataSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ class Command(BaseCommand):
         username, password = demo.DEMO_STAFF
         web_key = demo.DEMO_KEYS["demo-web-storefront"][0]
         pos_key = demo.DEMO_KEYS["demo-pos"][0]
+        back_office_key = demo.DEMO_KEYS["demo-back-office"][0]
         self.stdout.write(f"""
 ==============================================================================
  Omnistock is starting on {base}
@@ -24,6 +25,8 @@ class Command(BaseCommand):
    Health                : {base}/healthz
    Demo API keys         : web storefront  Authorization: Api-Key {web_key}
                            store till      Authorization: Api-Key {pos_key}
+                           back office     Authorization: Api-Key {back_office_key}
+                           (every scope: CRM and call-centre tools, merges, refunds)
  Try:  curl -H "Authorization: Api-Key {web_key}" \\
          "{base}/api/v1/availability/near/?sku=TEE-NVY-M&lat=48.8566&lon=2.3522"
 ==============================================================================
