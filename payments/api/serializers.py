@@ -65,6 +65,22 @@ class StoreCreditOutput(serializers.Serializer):
     wallets = WalletOutput(many=True)
 
 
+class GoodwillCreditInput(serializers.Serializer):
+    amount = AmountField()
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+    reason = serializers.CharField(
+        max_length=255, help_text="Why (kept in the wallet's ledger): e.g. 'late parcel, #123'."
+    )
+
+
+class GoodwillCreditOutput(serializers.Serializer):
+    customer = serializers.CharField()
+    credited = serializers.CharField()
+    currency = serializers.CharField()
+    balance_after = serializers.CharField()
+    wallets = WalletOutput(many=True)
+
+
 class TenderAddInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TenderKind.choices)
     amount = AmountField()

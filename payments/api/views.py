@@ -30,7 +30,7 @@ from customers.selectors import customer_get
 from payments import codes, selectors
 from payments.api import serializers as io
 from payments.exceptions import OrderNotPayable
-from payments.models import GiftCardHold, TenderKind
+from payments.models import EntryKind, GiftCardHold, TenderKind
 from payments.orders_port import order_lines_refund, payable_order
 from payments.services import stored_value as sv
 from payments.services import tenders
@@ -113,7 +113,7 @@ class GiftCardSellApi(APIView):
 
 
 class StoreCreditApi(APIView):
-    required_scopes = [Scope.PAYMENTS_READ]
+    required_scopes = {"GET": [Scope.PAYMENTS_READ], "POST": [Scope.STORE_CREDIT_ISSUE]}
 
     @extend_schema(
         responses={200: io.StoreCreditOutput, **ERRORS},
@@ -126,6 +126,46 @@ class StoreCreditApi(APIView):
         return Response(
             io.StoreCreditOutput({"customer": str(customer.reference), "wallets": wallets}).data
         )
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.GoodwillCreditInput,
+        responses={201: io.GoodwillCreditOutput, **ERRORS},
+        description="Goodwill: credit the customer's store credit (a late parcel, a damaged "
+        "item kept), with the reason in the wallet's ledger. Scope `store_credit:issue` (a CRM "
+        "or call-centre tool; not given to storefront keys). A merged record credits its "
+        "survivor.",
+    )
+    def post(self, request, reference: str):
+        data = validated_input(io.GoodwillCreditInput, request)
+        customer = customer_get(reference=reference)
+
+        def perform():
+            entry = sv.wallet_credit(
+                customer=customer,
+                amount=data["amount"],
+                currency=data["currency"],
+                kind=EntryKind.GOODWILL,
+                reason=data["reason"],
+                idempotency_key=f"{caller_owner(request)}:{idempotency_key_from(request)}",
+                channel=caller_channel(request),
+                actor=caller_label(request),
+            )
+            wallets = selectors.wallets_for_customer(customer=customer)
+            return Response(
+                io.GoodwillCreditOutput(
+                    {
+                        "customer": str(customer.reference),
+                        "credited": str(entry.amount),
+                        "currency": data["currency"],
+                        "balance_after": str(entry.balance_after),
+                        "wallets": wallets,
+                    }
+                ).data,
+                status=status.HTTP_201_CREATED,
+            )
+
+        return idempotent(request, endpoint="payments.store_credit.goodwill", perform=perform)
 
 
 def _payable_for(request, reference: str):
