@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -102,6 +103,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Production runs several processes (gunicorn workers, Celery): what they must share — the
+# pickup-code lockout counters, the reference-data version, the availability versions — lives in
+# Redis. Without it each process would keep its own and the limits would only look enforced, so
+# production settings refuse to start (the embedded mode, DEBUG on, is one process by design).
+if not DEBUG and not REDIS_URL and not env_bool("ALLOW_PER_PROCESS_STATE", False):
+    raise ImproperlyConfigured(
+        "DEBUG=0 needs REDIS_URL: the processes of a production set-up share their counters "
+        "and cache versions there (see README, Production). For a single-process trial only, "
+        "set ALLOW_PER_PROCESS_STATE=1."
+    )
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "common.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:

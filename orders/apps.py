@@ -6,6 +6,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders and click & collect"
 
     def ready(self):
+        from django.db import transaction
         from django.db.models.signals import post_delete, post_save
 
         from orders import customer_hooks, payments_port, selectors
@@ -20,7 +21,10 @@ class OrdersConfig(AppConfig):
         )
 
         def reference_changed(**kwargs):
+            # Now, for this process, and again once committed: another process that read the
+            # reference data between the first bump and the commit cached the old rows.
             selectors.reference_data_changed()
+            transaction.on_commit(selectors.reference_data_changed)
 
         for model in (Location, OpeningHours, Closure, RoutingRule):
             for signal in (post_save, post_delete):

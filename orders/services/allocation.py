@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from inventory import services as stock
 from inventory.exceptions import InsufficientStock, LocationInactive
@@ -221,10 +221,18 @@ def _consume_capacity(
         candidate = candidates[location_id]
         day = candidate.capacity_day  # set by routing_candidates for every capped location
         LocationDayLoad.objects.get_or_create(location_id=location_id, day=day)
+        # The cap is read by the statement that takes the slot, not from the cached reference
+        # data: a cap lowered in another process is enforced by the very next placement, and a
+        # stale cache can only make the router's answer optimistic, never the count wrong.
+        cap_now = Location.objects.filter(pk=location_id).values("daily_order_capacity")
         updated = LocationDayLoad.objects.filter(
-            location_id=location_id, day=day, orders__lt=candidate.capacity_cap
+            location_id=location_id, day=day, orders__lt=Subquery(cap_now)
         ).update(orders=F("orders") + 1)
         if not updated:
+            if cap_now.values_list("daily_order_capacity", flat=True).first() != (
+                candidate.capacity_cap
+            ):  # the cached cap is stale, not just a lost race: read it again
+                selectors.reference_data_changed()
             raise _CapacityRace(
                 "The location reached its daily capacity meanwhile.",
                 details={"lines": [], "capacity": [location_id]},

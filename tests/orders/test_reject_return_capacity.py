@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.test import TestCase
 
 from common.exceptions import IllegalTransition, InvalidInput
 from inventory.models import StockMovement
@@ -12,6 +13,7 @@ from inventory.selectors import ledger_mismatches
 from orders import pickup, services
 from orders.exceptions import OutOfStock, StoreAtCapacity
 from orders.models import LocationDayLoad, Order, Return
+from stores.models import Location
 from tests.factories import LocationFactory, WarehouseFactory
 from tests.orders.conftest import (
     act,
@@ -258,6 +260,39 @@ def test_a_store_at_its_daily_capacity_takes_no_more_pickup_orders(customer, sku
 
     assert position(shop, sku).reserved == 1
     assert LocationDayLoad.objects.get(location=shop).orders == 1
+
+
+def test_a_cap_lowered_by_another_process_is_enforced_by_the_next_placement(customer, sku):
+    # given this process has the store's cap (7) in its cache and 5 orders booked today
+    shop = LocationFactory(code="SMALL", daily_order_capacity=7)
+    receive(shop, sku, 20)
+    for _ in range(5):
+        place_pickup(customer, shop, [line(sku)])
+
+    # when another process lowers the cap to 5 (this process has not seen any signal of it)
+    Location.objects.filter(pk=shop.pk).update(daily_order_capacity=5)
+
+    # then the next placements are refused: the slot is taken against the database's cap
+    for _ in range(2):
+        with pytest.raises(StoreAtCapacity):
+            place_pickup(customer, shop, [line(sku)])
+    assert LocationDayLoad.objects.get(location=shop).orders == 5
+    assert position(shop, sku).reserved == 5
+
+
+def test_a_cap_set_in_the_admin_is_seen_at_once_and_again_after_commit(customer, sku):
+    shop = LocationFactory(code="SMALL", daily_order_capacity=None)
+    receive(shop, sku, 20)
+    place_pickup(customer, shop, [line(sku)])  # the cache now says: no cap
+
+    shop.daily_order_capacity = 1
+    with TestCase.captureOnCommitCallbacks(execute=True) as after_commit:
+        shop.save()  # the admin's save: the reference version is bumped now and on commit
+
+    assert len(after_commit) == 1
+    place_pickup(customer, shop, [line(sku)])
+    with pytest.raises(StoreAtCapacity):
+        place_pickup(customer, shop, [line(sku)])
 
 
 def test_capacity_counts_the_day_the_store_prepares_the_order_not_the_day_it_was_placed(
