@@ -15,7 +15,7 @@ SETUP = "import django; django.setup(); print('started')"
 def _start(**env):
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     environ.update(DJANGO_SETTINGS_MODULE="config.settings", SECRET_KEY="test-only-key", **env)
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
         [sys.executable, "-c", SETUP],
         cwd=settings.BASE_DIR,
         env=environ,
