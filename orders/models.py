@@ -139,6 +139,7 @@ class LineStatus(models.TextChoices):
     OPEN = "open", "Open"
     UNAVAILABLE = "unavailable", "Unavailable (nothing left to route to)"
     CANCELLED = "cancelled", "Cancelled"
+    FULFILLED = "fulfilled", "Fulfilled (handed over or delivered)"
 
 
 class OrderLine(models.Model):

@@ -168,6 +168,8 @@ def order_status_move(
     _settle_payment_after_commit(order, to, actor=actor, channel=channel, amount=capture_amount)
     if to in _CAPTURE_ON:
         loyalty_points_earn(order, actor=actor, taken=taken)
+    if to in _FULFILLED_ON:  # the lines still open are the ones the shopper got
+        order.lines.filter(status=LineStatus.OPEN).update(status=LineStatus.FULFILLED)
     return order_event_record(
         order,
         kind or to,
@@ -187,6 +189,7 @@ _CAPTURE_ON = {OrderStatus.COLLECTED, OrderStatus.SHIPPED}
 
 
 _RELEASE_ON = {OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+_FULFILLED_ON = {OrderStatus.COLLECTED, OrderStatus.DELIVERED}
 
 
 def _value_of(order: Order, taken: dict[int, int]) -> str:

@@ -67,6 +67,7 @@ def test_click_and_collect_end_to_end_commits_the_reserved_units_on_hand_over(cu
     # then the units left the ledger and the journal shows every step with who and where
     order.refresh_from_db()
     assert order.status == "collected" and order.closed_at is not None
+    assert set(order.lines.values_list("status", flat=True)) == {"fulfilled"}
     pos = position(store, sku)
     assert (pos.on_hand, pos.reserved) == (3, 0)
     assert Reservation.objects.get(reference=order.reference).status == "committed"
@@ -167,10 +168,12 @@ def test_delivery_ships_then_is_delivered_and_the_units_leave_on_shipping(custom
 
     act(services.order_ship, order_id=order.pk, idempotency_key=key(), tracking="1Z999", **STAFF)
     assert (position(warehouse, sku).on_hand, position(warehouse, sku).reserved) == (1, 0)
+    assert list(order.lines.values_list("status", flat=True)) == ["open"]  # on its way
     act(services.order_deliver, order_id=order.pk, idempotency_key=key(), **STAFF)
 
     order.refresh_from_db()
     assert order.status == "delivered"
+    assert list(order.lines.values_list("status", flat=True)) == ["fulfilled"]
     assert ledger_mismatches() == []
 
 
