@@ -4,11 +4,15 @@ from django.db import migrations, models
 
 
 def handed_over_lines_fulfilled(apps, schema_editor):
-    """Lines of orders already collected or delivered were left "open": they were fulfilled."""
+    """Lines of orders already closed were left "open": fulfilled (collected, delivered) or
+    cancelled (cancelled, expired)."""
     OrderLine = apps.get_model("orders", "OrderLine")
     OrderLine.objects.filter(
         status="open", order__status__in=["collected", "delivered"]
     ).update(status="fulfilled")
+    OrderLine.objects.filter(status="open", order__status__in=["cancelled", "expired"]).update(
+        status="cancelled"
+    )
 
 
 class Migration(migrations.Migration):

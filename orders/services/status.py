@@ -170,6 +170,8 @@ def order_status_move(
         loyalty_points_earn(order, actor=actor, taken=taken)
     if to in _FULFILLED_ON:  # the lines still open are the ones the shopper got
         order.lines.filter(status=LineStatus.OPEN).update(status=LineStatus.FULFILLED)
+    elif to in _RELEASE_ON:  # the order ends without its goods
+        order.lines.filter(status=LineStatus.OPEN).update(status=LineStatus.CANCELLED)
     return order_event_record(
         order,
         kind or to,

@@ -144,6 +144,7 @@ def test_cancel_releases_every_reservation_and_cannot_happen_twice(
     # then nothing is held any more, the transfer is cancelled, the customer is told
     order.refresh_from_db()
     assert order.status == "cancelled"
+    assert set(order.lines.values_list("status", flat=True)) == {"cancelled"}
     assert active_reservations(order) == []
     assert position(store, sku).reserved == 0 and position(warehouse, sku2).reserved == 0
     assert order.allocations.get(kind="transfer").transfer.status == "cancelled"
