@@ -13,23 +13,28 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from common.channels import is_online
+from common.channels import SalesChannel, is_online
 from common.exceptions import IdempotencyKeyReused, InvalidInput
-from common.money import parse_amount
+from common.money import currency_exponent, parse_amount
 from customers.models import Customer, CustomerStatus
-from customers.selectors import customer_has_consent
+from inventory.selectors import sku_ids_by_code
 from loyalty.exceptions import (
     BasketNotEligible,
+    CampaignDiscountInvalid,
+    CampaignOver,
+    CampaignPeriodInvalid,
+    CampaignTargetInvalid,
     CouponAlreadyUsed,
     CouponChannelNotAllowed,
     CouponExpired,
@@ -45,21 +50,22 @@ from loyalty.models import (
     DiscountType,
     IssueChannel,
     LotKind,
-    LoyaltyAccount,
     PointsLot,
-    SourceType,
     TargetKind,
+    Tier,
 )
-from loyalty.selectors import customer_live
+from loyalty.selectors import (
+    RECIPIENT_FIELDS,
+    campaign_recipients,
+    campaign_store_visitors,
+    customer_live,
+    customers_consenting,
+)
 from stores.models import Location
 
 # Unambiguous alphabet (no 0/O, 1/I/L): 12 characters ≈ 60 bits, not guessable by enumeration.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12
-
-# Which consent (purpose marketing) an issue channel needs. A receipt is handed to the person at
-# the till: any marketing consent will do (see docs/loyalty.md).
-CONSENT_CHANNEL = {IssueChannel.EMAIL: "email", IssueChannel.SMS: "sms", IssueChannel.PUSH: "push"}
 
 
 def hold_ttl() -> timedelta:
@@ -74,21 +80,204 @@ def normalise_code(raw: str) -> str:
     return "".join(ch for ch in str(raw or "").upper() if ch.isalnum())
 
 
+# ---- creating ----------------------------------------------------------------------------------
+
+# An amount off above this (in the campaign's currency) is a typo, not an offer; raise it with
+# the setting for currencies of small units. A minimum basket above MAX_MIN_BASKET cannot be met.
+DEFAULT_MAX_AMOUNT_OFF = Decimal("1000")
+MAX_MIN_BASKET = Decimal("1000000")
+
+
+def max_amount_off() -> Decimal:
+    return Decimal(str(getattr(settings, "LOYALTY_CAMPAIGN_MAX_AMOUNT", DEFAULT_MAX_AMOUNT_OFF)))
+
+
+def _exact_number(value, *, field: str, places: int) -> Decimal:
+    """A decimal sent as a string or an integer (floats are not exact), with at most `places`
+    decimals; CampaignDiscountInvalid otherwise."""
+    if isinstance(value, (bool, float)):
+        raise CampaignDiscountInvalid(
+            'Send numbers as strings ("12.50") or integers.', details={field: ["not exact"]}
+        )
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise CampaignDiscountInvalid(
+            f"{str(value)[:40]!r} is not a number.", details={field: ["not a number"]}
+        ) from None
+    if not number.is_finite():
+        raise CampaignDiscountInvalid("The number must be finite.", details={field: ["infinite"]})
+    if number.normalize().as_tuple().exponent < -places:
+        raise CampaignDiscountInvalid(
+            f"{field} has at most {places} decimals.", details={field: ["too many decimals"]}
+        )
+    return number
+
+
+def _choice(value: str, choices: Sequence[str], field: str) -> str:
+    if value not in choices:
+        raise InvalidInput(f"Unknown {field} {value!r}.", details={field: [f"one of {choices}"]})
+    return value
+
+
+def _discount_checked(discount_type: str, value, currency: str) -> Decimal:
+    places = 2 if discount_type == DiscountType.PERCENT else currency_exponent(currency)
+    discount = _exact_number(value, field="discount_value", places=places)
+    if discount <= 0:
+        raise CampaignDiscountInvalid(
+            "A discount is greater than zero.", details={"discount_value": ["<= 0"]}
+        )
+    if discount_type == DiscountType.PERCENT and discount > 100:
+        raise CampaignDiscountInvalid(
+            "A percentage discount is at most 100.", details={"discount_value": ["> 100"]}
+        )
+    if discount_type == DiscountType.AMOUNT and discount > max_amount_off():
+        raise CampaignDiscountInvalid(
+            f"An amount off is at most {max_amount_off()} {currency}.",
+            details={"discount_value": [f"> {max_amount_off()}"]},
+        )
+    return discount
+
+
+def _period_checked(starts_at: datetime, ends_at: datetime, at: datetime) -> None:
+    if timezone.is_naive(starts_at) or timezone.is_naive(ends_at):
+        raise CampaignPeriodInvalid(
+            "Give the times with their UTC offset.", details={"starts_at": ["naive"]}
+        )
+    if ends_at <= starts_at:
+        raise CampaignPeriodInvalid(
+            "The campaign must end after it starts.", details={"ends_at": ["<= starts_at"]}
+        )
+    if ends_at <= at:
+        raise CampaignPeriodInvalid(
+            "The campaign would be over already.", details={"ends_at": ["in the past"]}
+        )
+
+
+def _target_checked(
+    target_kind: str,
+    customers: Sequence[Customer],
+    tier: Tier | None,
+    store: Location | None,
+    inactive_days: int | None,
+) -> None:
+    segment = [
+        name
+        for name, given in (
+            ("segment_tier", tier is not None),
+            ("segment_preferred_store", store is not None),
+            ("segment_inactive_days", inactive_days is not None),
+        )
+        if given
+    ]
+    if target_kind == TargetKind.LIST and not customers:
+        raise CampaignTargetInvalid(
+            "A list campaign names its customers.", details={"target_customers": ["empty"]}
+        )
+    if target_kind == TargetKind.LIST and segment:
+        raise CampaignTargetInvalid(
+            "A list campaign has no segment.", details={name: ["list target"] for name in segment}
+        )
+    if target_kind == TargetKind.SEGMENT and customers:
+        raise CampaignTargetInvalid(
+            "A segment campaign names no customers.",
+            details={"target_customers": ["segment target"]},
+        )
+    if inactive_days is not None and inactive_days < 1:
+        raise CampaignTargetInvalid(
+            "Inactive days are at least 1.", details={"segment_inactive_days": ["< 1"]}
+        )
+
+
+def campaign_create(
+    *,
+    name: str,
+    discount_type: str,
+    discount_value: Decimal | str | int,
+    starts_at: datetime,
+    ends_at: datetime,
+    channels: Sequence[str],
+    issue_channel: str,
+    target_kind: str,
+    currency: str = "EUR",
+    min_basket: Decimal | str | int = 0,
+    eligible_skus: Sequence[str] = (),
+    eligible_categories: Sequence[str] = (),
+    per_customer_limit: int = 1,
+    target_customers: Sequence[Customer] = (),
+    segment_tier: Tier | None = None,
+    segment_preferred_store: Location | None = None,
+    segment_inactive_days: int | None = None,
+    segment_marketing_consent: bool = True,
+    o2o_days: int = 30,
+    at: datetime | None = None,
+) -> Campaign:
+    """A new campaign; no code is issued yet (`campaign_issue` does). `target_customers` are
+    live records (`selectors.target_customers_resolve`); eligible SKUs must exist.
+
+    Raises CampaignDiscountInvalid (≤ 0, a percentage over 100, an amount over
+    `max_amount_off()`, too many decimals, a minimum basket out of range), CampaignPeriodInvalid
+    (ends before it starts, or is over already), CampaignTargetInvalid (a list without customers,
+    a list with a segment, a segment with customers), UnknownSku, InvalidInput."""
+    at = at or timezone.now()
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A campaign has a name.", details={"name": ["blank"]})
+    _choice(discount_type, DiscountType.values, "discount_type")
+    _choice(issue_channel, IssueChannel.values, "issue_channel")
+    _choice(target_kind, TargetKind.values, "target_kind")
+    currency_exponent(currency)
+    discount = _discount_checked(discount_type, discount_value, currency)
+    basket = _exact_number(min_basket, field="min_basket", places=currency_exponent(currency))
+    if not 0 <= basket <= MAX_MIN_BASKET:
+        raise CampaignDiscountInvalid(
+            f"The minimum basket is between 0 and {MAX_MIN_BASKET}.",
+            details={"min_basket": ["out of range"]},
+        )
+    _period_checked(starts_at, ends_at, at)
+    channels = list(dict.fromkeys(channels))
+    if not channels:
+        raise InvalidInput("Name the channels the code is usable on.", details={"channels": []})
+    for channel in channels:
+        _choice(channel, SalesChannel.values, "channels")
+    if per_customer_limit < 1 or o2o_days < 1:
+        raise InvalidInput(
+            "The per-customer limit and the O2O window are at least 1.",
+            details={"per_customer_limit": [str(per_customer_limit)], "o2o_days": [str(o2o_days)]},
+        )
+    skus = list(dict.fromkeys(eligible_skus))
+    if skus:
+        sku_ids_by_code(skus)  # UnknownSku names every code that does not exist
+    _target_checked(
+        target_kind, target_customers, segment_tier, segment_preferred_store, segment_inactive_days
+    )
+    with transaction.atomic():
+        campaign = Campaign.objects.create(
+            name=name,
+            discount_type=discount_type,
+            discount_value=discount,
+            currency=currency,
+            min_basket=basket,
+            eligible_skus=skus,
+            eligible_categories=list(dict.fromkeys(eligible_categories)),
+            starts_at=starts_at,
+            ends_at=ends_at,
+            channels=channels,
+            per_customer_limit=per_customer_limit,
+            issue_channel=issue_channel,
+            target_kind=target_kind,
+            segment_tier=segment_tier,
+            segment_preferred_store=segment_preferred_store,
+            segment_inactive_days=segment_inactive_days,
+            segment_marketing_consent=segment_marketing_consent,
+            o2o_days=o2o_days,
+        )
+        if target_customers:
+            campaign.target_customers.set(target_customers)
+    return campaign
+
+
 # ---- issuing -----------------------------------------------------------------------------------
-
-
-def _consenting(customer_ids: list[int], issue_channel: str) -> set[int]:
-    """Which of these customers consented to marketing on the issue channel (a receipt: on any
-    channel), through the customers app's `customer_has_consent` (merges followed, erased
-    records never consent). One query per customer and channel: a bulk selector in the customers
-    app would make large segments faster (see docs/loyalty.md)."""
-    channel = CONSENT_CHANNEL.get(issue_channel)
-    channels = [channel] if channel else ["email", "sms", "push"]
-    return {
-        customer_id
-        for customer_id in customer_ids
-        if any(customer_has_consent(customer_id, "marketing", c) for c in channels)
-    }
 
 
 def campaign_targets(*, campaign: Campaign, at: datetime | None = None) -> list[int]:
@@ -131,12 +320,15 @@ class IssueResult:
 
 
 def campaign_issue(*, campaign: Campaign, at: datetime | None = None) -> IssueResult:
-    """One new code per targeted customer who consented to the campaign's issue channel and has
-    fewer than `per_customer_limit` codes of it. Runs under a lock on the campaign row, so two
-    concurrent issues cannot exceed the limit. Codes are random; a collision is retried."""
+    """One new code per targeted customer who consented to the campaign's issue channel
+    (`selectors.campaign_consent_q`) and has fewer than `per_customer_limit` codes of it. Runs
+    under a lock on the campaign row, so two concurrent issues cannot exceed the limit: issuing
+    again only reaches targets still under it. Codes are random; a collision is retried.
+
+    Raises CampaignOver (410) once the campaign has ended."""
     at = at or timezone.now()
     if at >= campaign.ends_at:
-        raise CouponExpired("The campaign is over.", details={"campaign": [str(campaign.pk)]})
+        raise CampaignOver(details={"campaign": [str(campaign.pk)], "ended_at": campaign.ends_at})
     with transaction.atomic():
         Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
         counts = dict(
@@ -146,7 +338,9 @@ def campaign_issue(*, campaign: Campaign, at: datetime | None = None) -> IssueRe
             .values_list("customer_id", "n")
         )
         targets = campaign_targets(campaign=campaign, at=at)
-        consenting = _consenting(targets, campaign.issue_channel)
+        consenting = customers_consenting(
+            customer_ids=targets, issue_channel=campaign.issue_channel
+        )
         issued = no_consent = limit = 0
         new_coupons = []
         for customer_id in targets:
@@ -516,38 +710,37 @@ def campaign_reports_csv(reports: list[dict]) -> str:
 
 
 def o2o_count(*, campaign: Campaign) -> int:
-    """Distinct recipients who bought in a store within `o2o_days` after their first code of the
-    campaign was issued: a store receipt that earned points (a `store_receipt` lot) or a
-    redemption of any of their codes at a till. Customers merged since count once (the survivor
-    holds the lots and codes)."""
-    first_issue = dict(
-        Coupon.objects.filter(campaign=campaign)
-        .values("customer_id")
-        .annotate(first=Min("issued_at"))
-        .values_list("customer_id", "first")
-    )
-    if not first_issue:
-        return 0
-    window = timedelta(days=campaign.o2o_days)
-    visitors: set[int] = set()
-    accounts = dict(
-        LoyaltyAccount.objects.filter(customer_id__in=list(first_issue)).values_list(
-            "pk", "customer_id"
-        )
-    )
-    receipts = PointsLot.objects.filter(
-        account_id__in=list(accounts), kind=LotKind.EARN, source_type=SourceType.STORE_RECEIPT
-    ).values_list("account_id", "earned_at")
-    for account_id, earned_at in receipts:
-        customer_id = accounts[account_id]
-        start = first_issue[customer_id]
-        if start <= earned_at <= start + window:
-            visitors.add(customer_id)
-    till_redemptions = CouponRedemption.objects.filter(
-        customer_id__in=list(first_issue), channel="store"
-    ).values_list("customer_id", "redeemed_at")
-    for customer_id, redeemed_at in till_redemptions:
-        start = first_issue[customer_id]
-        if start <= redeemed_at <= start + window:
-            visitors.add(customer_id)
-    return len(visitors)
+    """Distinct recipients who visited a store within `o2o_days` after their first code of the
+    campaign was issued (a store visit: `selectors.store_visits_annotate`). Customers merged
+    since count once (the survivor holds the lots and codes). One query."""
+    return campaign_store_visitors(campaign=campaign).count()
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def campaign_recipients_csv(*, campaign: Campaign) -> Iterator[str]:
+    """The recipients list (`selectors.campaign_recipients`, the same rows and the same consent
+    rule as the API) as CSV lines, a header first; read in one query, in chunks, so a large
+    campaign streams instead of being built in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(RECIPIENT_FIELDS)
+    for row in campaign_recipients(campaign=campaign).iterator(chunk_size=2000):
+        yield line([_csv_value(row[field]) for field in RECIPIENT_FIELDS])

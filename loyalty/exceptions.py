@@ -80,3 +80,33 @@ class CouponHeldElsewhere(Conflict):
 class RewardUnavailable(NotFound):
     code = "reward_unavailable"
     default_message = "No active reward has this code on this channel."
+
+
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+    default_message = "No campaign has this id."
+
+
+class CampaignOver(CouponExpired):
+    code = "campaign_over"
+    default_message = "The campaign is over: no code can be issued for it."
+
+
+class CampaignPeriodInvalid(InvalidInput):
+    code = "campaign_period_invalid"
+    default_message = "The campaign must end after it starts, and in the future."
+
+
+class CampaignDiscountInvalid(InvalidInput):
+    code = "campaign_discount_invalid"
+    default_message = "The discount or the minimum basket is out of range."
+
+
+class CampaignTargetInvalid(InvalidInput):
+    code = "campaign_target_invalid"
+    default_message = "A list campaign names its customers; a segment campaign names none."
+
+
+class TierNotFound(NotFound):
+    code = "unknown_tier"
+    default_message = "No tier has this code."

@@ -1,12 +1,13 @@
 """Small input and output serializers of the loyalty API."""
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.channels import SalesChannel
-from loyalty.models import SpendPurpose
+from loyalty.models import DiscountType, IssueChannel, SpendPurpose, TargetKind
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -53,6 +54,29 @@ class StrictQuantityField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("strict")
         return super().to_internal_value(data)
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer (no strings, floats or booleans) within the field's bounds."""
+
+    default_error_messages = {"strict": "Send a JSON integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("strict")
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time with its UTC offset: a time without one is ambiguous (whose
+    midnight?), so it is refused rather than read as UTC."""
+
+    default_error_messages = {"naive": "Give the UTC offset, e.g. 2026-03-01T09:00:00+01:00."}
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -109,6 +133,64 @@ class RewardBuyInput(serializers.Serializer):
     customer = serializers.CharField(max_length=40, help_text="Reference (UUID) or number.")
     reward = serializers.SlugField(max_length=40)
     store = serializers.CharField(max_length=20, required=False, help_text="Location code.")
+
+
+class CampaignCreateInput(serializers.Serializer):
+    """The campaign's fields as the model has them; the rules (ranges, period, target) are the
+    service's (`coupons.campaign_create`)."""
+
+    name = serializers.CharField(max_length=120)
+    discount_type = serializers.ChoiceField(choices=DiscountType.choices)
+    discount_value = AmountField(help_text='Percent ("15") or amount off ("10.00"), a string.')
+    currency = serializers.CharField(min_length=3, max_length=3, default="EUR")
+    min_basket = AmountField(default="0", help_text="Basket total the code needs, a string.")
+    eligible_skus = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        default=list,
+        max_length=1000,
+        help_text="SKU codes the discount applies to (empty, with no category: every line).",
+    )
+    eligible_categories = serializers.ListField(
+        child=serializers.CharField(max_length=80), default=list, max_length=200
+    )
+    starts_at = AwareDateTimeField()
+    ends_at = AwareDateTimeField()
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=SalesChannel.choices),
+        allow_empty=False,
+        max_length=len(SalesChannel.choices),
+        help_text='Sales channels where the code is usable, e.g. ["web", "store"].',
+    )
+    per_customer_limit = WholeNumberField(min_value=1, max_value=100, default=1)
+    issue_channel = serializers.ChoiceField(
+        choices=IssueChannel.choices,
+        help_text="How the codes reach people; the marketing consent needed on it (a receipt: "
+        "any channel).",
+    )
+    target_kind = serializers.ChoiceField(choices=TargetKind.choices)
+    target_customers = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        default=list,
+        max_length=10_000,
+        help_text="A list target: customer references (UUID) or numbers.",
+    )
+    segment_tier = serializers.CharField(
+        max_length=40, required=False, allow_null=True, help_text="A segment: tier code."
+    )
+    segment_preferred_store = serializers.CharField(
+        max_length=20, required=False, allow_null=True, help_text="A segment: location code."
+    )
+    segment_inactive_days = WholeNumberField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        allow_null=True,
+        help_text="A segment: last purchase older than this many days.",
+    )
+    segment_marketing_consent = serializers.BooleanField(default=True)
+    o2o_days = WholeNumberField(
+        min_value=1, max_value=365, default=30, help_text="The report's store-visit window."
+    )
 
 
 # ---- outputs --------------------------------------------------------------------------------
@@ -232,3 +314,64 @@ class RewardOutput(serializers.Serializer):
     name = serializers.CharField()
     points_cost = serializers.IntegerField()
     channels = serializers.ListField(child=serializers.CharField())
+
+
+class CampaignOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    discount_type = serializers.CharField()
+    discount_value = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField()
+    min_basket = serializers.DecimalField(max_digits=12, decimal_places=2)
+    eligible_skus = serializers.ListField(child=serializers.CharField())
+    eligible_categories = serializers.ListField(child=serializers.CharField())
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    channels = serializers.ListField(child=serializers.CharField())
+    per_customer_limit = serializers.IntegerField()
+    issue_channel = serializers.CharField()
+    target_kind = serializers.CharField()
+    target_customers_count = serializers.IntegerField(
+        help_text="Customers the list names (a list target; who they are is not shown here)."
+    )
+    segment_tier = serializers.CharField(source="segment_tier.code", allow_null=True, default=None)
+    segment_preferred_store = serializers.CharField(
+        source="segment_preferred_store.code", allow_null=True, default=None
+    )
+    segment_inactive_days = serializers.IntegerField(allow_null=True)
+    segment_marketing_consent = serializers.BooleanField()
+    o2o_days = serializers.IntegerField()
+    codes_issued = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class IssueOutput(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    issued = serializers.IntegerField(help_text="Codes issued by this call.")
+    skipped_no_consent = serializers.IntegerField(
+        help_text="Targets without the marketing consent the issue channel needs."
+    )
+    skipped_limit = serializers.IntegerField(
+        help_text="Targets who already hold per_customer_limit codes of the campaign."
+    )
+    codes_issued = serializers.IntegerField(help_text="Codes of the campaign, over all issues.")
+
+
+class RecipientOutput(serializers.Serializer):
+    customer = serializers.UUIDField(
+        allow_null=True, help_text="Reference; null when the person does not consent (now)."
+    )
+    customer_number = serializers.CharField(allow_null=True)
+    identified = serializers.BooleanField(
+        help_text="The recipient consents today to marketing on the campaign's issue channel."
+    )
+    codes = serializers.IntegerField()
+    issued_at = serializers.DateTimeField(help_text="Issue of their first code of the campaign.")
+    redemptions = serializers.IntegerField()
+    redeemed_at = serializers.DateTimeField(allow_null=True, help_text="The first redemption.")
+    redeemed_channel = serializers.CharField(allow_null=True)
+    redeemed_store = serializers.CharField(allow_null=True, help_text="Location code (a till).")
+    store_visits = serializers.IntegerField(
+        help_text="Store purchases within o2o_days of issued_at (docs/loyalty.md)."
+    )
+    first_store_visit_at = serializers.DateTimeField(allow_null=True)

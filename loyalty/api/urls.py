@@ -39,6 +39,27 @@ urlpatterns = [
         "loyalty/coupons/release/", views.CouponReleaseApi.as_view(), name="loyalty-coupon-release"
     ),
     path("loyalty/coupons/redeem/", views.CouponRedeemApi.as_view(), name="loyalty-coupon-redeem"),
+    path("loyalty/campaigns/", views.CampaignListCreateApi.as_view(), name="loyalty-campaigns"),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/",
+        views.CampaignDetailApi.as_view(),
+        name="loyalty-campaign",
+    ),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/issue/",
+        views.CampaignIssueApi.as_view(),
+        name="loyalty-campaign-issue",
+    ),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/recipients/",
+        views.CampaignRecipientsApi.as_view(),
+        name="loyalty-campaign-recipients",
+    ),
+    path(
+        "loyalty/campaigns/<int:campaign_id>/recipients.csv",
+        views.CampaignRecipientsCsvApi.as_view(),
+        name="loyalty-campaign-recipients-csv",
+    ),
     path(
         "loyalty/campaigns/<int:campaign_id>/report/",
         views.CampaignReportApi.as_view(),

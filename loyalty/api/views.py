@@ -1,12 +1,14 @@
 """Loyalty API: thin views that validate shape, call one service or selector, and serialise.
 
-Scopes: `customers:read` for a customer's balance, lots, history and offers; `loyalty:write` for
-every write (enrol, points hold/capture/release, coupon validate/hold/release/redeem). Every POST
+Scopes: `customers:read` for a customer's balance, lots, history and offers, and for campaigns,
+their reports and recipients; `loyalty:write` for the shopper's writes (enrol, points
+hold/capture/release, coupon validate/hold/release/redeem); `campaigns:write` to create a
+campaign and issue its codes (a CRM). Every POST
 that writes takes an Idempotency-Key (`common.idempotency.idempotent`); the service gets the key
 namespaced by the calling API key, so a retry of the same call applies once.
 """
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +22,7 @@ from common.auth import caller_channel, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
+from common.pagination import DefaultPagination
 from common.serializers import ErrorSerializer
 from customers.selectors import customer_get
 from loyalty import coupons, selectors, services
@@ -410,4 +413,126 @@ class CampaignReportCsvApi(APIView):
             content_type="text/csv",
         )
         response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}.csv"'
+        return response
+
+
+# ---- campaigns (a CRM drives them) ---------------------------------------------------------
+
+
+def _campaign_data(campaign_id: int) -> dict:
+    return io.CampaignOutput(selectors.campaign_get(campaign_id=campaign_id, with_counts=True)).data
+
+
+class CampaignListCreateApi(APIView):
+    required_scopes = {"GET": [Scope.CUSTOMERS_READ], "POST": [Scope.CAMPAIGNS_WRITE]}
+
+    @extend_schema(responses={200: io.CampaignOutput(many=True), **ERRORS})
+    def get(self, request):
+        """Campaigns, newest first (paginated: `page`, `page_size`)."""
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(selectors.campaign_list(), request, view=self)
+        return paginator.get_paginated_response(io.CampaignOutput(page, many=True).data)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.CampaignCreateInput,
+        responses={201: io.CampaignOutput, **ERRORS},
+        description="Create a campaign (no code issued yet: `issue/`). A list target names its "
+        "customers (references or numbers); a segment target filters by tier, preferred store "
+        "and inactivity. Errors: campaign_discount_invalid, campaign_period_invalid, "
+        "campaign_target_invalid, unknown_sku, unknown_tier, unknown_location, "
+        "customer_not_found, customer_erased.",
+    )
+    def post(self, request):
+        def perform():
+            data = validated_input(io.CampaignCreateInput, request)
+            tier_code = data.pop("segment_tier", None)
+            store_code = data.pop("segment_preferred_store", None)
+            references = data.pop("target_customers")
+            campaign = coupons.campaign_create(
+                **data,
+                target_customers=selectors.target_customers_resolve(references),
+                segment_tier=selectors.tier_get(code=tier_code) if tier_code else None,
+                segment_preferred_store=_store(store_code),
+            )
+            return Response(_campaign_data(campaign.pk), status=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="loyalty.campaign_create", perform=perform)
+
+
+class CampaignDetailApi(APIView):
+    required_scopes = [Scope.CUSTOMERS_READ]
+
+    @extend_schema(responses={200: io.CampaignOutput, **ERRORS})
+    def get(self, request, campaign_id: int):
+        return Response(_campaign_data(campaign_id))
+
+
+class CampaignIssueApi(APIView):
+    required_scopes = [Scope.CAMPAIGNS_WRITE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=None,
+        responses={200: io.IssueOutput, **ERRORS},
+        description="Issue one personal code to every target who consents to marketing on the "
+        "campaign's issue channel and holds fewer than per_customer_limit codes of it. Issuing "
+        "again only reaches new targets (never a second code beyond the limit). 410 "
+        "campaign_over once it has ended.",
+    )
+    def post(self, request, campaign_id: int):
+        def perform():
+            campaign = selectors.campaign_get(campaign_id=campaign_id)
+            result = coupons.campaign_issue(campaign=campaign)
+            counts = selectors.campaign_get(campaign_id=campaign_id, with_counts=True)
+            return Response(
+                io.IssueOutput(
+                    {
+                        "campaign": campaign.pk,
+                        "issued": result.issued,
+                        "skipped_no_consent": result.skipped_no_consent,
+                        "skipped_limit": result.skipped_limit,
+                        "codes_issued": counts.codes_issued,
+                    }
+                ).data
+            )
+
+        return idempotent(
+            request, endpoint=f"loyalty.campaign_issue.{campaign_id}", perform=perform
+        )
+
+
+class CampaignRecipientsApi(APIView):
+    """Who came to the shop after the offer: one row per recipient (paginated)."""
+
+    required_scopes = [Scope.CUSTOMERS_READ]
+
+    @extend_schema(
+        responses={200: io.RecipientOutput(many=True), **ERRORS},
+        description="Recipients, oldest issue first: their codes, redemptions (where, when) and "
+        "store visits within the campaign's o2o_days. Identity (reference, number) only for "
+        "recipients who consent today to marketing on the campaign's issue channel; the others "
+        "stay as anonymous rows, so the list adds up to the report (docs/loyalty.md).",
+    )
+    def get(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(campaign_id=campaign_id)
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(
+            selectors.campaign_recipients(campaign=campaign), request, view=self
+        )
+        return paginator.get_paginated_response(io.RecipientOutput(page, many=True).data)
+
+
+class CampaignRecipientsCsvApi(APIView):
+    required_scopes = [Scope.CUSTOMERS_READ]
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS})
+    def get(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(campaign_id=campaign_id)
+        response = StreamingHttpResponse(
+            coupons.campaign_recipients_csv(campaign=campaign), content_type="text/csv"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="campaign-{campaign.pk}-recipients.csv"'
+        )
         return response
