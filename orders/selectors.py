@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.core.cache import cache, caches
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from common.channels import is_online
@@ -419,3 +419,34 @@ def orders_for_locations(location_ids: Iterable[int]) -> QuerySet[Order]:
     ids = list(location_ids)
     served = Allocation.objects.filter(location_id__in=ids).values("order_id")
     return Order.objects.filter(Q(pickup_location_id__in=ids) | Q(pk__in=served))
+
+
+def orders_list(
+    *,
+    channel: str | None = None,
+    status: str | None = None,
+    customer_id: int | None = None,
+    location_id: int | None = None,
+    placed_from: datetime | None = None,
+    placed_to: datetime | None = None,
+) -> QuerySet[Order]:
+    """Orders, newest first, filtered (every filter optional, combined with AND). `location_id`
+    is the pickup store or any location that serves the order (an allocation). Each order comes
+    with its customer, pickup store and `line_count`, so a page is one query whatever its size."""
+    orders = Order.objects.select_related("customer", "pickup_location").annotate(
+        line_count=Count("lines")
+    )
+    if channel:
+        orders = orders.filter(channel=channel)
+    if status:
+        orders = orders.filter(status=status)
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    if location_id is not None:
+        serves = Allocation.objects.filter(order=OuterRef("pk"), location_id=location_id)
+        orders = orders.filter(Q(pickup_location_id=location_id) | Q(Exists(serves)))
+    if placed_from is not None:
+        orders = orders.filter(placed_at__gte=placed_from)
+    if placed_to is not None:
+        orders = orders.filter(placed_at__lt=placed_to)
+    return orders.order_by("-placed_at", "-pk")

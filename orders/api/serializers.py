@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from common.channels import SalesChannel
 from common.serializers import CodeField, QuantityField
 from orders.models import (
     Allocation,
@@ -12,6 +13,7 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OrderStatus,
     Return,
     RoutingDecision,
 )
@@ -238,6 +240,59 @@ class OrderEventOutput(serializers.ModelSerializer):
 class MoneyOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, source="total_amount")
     currency = serializers.CharField()
+
+
+class OrderListQuery(serializers.Serializer):
+    """The order list's filters; an invalid value is a 400, never silently ignored."""
+
+    customer = serializers.CharField(
+        max_length=64, required=False, help_text="Reference (UUID) or number."
+    )
+    channel = serializers.ChoiceField(choices=SalesChannel.choices, required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    store = serializers.CharField(
+        max_length=20,
+        required=False,
+        help_text="Location code: the pickup store, or a location that serves the order.",
+    )
+    placed_from = serializers.DateTimeField(
+        required=False, help_text="Placed at or after (ISO 8601 with its offset)."
+    )
+    placed_to = serializers.DateTimeField(required=False, help_text="Placed before.")
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=500, required=False)
+
+    def validate(self, attrs):
+        if (
+            "placed_from" in attrs
+            and "placed_to" in attrs
+            and attrs["placed_to"] <= attrs["placed_from"]
+        ):
+            raise serializers.ValidationError({"placed_to": ["must be after placed_from"]})
+        return attrs
+
+
+class OrderSummaryOutput(serializers.ModelSerializer):
+    customer = serializers.UUIDField(source="customer.reference")
+    pickup_store = serializers.CharField(source="pickup_location.code", default=None)
+    total = MoneyOutput(source="*")
+    line_count = serializers.IntegerField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "reference",
+            "channel",
+            "status",
+            "customer",
+            "fulfilment",
+            "pickup_store",
+            "total",
+            "line_count",
+            "ready_by",
+            "placed_at",
+            "closed_at",
+        ]
 
 
 class OrderOutput(serializers.ModelSerializer):

@@ -22,6 +22,7 @@ from common.channels import SalesChannel
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import Money
+from common.pagination import DefaultPagination
 from common.serializers import ErrorSerializer
 from customers.identifiers import parse_identifier
 from customers.selectors import customer_get
@@ -31,6 +32,7 @@ from notifications.alerts import alert_create
 from orders import selectors, services
 from orders.api import serializers as io
 from orders.exceptions import OrderNotFound
+from orders.models import Order
 from stores.models import Location
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
@@ -45,6 +47,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 def _service_key(request, endpoint: str) -> str:
     return f"api:{caller_owner(request)}:{endpoint}:{idempotency_key_from(request)}"
+
+
+def _paginated(request, view, orders) -> Response:
+    paginator = DefaultPagination()
+    page = paginator.paginate_queryset(orders, request, view=view)
+    return paginator.get_paginated_response(io.OrderSummaryOutput(page, many=True).data)
 
 
 def _is_staff_caller(request) -> bool:
@@ -118,7 +126,42 @@ class CartCheckApi(APIView):
 
 
 class OrderPlaceApi(APIView):
-    required_scopes = [Scope.ORDERS_WRITE]
+    required_scopes = {"GET": [Scope.ORDERS_READ], "POST": [Scope.ORDERS_WRITE]}
+
+    @extend_schema(
+        parameters=[io.OrderListQuery],
+        responses={200: io.OrderSummaryOutput(many=True), **ERRORS},
+        description="Orders, newest first, paginated (`page`, `page_size` ≤ 500), filtered by "
+        "customer, channel, status, store (pickup store or a location serving the order) and "
+        "placing time. A customer-facing key (web, app, marketplace, call centre) sees only "
+        "its own channel's orders, as for an order's detail. An invalid filter is a 400.",
+    )
+    def get(self, request):
+        query = io.OrderListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        channel = params.get("channel")
+        if caller_is_customer_facing(request):  # the order detail's rule, for the whole list
+            if channel not in (None, caller_channel(request)):
+                return _paginated(request, self, Order.objects.none())
+            channel = caller_channel(request)
+        orders = selectors.orders_list(
+            channel=channel,
+            status=params.get("status"),
+            customer_id=(
+                customer_get(reference=params["customer"], allow_erased=True).pk
+                if params.get("customer")
+                else None
+            ),
+            location_id=(
+                location_ids_by_code([params["store"]])[params["store"]]
+                if params.get("store")
+                else None
+            ),
+            placed_from=params.get("placed_from"),
+            placed_to=params.get("placed_to"),
+        )
+        return _paginated(request, self, orders)
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
