@@ -1,8 +1,11 @@
 """What orders contribute to the customer reference (registered in OrdersConfig.ready)."""
 
+from django.db.models import Q
+
 from customers import registry as rcu
 from customers.registry import HistoryEntry
 from orders.models import OPEN_STATUSES, Order, Return
+from payments import selectors as payments
 
 
 def open_orders(customer) -> list[str]:
@@ -28,6 +31,9 @@ def anonymise_addresses(customer) -> dict[str, int]:
 
 
 def export_orders(customer) -> list[dict]:
+    """Every order with its lines and what paid it (tenders, captures, refunds)."""
+    orders = Order.objects.filter(customer=customer)
+    tenders = payments.order_tenders_export(order_references=orders.values("reference"))
     return [
         {
             "reference": order.reference,
@@ -56,10 +62,9 @@ def export_orders(customer) -> list[dict]:
                 }
                 for line in order.lines.all()
             ],
+            "payments": tenders.get(order.reference, []),
         }
-        for order in Order.objects.filter(customer=customer)
-        .prefetch_related("lines__sku")
-        .order_by("placed_at", "pk")
+        for order in orders.prefetch_related("lines__sku").order_by("placed_at", "pk")
     ]
 
 
@@ -82,6 +87,45 @@ def history(customer, *, before, limit) -> list[HistoryEntry]:
     ]
 
 
+_PAYMENT_SUMMARY = {
+    "captured": "Paid {amount} {currency} ({kind}) for order {order}",
+    "paid_at_till": "Paid {amount} {currency} at the till for order {order}",
+    "refunded": "Refunded {amount} {currency} ({kind}) on order {order}",
+    "refund_failed": "A refund of {amount} {currency} ({kind}) on order {order} failed",
+}
+
+
+def payment_history(customer, *, before, limit) -> list[HistoryEntry]:
+    """Money taken and given back on the person's orders, in their unified history."""
+    events = payments.tender_events_for_history(
+        order_references=Order.objects.filter(customer=customer).values("reference"),
+        older_q=before.older_q("payments", time_field="occurred_at") if before else Q(),
+        limit=limit,
+    )
+    return [
+        HistoryEntry(
+            occurred_at=event.occurred_at,
+            provider="payments",
+            pk=event.pk,
+            kind=f"payment_{event.kind}",
+            summary=_PAYMENT_SUMMARY[event.kind].format(
+                amount=event.amount if event.amount is not None else event.tender.amount,
+                currency=event.tender.currency,
+                kind=event.tender.kind.replace("_", " "),
+                order=event.tender.order_reference,
+            ),
+            sales_channel=event.tender.channel,
+            data={
+                "order": event.tender.order_reference,
+                "tender": event.tender.kind,
+                "amount": str(event.amount if event.amount is not None else event.tender.amount),
+                "currency": event.tender.currency,
+            },
+        )
+        for event in events
+    ]
+
+
 def register() -> None:
 
     rcu.register_customer_link(Order, "customer")
@@ -90,3 +134,4 @@ def register() -> None:
     rcu.register_erasure_handler("orders.addresses", anonymise_addresses)
     rcu.register_export_contributor("orders", export_orders)
     rcu.register_history_provider("orders", history)
+    rcu.register_history_provider("payments", payment_history)

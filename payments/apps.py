@@ -21,3 +21,4 @@ class PaymentsConfig(AppConfig):
         rcu.register_merge_blocker("payments.store_credit_held", hooks.open_holds_blocker)
         rcu.register_erasure_blocker("payments.store_credit", hooks.erasure_blocker)
         rcu.register_export_contributor("payments.store_credit", hooks.export_wallets)
+        rcu.register_history_provider("payments.store_credit", hooks.store_credit_history)

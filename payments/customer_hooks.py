@@ -8,7 +8,7 @@
 - blocker: a wallet with an open hold (a payment in progress) is not merged automatically.
 - erasure: refused while a wallet holds money or has an open hold (it would forfeit the
   customer's money); otherwise wallets stay, linked to the anonymised customer, for accounting.
-- export: wallets and their entries (amounts, dates, references).
+- export: wallets, their entries and holds (amounts, dates, references); history: the entries.
 
 All of it runs inside the customers service's transaction, with both customer rows locked.
 """
@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from common.channels import SalesChannel
 from common.exceptions import Conflict
-from payments.models import EntryKind, StoreCreditWallet, WalletEntry
+from customers.registry import HistoryEntry
+from payments.models import EntryKind, StoreCreditWallet, WalletEntry, WalletHold
 from payments.services.stored_value import WALLETS, account_update, entry_create, wallet_for
 
 ACTOR = "customers:merge"
@@ -120,6 +121,19 @@ def erasure_blocker(customer) -> list[str]:
 def export_wallets(customer) -> list[dict]:
     wallets = StoreCreditWallet.objects.filter(customer=customer).order_by("currency")
     entries = WalletEntry.objects.filter(account__customer=customer).order_by("created_at", "pk")
+    holds: dict[int, list[dict]] = {}
+    for hold in WalletHold.objects.filter(account__customer=customer).order_by("created_at", "pk"):
+        holds.setdefault(hold.account_id, []).append(
+            {
+                "at": hold.created_at.isoformat(),
+                "amount": str(hold.amount),
+                "captured": str(hold.captured_amount),
+                "refunded": str(hold.refunded_amount),
+                "status": hold.status,
+                "channel": hold.channel,
+                "reference": hold.reference,
+            }
+        )
     by_wallet: dict[int, list[dict]] = {}
     for e in entries:
         by_wallet.setdefault(e.account_id, []).append(
@@ -138,6 +152,32 @@ def export_wallets(customer) -> list[dict]:
             "balance": str(w.balance),
             "held": str(w.held),
             "entries": by_wallet.get(w.pk, []),
+            "holds": holds.get(w.pk, []),
         }
         for w in wallets
+    ]
+
+
+def store_credit_history(customer, *, before, limit) -> list[HistoryEntry]:
+    """Store credit received and spent, in the person's unified history."""
+    entries = WalletEntry.objects.filter(account__customer=customer).select_related("account")
+    if before is not None:
+        entries = entries.filter(before.older_q("payments.store_credit", time_field="created_at"))
+    return [
+        HistoryEntry(
+            occurred_at=entry.created_at,
+            provider="payments.store_credit",
+            pk=entry.pk,
+            kind=f"store_credit_{entry.kind}",
+            summary=f"Store credit {entry.get_kind_display().lower()}: {entry.amount} "
+            f"{entry.account.currency} (balance {entry.balance_after})",
+            sales_channel=entry.channel,
+            data={
+                "amount": str(entry.amount),
+                "currency": entry.account.currency,
+                "balance_after": str(entry.balance_after),
+                "reference": entry.reference,
+            },
+        )
+        for entry in entries.order_by("-created_at", "-pk")[:limit]
     ]

@@ -18,6 +18,7 @@ from payments.models import (
     OrderPayment,
     StoreCreditWallet,
     Tender,
+    TenderEvent,
     TenderStatus,
 )
 from payments.orders_port import payable_order
@@ -142,3 +143,62 @@ def hold_by_public_id(*, public_id) -> object:
         if hold is not None:
             return hold
     raise HoldNotFound()
+
+
+# ---- what a person's orders were paid with (GDPR export, unified history) ----------------------
+
+
+def order_tenders_export(*, order_references) -> dict[str, list[dict]]:
+    """Each order's tenders with their events, by order reference (`order_references`: a list
+    or a queryset of references). Card data never reaches us (the provider holds it: we keep its
+    reference); a gift card shows only its last 4 characters."""
+    tenders = (
+        Tender.objects.filter(order_reference__in=order_references)
+        .select_related("gift_card_hold__account")
+        .prefetch_related("events")
+        .order_by("created_at", "pk")
+    )
+    by_order: dict[str, list[dict]] = {}
+    for tender in tenders:
+        hold = tender.gift_card_hold
+        by_order.setdefault(tender.order_reference, []).append(
+            {
+                "kind": tender.kind,
+                "currency": tender.currency,
+                "amount": str(tender.amount),
+                "authorised": str(tender.amount_authorised),
+                "captured": str(tender.amount_captured),
+                "refunded": str(tender.amount_refunded),
+                "status": tender.status,
+                "channel": tender.channel,
+                "provider": tender.provider,
+                "provider_reference": tender.provider_reference,
+                "gift_card": f"…{hold.account.code_last4}" if hold is not None else None,
+                "created_at": tender.created_at.isoformat(),
+                "events": [
+                    {
+                        "at": event.occurred_at.isoformat(),
+                        "kind": event.kind,
+                        "amount": None if event.amount is None else str(event.amount),
+                    }
+                    for event in tender.events.all()
+                ],
+            }
+        )
+    return by_order
+
+
+# The tender events a person sees in their history: money taken and given back.
+HISTORY_TENDER_EVENTS = ("captured", "paid_at_till", "refunded", "refund_failed")
+
+
+def tender_events_for_history(*, order_references, older_q, limit: int) -> list[TenderEvent]:
+    """The newest payment events (captures, till payments, refunds) of these orders."""
+    return list(
+        TenderEvent.objects.filter(
+            tender__order_reference__in=order_references, kind__in=HISTORY_TENDER_EVENTS
+        )
+        .filter(older_q)
+        .select_related("tender")
+        .order_by("-occurred_at", "-pk")[:limit]
+    )
