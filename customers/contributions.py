@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q
+from django.utils import timezone
 
+from common.channels import SalesChannel
 from common.models import IdempotencyRecord
 from customers.models import (
     Address,
@@ -202,9 +204,25 @@ def _erase_addresses(customer: Customer) -> dict[str, int]:
 
 
 def _erase_consents(customer: Customer) -> dict[str, int]:
-    Consent.objects.filter(customer=customer).delete()
-    deleted, _ = ConsentEvent.objects.filter(customer=customer).delete()
-    return {"consent_events_deleted": deleted}
+    """The consent log is the proof of what the person agreed to, and when: it is kept, linked
+    to the record that erasure anonymises (no name, no identifier left on it). Every consent
+    still granted is withdrawn by a last logged event, so the log ends with the erasure."""
+    now = timezone.now()
+    granted = list(Consent.objects.filter(customer=customer, granted=True))
+    for consent in granted:
+        event = ConsentEvent.objects.create(
+            customer=customer,
+            purpose=consent.purpose,
+            channel=consent.channel,
+            granted=False,
+            wording_version="erasure",
+            sales_channel=SalesChannel.BACKOFFICE,
+            actor="customers:erase",
+            occurred_at=now,
+        )
+        Consent.objects.filter(pk=consent.pk).update(granted=False, event=event)
+    kept = ConsentEvent.objects.filter(customer=customer).count()
+    return {"consent_events_kept": kept, "consents_withdrawn": len(granted)}
 
 
 def _erase_events(customer: Customer) -> dict[str, int]:

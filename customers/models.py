@@ -151,7 +151,9 @@ class ConsentChannel(models.TextChoices):
 
 
 class ConsentEvent(models.Model):
-    """Append-only: one decision of the person, never updated or deleted (except on erasure)."""
+    """Append-only: one decision of the person, never updated or deleted. Erasure keeps it (the
+    proof of what was consented when), linked to the anonymised record, and closes it with a
+    withdrawal of every consent still granted."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_events")
     purpose = models.CharField(max_length=20, choices=ConsentPurpose.choices)

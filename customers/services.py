@@ -796,10 +796,12 @@ def erasure_blockers(*, customer: Customer) -> list[str]:
 def customer_erase(
     *, customer: Customer, actor: str, reason: str, sales_channel: str = ""
 ) -> ErasureRecord:
-    """Right to erasure: run every erasure handler (identifiers freed, addresses, consents and
-    history deleted; other apps anonymise theirs), blank the profile of this record and of every
-    record merged into it, and keep the row so that orders, payments and ledger movements stay
-    linked to an anonymous customer. Refused with the blockers' reasons (e.g. an open order)."""
+    """Right to erasure: run every erasure handler (identifiers freed, addresses and history
+    deleted, the consent log kept and closed by withdrawals; other apps anonymise theirs, and
+    say in a "warning" what the person loses, e.g. forfeited points), blank the profile of this
+    record and of every record merged into it, and keep the row so that orders, payments and
+    ledger movements stay linked to an anonymous customer. Refused with the blockers' reasons
+    (e.g. an open order, store credit left)."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(
@@ -824,6 +826,12 @@ def customer_erase(
             | Q(customer_b__in=[customer.pk, *absorbed_ids])
         ).delete()
         summary["customers.merged_records"] = {"anonymised": len(absorbed_ids)}
+        # What the person loses with the erasure, said in the answer (a handler's "warning").
+        summary["warnings"] = [
+            part["warning"]
+            for part in summary.values()
+            if isinstance(part, dict) and part.get("warning")
+        ]
         summary["customers.merge_suggestions"] = {"deleted": suggestions}
         record = ErasureRecord.objects.create(
             customer=customer,

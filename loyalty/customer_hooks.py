@@ -35,6 +35,7 @@ _SUMMARIES = {
     "hold": "{delta:+d} points held ({reference})",
     "release": "{delta:+d} points released ({reference})",
     "expire": "{delta:+d} points expired",
+    "forfeit": "{delta:+d} points forfeited (data erased)",
     "reverse": "{delta:+d} points reversed (goods returned)",
     "merge_out": "{delta:+d} points moved to a merged record",
 }

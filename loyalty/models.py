@@ -203,6 +203,7 @@ class MovementKind(models.TextChoices):
     EXPIRE = "expire", "Expired"
     REVERSE = "reverse", "Reversed (goods returned)"
     MERGE_OUT = "merge_out", "Moved to another account (merge)"
+    FORFEIT = "forfeit", "Forfeited (the member's data was erased)"
 
 
 class PointsMovement(models.Model):

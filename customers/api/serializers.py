@@ -127,6 +127,9 @@ class ErasureResponseSerializer(serializers.Serializer):
     reference = serializers.UUIDField()
     status = serializers.CharField()
     erased_at = serializers.DateTimeField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What the person lost, e.g. forfeited points."
+    )
     summary = serializers.DictField()
 
 

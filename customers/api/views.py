@@ -320,6 +320,7 @@ class CustomerEraseApi(APIView):
                     "reference": str(customer.reference),
                     "status": "erased",
                     "erased_at": record.erased_at,
+                    "warnings": record.summary.get("warnings", []),
                     "summary": record.summary,
                 }
             )

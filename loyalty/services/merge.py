@@ -117,9 +117,11 @@ def open_holds_blocker(survivor: Customer, absorbed: Customer) -> list[str]:
     ]
 
 
-def account_erase(customer: Customer) -> dict[str, int]:
-    """GDPR erasure: the remaining points are forfeited (an EXPIRE movement per lot), the card
-    number is replaced; the ledger stays (no personal data in it) for accounting."""
+def account_erase(customer: Customer) -> dict:
+    """GDPR erasure: the remaining points are forfeited — a FORFEIT movement per lot, and a
+    warning in the erasure's answer — the card number is replaced; the ledger stays (no personal
+    data in it) for accounting. Points are forfeited rather than blocking the erasure because
+    they have no cash value (store credit, which is money owed, blocks it: payments)."""
     account = LoyaltyAccount.objects.filter(customer=customer).first()
     if account is None:
         return {}
@@ -135,11 +137,17 @@ def account_erase(customer: Customer) -> dict[str, int]:
     for lot_id, remaining in PointsLot.objects.filter(account=account, remaining__gt=0).values_list(
         "pk", "remaining"
     ):
-        lot_change(operation, lot_id, account.pk, -remaining, MovementKind.EXPIRE, at=now)
+        lot_change(operation, lot_id, account.pk, -remaining, MovementKind.FORFEIT, at=now)
         forfeited += remaining
     if forfeited:
         account_balance_change(account.pk, -forfeited)
     LoyaltyAccount.objects.filter(pk=account.pk).update(
         card_number=f"ERASED{account.pk}", is_active=False
     )
-    return {"loyalty_points_forfeited": forfeited}
+    summary: dict = {"loyalty_points_forfeited": forfeited}
+    if forfeited:
+        summary["warning"] = (
+            f"{forfeited} loyalty points were forfeited (recorded in the points ledger as "
+            "'forfeit'); points have no cash value and are not refunded."
+        )
+    return summary

@@ -100,7 +100,14 @@ def test_an_erased_customer_never_has_consent():
     services.customer_erase(customer=customer, actor="staff:x", reason="GDPR request 1")
 
     assert not selectors.customer_has_consent(customer, "marketing", "sms")
-    assert not Consent.objects.exists() and not ConsentEvent.objects.exists()
+    # the log is kept as the proof of what was consented when, and ends with the withdrawal
+    log = list(ConsentEvent.objects.filter(customer=customer).order_by("pk"))
+    assert [(e.granted, e.wording_version, e.actor) for e in log] == [
+        (True, "v1", "a"),
+        (False, "erasure", "customers:erase"),
+    ]
+    assert list(Consent.objects.values_list("granted", flat=True)) == [False]
+    assert selectors.consent_cache_mismatches() == []
 
 
 _runs = itertools.count()

@@ -74,7 +74,10 @@ def test_erasure_anonymises_the_person_frees_identifiers_and_keeps_the_record(al
     assert (twin.first_name, twin.last_name) == ("", "")  # the merged record too
     assert alice.erased_at is not None and Customer.objects.filter(pk=alice.pk).exists()
     assert not alice.identifiers.exists() and not alice.addresses.exists()
-    assert not alice.consent_events.exists() and not alice.events.exists()
+    assert not alice.events.exists()
+    # the consent log stays, as the proof, closed by withdrawals: nothing is granted any more
+    assert alice.consent_events.exists()
+    assert not alice.consents.filter(granted=True).exists()
     # the erasure is recorded without personal data
     assert (record.actor, record.reason) == ("staff:dpo", "GDPR request #12")
     text = json.dumps(record.summary)
