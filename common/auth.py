@@ -115,7 +115,9 @@ def caller_label(request) -> str:
 class HasScopes(permissions.BasePermission):
     """Views declare `required_scopes` (a dict method -> scopes, or one list for every method).
 
-    API keys need every listed scope; authenticated staff users (admin session) have them all.
+    API keys need every listed scope; an entry that is a tuple is satisfied by any one of its
+    scopes (`(CUSTOMERS_WRITE, CUSTOMERS_CONSENT)`: a CRM or a till). Authenticated staff users
+    (admin session) have them all.
     """
 
     message = "This API key does not have the scope this endpoint needs."
@@ -126,7 +128,11 @@ class HasScopes(permissions.BasePermission):
             raise exceptions.NotAuthenticated("Send an API key: `Authorization: Api-Key <key>`.")
         required = self.required_scopes(request, view)
         if isinstance(user, ApiClient):
-            missing = sorted(set(required) - user.scopes)
+            missing = [
+                " or ".join(need) if isinstance(need, tuple) else need
+                for need in required
+                if not (set(need) if isinstance(need, tuple) else {need}) & user.scopes
+            ]
             if missing:
                 raise exceptions.PermissionDenied(
                     f"This API key lacks the scope(s): {', '.join(missing)}."

@@ -50,3 +50,8 @@ class UnmergeRefused(Conflict):
 class ErasureBlocked(Conflict):
     code = "erasure_blocked"
     default_message = "This customer cannot be erased yet."
+
+
+class MergeNotFound(NotFound):
+    code = "merge_not_found"
+    default_message = "No merge has this id."

@@ -12,7 +12,12 @@ from django.db.models import Count, Q, Value
 from django.db.models.functions import Right, StrIndex, Substr
 
 from common.exceptions import InvalidInput
-from customers.exceptions import CustomerErased, CustomerNotFound, InvalidIdentifier
+from customers.exceptions import (
+    CustomerErased,
+    CustomerNotFound,
+    InvalidIdentifier,
+    MergeNotFound,
+)
 from customers.identifiers import (
     Identifier,
     customer_number_is_valid,
@@ -27,6 +32,7 @@ from customers.models import (
     ConsentPurpose,
     Customer,
     CustomerIdentifier,
+    CustomerMerge,
     CustomerStatus,
     IdentifierKind,
 )
@@ -383,3 +389,19 @@ def duplicate_candidates() -> list[DuplicateCandidate]:
         for candidate in _pairs(groups[rule], rule, labels[rule]):
             found.setdefault((candidate.customer_a, candidate.customer_b), candidate)
     return [found[pair] for pair in sorted(found)]
+
+
+# ---- merges ----------------------------------------------------------------------------------
+
+
+def merge_get(*, merge_id: int) -> CustomerMerge:
+    """A merge with its two records and how many rows it moved. Raises MergeNotFound."""
+    merge = (
+        CustomerMerge.objects.select_related("survivor", "absorbed")
+        .annotate(rows_moved=Count("rows"))
+        .filter(pk=merge_id)
+        .first()
+    )
+    if merge is None:
+        raise MergeNotFound(details={"merge": [str(merge_id)]})
+    return merge

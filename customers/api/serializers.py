@@ -211,3 +211,32 @@ class ErasureInputSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=500, help_text="Why (e.g. the ticket of the request); no personal data."
     )
+
+
+class MergeInputSerializer(serializers.Serializer):
+    survivor = serializers.CharField(max_length=64, help_text="Reference (UUID) or number.")
+    absorbed = serializers.CharField(max_length=64, help_text="The duplicate that is absorbed.")
+    reason = serializers.CharField(max_length=1000, help_text="Why (kept in the merge journal).")
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Merge despite blockers (two loyalty cards…); the reason must justify it.",
+    )
+
+
+class UnmergeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)
+
+
+class MergeOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    survivor = serializers.UUIDField(source="survivor.reference")
+    absorbed = serializers.UUIDField(source="absorbed.reference")
+    actor = serializers.CharField()
+    reason = serializers.CharField()
+    forced = serializers.BooleanField()
+    blockers_overridden = serializers.ListField(child=serializers.CharField())
+    rows_moved = serializers.IntegerField(help_text="Rows of other apps moved to the survivor.")
+    merged_at = serializers.DateTimeField()
+    unmerged_at = serializers.DateTimeField(allow_null=True)
+    unmerged_by = serializers.CharField()
+    unmerge_reason = serializers.CharField()

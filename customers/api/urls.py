@@ -5,6 +5,18 @@ from customers.api import views
 urlpatterns = [
     path("customers/resolve/", views.CustomerResolveApi.as_view(), name="customer-resolve"),
     path("customers/identify/", views.CustomerIdentifyApi.as_view(), name="customer-identify"),
+    # before customers/<reference>/, which "merges" would otherwise match
+    path("customers/merges/", views.CustomerMergeApi.as_view(), name="customer-merges"),
+    path(
+        "customers/merges/<int:merge_id>/",
+        views.CustomerMergeDetailApi.as_view(),
+        name="customer-merge",
+    ),
+    path(
+        "customers/merges/<int:merge_id>/undo/",
+        views.CustomerUnmergeApi.as_view(),
+        name="customer-unmerge",
+    ),
     path("customers/<str:reference>/", views.CustomerDetailApi.as_view(), name="customer-detail"),
     path(
         "customers/<str:reference>/identifiers/",

@@ -2,7 +2,8 @@
 
 Scopes: customers:resolve (resolve, identify-or-create: what a till holds), customers:read
 (profile, consents, history), customers:write (profile, identifiers, consents), customers:privacy
-(GDPR export and erasure). Every POST takes an Idempotency-Key.
+(GDPR export and erasure), customers:merge (merge duplicates, undo a merge: a CRM or customer
+service). Every POST takes an Idempotency-Key.
 """
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -225,7 +226,12 @@ class CustomerIdentifierDeleteApi(APIView):
 
 
 class CustomerConsentsApi(APIView):
-    required_scopes = {"GET": [Scope.CUSTOMERS_READ], "POST": [Scope.CUSTOMERS_WRITE]}
+    # A till records the consent given at the counter with `customers:consent`, without the
+    # right to change the profile that `customers:write` gives.
+    required_scopes = {
+        "GET": [Scope.CUSTOMERS_READ],
+        "POST": [(Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_CONSENT)],
+    }
 
     @extend_schema(
         parameters=[REFERENCE], responses={200: io.ConsentStateSerializer(many=True), **ERRORS}
@@ -326,3 +332,73 @@ class CustomerEraseApi(APIView):
             )
 
         return idempotent(request, endpoint=f"customers.erase:{reference}", perform=perform)
+
+
+# ---- merges (a CRM or customer service drives them) -------------------------------------------
+
+
+def _merge_data(merge_id: int) -> dict:
+    merge = selectors.merge_get(merge_id=merge_id)
+    return io.MergeOutputSerializer(merge).data
+
+
+class CustomerMergeApi(APIView):
+    required_scopes = [Scope.CUSTOMERS_MERGE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.MergeInputSerializer,
+        responses={201: io.MergeOutputSerializer, **ERRORS},
+        description="Merge a duplicate (`absorbed`) into `survivor`: every app moves its rows "
+        "(orders, receipts, points, store credit…), the absorbed reference keeps resolving to "
+        "the survivor. 409 merge_refused (same person, erased, already merged), 409 "
+        "merge_blocked with `details.blockers` (two loyalty cards, a payment in progress…) "
+        "unless `force` with a reason.",
+    )
+    def post(self, request):
+        data = validated_input(io.MergeInputSerializer, request)
+
+        def perform():
+            merge = services.customer_merge(
+                survivor=_customer(data["survivor"]),
+                absorbed=_customer(data["absorbed"]),
+                actor=caller_label(request),
+                reason=data["reason"],
+                force=data["force"],
+            )
+            return Response(_merge_data(merge.pk), status=status.HTTP_201_CREATED)
+
+        return idempotent(request, endpoint="customers.merge", perform=perform)
+
+
+class CustomerMergeDetailApi(APIView):
+    required_scopes = [Scope.CUSTOMERS_MERGE]
+
+    @extend_schema(responses={200: io.MergeOutputSerializer, **ERRORS})
+    def get(self, request, merge_id: int):
+        return Response(_merge_data(merge_id))
+
+
+class CustomerUnmergeApi(APIView):
+    required_scopes = [Scope.CUSTOMERS_MERGE]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=io.UnmergeInputSerializer,
+        responses={200: io.MergeOutputSerializer, **ERRORS},
+        description="Undo a mistaken merge: the moved rows go back, the absorbed record is "
+        "active again. 409 unmerge_refused when already undone or the survivor was merged or "
+        "erased since.",
+    )
+    def post(self, request, merge_id: int):
+        data = validated_input(io.UnmergeInputSerializer, request)
+
+        def perform():
+            merge = services.customer_unmerge(
+                merge=selectors.merge_get(merge_id=merge_id),
+                actor=caller_label(request),
+                reason=data["reason"],
+            )
+            return Response(_merge_data(merge.pk))
+
+        return idempotent(request, endpoint=f"customers.unmerge.{merge_id}", perform=perform)
