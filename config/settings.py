@@ -308,6 +308,8 @@ SPECTACULAR_SETTINGS = {
         "SalesChannelEnum": "common.channels.SalesChannel",
         "AdjustmentReasonEnum": "inventory.models.AdjustmentReason",
         "LanguageEnum": "customers.models.Language",
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "ConsentPurposeEnum": "customers.models.ConsentPurpose",
     },
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
