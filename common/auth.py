@@ -92,6 +92,13 @@ def caller_is_customer_facing(request) -> bool:
     return isinstance(user, ApiClient) and is_online(user.channel)
 
 
+def caller_is_staff_session(request) -> bool:
+    """A staff member signed in to the back office, calling the API with their session: their
+    groups' permissions and their stores apply, as in the admin."""
+    user = request.user
+    return not isinstance(user, ApiClient) and bool(getattr(user, "is_authenticated", False))
+
+
 def caller_sees_orders_of(request, channel: str) -> bool:
     """The one rule for who may see an order (and its payments): a customer-facing key sees
     the orders of its own channel only; the retailer's callers see every order."""

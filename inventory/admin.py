@@ -2,12 +2,13 @@
 stock services, and every change becomes a ledger movement."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from common.admin_utils import ReadOnlyAdminMixin, admin_actor, admin_key, run_admin_service
-from inventory import services
+from inventory import access, services
 from inventory.models import (
     AdjustmentReason,
     Reservation,
@@ -101,11 +102,34 @@ class SetAsideForm(forms.Form):
     reason = forms.ChoiceField(choices=AdjustmentReason.choices, initial=AdjustmentReason.DAMAGE)
 
 
-def _position_form_action(title: str, form_class, apply):
+class StockWritePermissions:
+    """The stock actions the admin offers a staff member: the rule of `inventory.access`, the
+    same as the stock API's with a staff session (Django asks `has_<name>_permission` for an
+    action's `allowed_permissions`)."""
+
+    def has_receive_stock_permission(self, request):
+        return access.staff_may(request.user, "receive")
+
+    def has_adjust_stock_permission(self, request):
+        return access.staff_may(request.user, "adjust")
+
+    def has_count_stock_permission(self, request):
+        return access.staff_may(request.user, "count")
+
+    def has_move_stock_permission(self, request):
+        return access.staff_may(request.user, "transfer")
+
+    def has_settle_reservation_permission(self, request):
+        return access.staff_may(request.user, "settle_reservation")
+
+
+def _position_form_action(title: str, form_class, apply, stock_action: str):
     """An admin action with an intermediate form, applied to each selected position."""
 
     def action(modeladmin, request, queryset):
         positions = list(queryset.select_related("sku", "location"))
+        if not access.staff_may_at(request.user, stock_action, [p.location_id for p in positions]):
+            raise PermissionDenied
         if request.POST.get("apply"):
             form = form_class(request.POST)
             if form.is_valid():
@@ -134,7 +158,17 @@ def _position_form_action(title: str, form_class, apply):
         )
 
     action.short_description = title
+    action.allowed_permissions = (_PERMISSION_OF[stock_action],)
     return action
+
+
+_PERMISSION_OF = {
+    "receive": "receive_stock",
+    "adjust": "adjust_stock",
+    "set_aside": "adjust_stock",
+    "count": "count_stock",
+    "transfer": "move_stock",
+}
 
 
 def _receive(request, position, data):
@@ -192,22 +226,22 @@ def _request_transfer(request, position, data):
     )
 
 
-receive_stock = _position_form_action("Receive stock", ReceiveForm, _receive)
+receive_stock = _position_form_action("Receive stock", ReceiveForm, _receive, "receive")
 receive_stock.__name__ = "receive_stock"
-adjust_stock = _position_form_action("Adjust stock (with a reason)", AdjustForm, _adjust)
+adjust_stock = _position_form_action("Adjust stock (with a reason)", AdjustForm, _adjust, "adjust")
 adjust_stock.__name__ = "adjust_stock"
-count_stock = _position_form_action("Record a count", CountForm, _count)
+count_stock = _position_form_action("Record a count", CountForm, _count, "count")
 count_stock.__name__ = "count_stock"
-set_aside_stock = _position_form_action("Unsellable units", SetAsideForm, _set_aside)
+set_aside_stock = _position_form_action("Unsellable units", SetAsideForm, _set_aside, "set_aside")
 set_aside_stock.__name__ = "set_aside_stock"
 request_transfer = _position_form_action(
-    "Request a transfer to another location", TransferRequestForm, _request_transfer
+    "Request a transfer to another location", TransferRequestForm, _request_transfer, "transfer"
 )
 request_transfer.__name__ = "request_transfer"
 
 
 @admin.register(StockPosition)
-class StockPositionAdmin(StaffLocationScopedAdmin, admin.ModelAdmin):
+class StockPositionAdmin(StockWritePermissions, StaffLocationScopedAdmin, admin.ModelAdmin):
     list_display = [
         "sku",
         "location",
@@ -313,9 +347,12 @@ class StockOperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [MovementInline]
 
 
-@admin.action(description="Release the selected reservations")
+@admin.action(description="Release the selected reservations", permissions=["settle_reservation"])
 def release_reservations(modeladmin, request, queryset):
     for reservation in queryset.filter(status=ReservationStatus.ACTIVE):
+        if not access.staff_may_at(request.user, "settle_reservation", [reservation.location_id]):
+            messages.error(request, f"Reservation {reservation.pk} is not at one of your stores.")
+            continue
         run_admin_service(
             request,
             lambda r=reservation: services.reservation_release(
@@ -329,7 +366,9 @@ def release_reservations(modeladmin, request, queryset):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReservationAdmin(
+    StockWritePermissions, StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "id",
         "sku",
@@ -368,9 +407,12 @@ class TransferLineInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Ship as requested")
+@admin.action(description="Ship as requested", permissions=["move_stock"])
 def ship_transfers(modeladmin, request, queryset):
     for transfer in queryset.filter(status=TransferStatus.REQUESTED):
+        if not access.staff_may_at(request.user, "transfer", [transfer.source_id]):
+            messages.error(request, f"Transfer {transfer.pk} does not leave one of your stores.")
+            continue
         run_admin_service(
             request,
             lambda t=transfer: services.transfer_ship(
@@ -380,11 +422,14 @@ def ship_transfers(modeladmin, request, queryset):
         )
 
 
-@admin.action(description="Receive everything shipped and close")
+@admin.action(description="Receive everything shipped and close", permissions=["move_stock"])
 def receive_transfers(modeladmin, request, queryset):
     for transfer in queryset.filter(
         status__in=[TransferStatus.SHIPPED, TransferStatus.PARTIALLY_RECEIVED]
     ):
+        if not access.staff_may_at(request.user, "transfer", [transfer.destination_id]):
+            messages.error(request, f"Transfer {transfer.pk} does not reach one of your stores.")
+            continue
         received = {
             line.sku_id: max(line.quantity_shipped - line.quantity_received, 0)
             for line in transfer.lines.all()
@@ -403,7 +448,7 @@ def receive_transfers(modeladmin, request, queryset):
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TransferAdmin(StockWritePermissions, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Transfers are requested from the stock positions list (action "Request a transfer") or
     the API; shipping and receiving are actions that move the ledger."""
 

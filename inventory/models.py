@@ -123,6 +123,14 @@ class StockPosition(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Stock writes by staff, in the admin and through the API with a staff session
+        # (inventory.access): given to the groups by orders 0010.
+        permissions = [
+            ("receive_stock", "Can receive stock"),
+            ("adjust_stock", "Can adjust stock and set units aside or back"),
+            ("count_stock", "Can record stock counts"),
+            ("move_stock", "Can request, ship and receive stock transfers"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["sku", "location"], name="uniq_position_sku_location"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="position_reserved_gte_0"),

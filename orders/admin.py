@@ -26,7 +26,7 @@ from common.admin_utils import (
 )
 from common.channels import SalesChannel
 from common.money import Money
-from orders import selectors, services
+from orders import access, selectors, services
 from orders.models import (
     Allocation,
     Order,
@@ -311,14 +311,15 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             ),
         }
-        needs = {
-            "picking": "orders.prepare_order",
-            "ready": "orders.prepare_order",
-            "reject": "orders.reject_order_line",
-            "collect": "orders.handover_order",
-            "receive": "orders.receive_order_transfer",
+        # The board's buttons, as order actions: the same rule as the API (orders.access).
+        board_actions = {
+            "picking": "picking",
+            "ready": "ready",
+            "reject": "reject",
+            "collect": "collect",
+            "receive": "transfer-receive",
         }
-        if action not in needs or not request.user.has_perm(needs[action]):
+        if action not in board_actions or not access.staff_may(request.user, board_actions[action]):
             raise PermissionDenied
         if action == "picking":
             call, done = (lambda: services.order_picking_start(**common)), "is being picked"

@@ -429,13 +429,18 @@ def orders_list(
     location_id: int | None = None,
     placed_from: datetime | None = None,
     placed_to: datetime | None = None,
+    staff_locations: Sequence[int] | None = None,
 ) -> QuerySet[Order]:
     """Orders, newest first, filtered (every filter optional, combined with AND). `location_id`
-    is the pickup store or any location that serves the order (an allocation). Each order comes
-    with its customer, pickup store and `line_count`, so a page is one query whatever its size."""
+    is the pickup store or any location that serves the order (an allocation);
+    `staff_locations` keeps a staff member's stores' orders (`orders_for_locations`). Each order
+    comes with its customer, pickup store and `line_count`: a page is one query, whatever its
+    size."""
     orders = Order.objects.select_related("customer", "pickup_location").annotate(
         line_count=Count("lines")
     )
+    if staff_locations is not None:
+        orders = orders.filter(pk__in=orders_for_locations(staff_locations).values("pk"))
     if channel:
         orders = orders.filter(channel=channel)
     if status:

@@ -6,18 +6,18 @@ import django_filters
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import validated_input
-from common.auth import caller_channel, caller_label, caller_owner
+from common.auth import caller_channel, caller_is_staff_session, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.pagination import DefaultPagination
 from common.serializers import ErrorSerializer
-from inventory import selectors, services
+from inventory import access, selectors, services
 from inventory.api import serializers as io
 from inventory.models import (
     MovementKind,
@@ -237,6 +237,18 @@ class MovementListApi(generics.ListAPIView):
 # ---- stock writes ----------------------------------------------------------------------------
 
 
+def _staff_check(request, action: str, location_ids) -> None:
+    """A staff session writes stock as in the admin (inventory.access): with the write's
+    permission, at its own locations only. API keys are not staff: their scopes decide."""
+    if caller_is_staff_session(request) and not access.staff_may_at(
+        request.user, action, location_ids
+    ):
+        raise exceptions.PermissionDenied(
+            f"Your account may not {action.replace('_', ' ')} stock there "
+            f"({access.STOCK_ACTION_PERMISSIONS[action]}, at your own locations)."
+        )
+
+
 def _operation_response(operation, status_code=status.HTTP_201_CREATED) -> Response:
     return Response(io.OperationSerializer(operation).data, status=status_code)
 
@@ -253,6 +265,7 @@ class ReceiptCreateApi(APIView):
         def perform():
             data = validated_input(io.ReceiptInput, request)
             location = selectors.location_for_stock(code=data["location"])
+            _staff_check(request, "receive", [location.pk])
             operation = services.stock_receive(
                 location_id=location.pk,
                 lines=_sku_lines(data["lines"]),
@@ -278,6 +291,7 @@ class AdjustmentCreateApi(APIView):
         def perform():
             data = validated_input(io.AdjustmentInput, request)
             location = selectors.location_for_stock(code=data["location"])
+            _staff_check(request, "adjust", [location.pk])
             operation = services.stock_adjust(
                 location_id=location.pk,
                 sku_id=selectors.sku_get(code=data["sku"]).pk,
@@ -307,6 +321,7 @@ class SetAsideCreateApi(APIView):
         def perform():
             data = validated_input(io.SetAsideInput, request)
             location = selectors.location_for_stock(code=data["location"])
+            _staff_check(request, "set_aside", [location.pk])
             operation = services.stock_set_aside(
                 location_id=location.pk,
                 sku_id=selectors.sku_get(code=data["sku"]).pk,
@@ -338,6 +353,7 @@ class CountCreateApi(APIView):
         def perform():
             data = validated_input(io.CountInput, request)
             location = selectors.location_for_stock(code=data["location"])
+            _staff_check(request, "count", [location.pk])
             count = services.stock_count_apply(
                 location_id=location.pk,
                 counts=_sku_lines(data["lines"], "counted"),
@@ -397,6 +413,7 @@ class ReservationListCreateApi(APIView):
             location_ids = selectors.location_ids_by_code(
                 [line["location"] for line in data["lines"]]
             )
+            _staff_check(request, "reserve", location_ids.values())
             reservations = services.reservations_create(
                 requests=[
                     services.ReservationRequest(
@@ -444,7 +461,8 @@ class ReservationSettleApi(APIView):
     def post(self, request, pk: int):
         def perform():
             data = validated_input(io.SettleInput, request)
-            get_object_or_404(Reservation, pk=pk)
+            reservation = get_object_or_404(Reservation, pk=pk)
+            _staff_check(request, "settle_reservation", [reservation.location_id])
             if self.commit:
                 reservation = services.reservation_commit(
                     reservation_id=pk,
@@ -502,6 +520,7 @@ class TransferListCreateApi(generics.ListAPIView):
         def perform():
             data = validated_input(io.TransferInput, request)
             ids = selectors.location_ids_by_code([data["source"], data["destination"]])
+            _staff_check(request, "transfer", [ids[data["source"]]])
             transfer = services.transfer_request(
                 source_id=ids[data["source"]],
                 destination_id=ids[data["destination"]],
@@ -534,7 +553,10 @@ class TransferActionApi(APIView):
     )
     def post(self, request, pk: int):
         def perform():
-            get_object_or_404(Transfer, pk=pk)
+            transfer = get_object_or_404(Transfer, pk=pk)
+            # ship and cancel at the source, receive at the destination
+            at = transfer.destination_id if self.action == "receive" else transfer.source_id
+            _staff_check(request, "transfer", [at])
             key, actor = _service_key(request), caller_label(request)
             if self.action == "cancel":
                 transfer = services.transfer_cancel(transfer_id=pk, actor=actor)

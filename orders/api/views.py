@@ -14,6 +14,7 @@ from common.api import validated_input
 from common.auth import (
     caller_channel,
     caller_is_customer_facing,
+    caller_is_staff_session,
     caller_label,
     caller_owner,
     caller_sees_orders_of,
@@ -29,10 +30,11 @@ from customers.selectors import customer_get
 from customers.services import customer_identify_or_create
 from inventory.selectors import location_ids_by_code, sku_ids_by_code
 from notifications.alerts import alert_create
-from orders import selectors, services
+from orders import access, selectors, services
 from orders.api import serializers as io
 from orders.exceptions import OrderNotFound
 from orders.models import Order
+from stores.access import staff_location_ids
 from stores.models import Location
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
@@ -59,16 +61,33 @@ def _is_staff_caller(request) -> bool:
     return not caller_is_customer_facing(request)
 
 
-def _order_for(request, reference: str, *, staff_action: bool = False):
-    """The order, if this caller may see it: a customer-facing channel sees only its own."""
+def _order_for(request, reference: str, *, action: str = "view", staff_action: bool = False):
+    """The order, if this caller may see it and do `action`: a customer-facing channel sees only
+    its own channel's orders; a staff session, as in the admin (`orders.access`), only its
+    stores' orders (a return excepted: taken anywhere) and only with the action's permission."""
     if staff_action and not _is_staff_caller(request):
         raise exceptions.PermissionDenied(
             "Fulfilment steps are for store staff (a store API key or a staff session)."
         )
     order = selectors.order_get(reference=reference)
-    if not caller_sees_orders_of(request, order.channel):
+    hidden = not caller_sees_orders_of(request, order.channel)
+    if caller_is_staff_session(request):
+        if action != "return" and not access.staff_sees_order(request.user, order):
+            hidden = True
+        elif not hidden and not access.staff_may(request.user, action):
+            raise exceptions.PermissionDenied(
+                f"Your account may not {action.replace('-', ' ')} orders "
+                f"({access.ACTION_PERMISSIONS.get(action, 'no such action')})."
+            )
+    if hidden:
         raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
     return order
+
+
+def _staff_location_check(request, location_id: int) -> None:
+    """A staff session acts only at its own stores (a return taken, a line rejected there)."""
+    if caller_is_staff_session(request) and not access.staff_may_act_at(request.user, location_id):
+        raise exceptions.PermissionDenied("This location is not one of yours.")
 
 
 def _detail(reference: str, *, status_code=status.HTTP_200_OK) -> Response:
@@ -145,7 +164,13 @@ class OrderPlaceApi(APIView):
             if channel not in (None, caller_channel(request)):
                 return _paginated(request, self, Order.objects.none())
             channel = caller_channel(request)
+        staff_locations = None
+        if caller_is_staff_session(request):  # as in the admin: their stores' orders
+            if not access.staff_may(request.user, "view"):
+                raise exceptions.PermissionDenied("Your account may not view orders.")
+            staff_locations = staff_location_ids(request.user)
         orders = selectors.orders_list(
+            staff_locations=staff_locations,
             channel=channel,
             status=params.get("status"),
             customer_id=(
@@ -241,7 +266,7 @@ class OrderActionApi(APIView):
         endpoint = f"orders.{self.action}:{reference}:{kwargs}"
 
         def perform():
-            order = _order_for(request, reference, staff_action=self.staff_only)
+            order = _order_for(request, reference, action=self.action, staff_action=self.staff_only)
             data = validated_input(self.input_serializer, request) if self.input_serializer else {}
             common = {
                 "order_id": order.pk,
@@ -373,6 +398,7 @@ class OrderLineRejectApi(OrderActionApi):
 
     def run(self, order, data, common, line):
         location_id = location_ids_by_code([data["location"]])[data["location"]]
+        _staff_location_check(request=self.request, location_id=location_id)
         services.order_line_reject(
             line_no=line,
             location_id=location_id,
@@ -390,6 +416,8 @@ class OrderTransferShipApi(OrderActionApi):
         return super().post(request, reference, allocation=allocation)
 
     def run(self, order, data, common, allocation):
+        source = order.allocations.filter(pk=allocation).values_list("location_id", flat=True)
+        _staff_location_check(request=self.request, location_id=source.first())
         services.order_transfer_ship(allocation_id=allocation, **common)
 
 
@@ -406,6 +434,7 @@ class OrderTransferReceiveApi(OrderActionApi):
         return super().post(request, reference, allocation=allocation)
 
     def run(self, order, data, common, allocation):
+        _staff_location_check(request=self.request, location_id=order.pickup_location_id)
         received = None
         if data.get("received"):
             ids = sku_ids_by_code(list(data["received"]))
@@ -429,6 +458,7 @@ class OrderReturnApi(OrderActionApi):
 
     def run(self, order, data, common):
         location_id = location_ids_by_code([data["location"]])[data["location"]]
+        _staff_location_check(request=self.request, location_id=location_id)
         record = services.order_return(
             order_id=common["order_id"],
             location_id=location_id,
