@@ -405,3 +405,14 @@ def merge_get(*, merge_id: int) -> CustomerMerge:
     if merge is None:
         raise MergeNotFound(details={"merge": [str(merge_id)]})
     return merge
+
+
+def contact_on_file(*, customer: Customer, kind: str) -> str:
+    """The customer's email or phone on file (the primary one first), normalised; "" if none."""
+    identifier = (
+        CustomerIdentifier.objects.filter(customer=customer, kind=kind)
+        .order_by("-is_primary", "pk")
+        .values_list("value_normalised", flat=True)
+        .first()
+    )
+    return identifier or ""

@@ -372,7 +372,7 @@ class StockAlertInput(serializers.Serializer):
     def validate(self, attrs):
         customer = attrs["customer"]
         contact = customer.get("email") if attrs["channel"] == "email" else customer.get("phone")
-        if not contact:
+        if not contact and not customer.get("reference"):  # a known customer: the one on file
             raise serializers.ValidationError(
                 {"customer": f"Give the {attrs['channel']} to send the alert to."}
             )

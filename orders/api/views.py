@@ -20,13 +20,14 @@ from common.auth import (
     caller_sees_orders_of,
 )
 from common.channels import SalesChannel
+from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import Money
 from common.pagination import DefaultPagination
 from common.serializers import ErrorSerializer
 from customers.identifiers import parse_identifier
-from customers.selectors import customer_get
+from customers.selectors import contact_on_file, customer_get
 from customers.services import customer_identify_or_create
 from inventory.selectors import location_ids_by_code, sku_ids_by_code
 from notifications.alerts import alert_create
@@ -499,11 +500,17 @@ class StockAlertCreateApi(APIView):
                 location_ids_by_code([data["store"]])
                 location = Location.objects.get(code=data["store"])
             customer = _customer(request, data["customer"])
-            contact = (
-                data["customer"]["email"].strip()
-                if data["channel"] == "email"
-                else _contact_phone(data["customer"]["phone"])
-            )
+            given = data["customer"].get(data["channel"] if data["channel"] == "email" else "phone")
+            if given:
+                contact = given.strip() if data["channel"] == "email" else _contact_phone(given)
+            else:  # a customer reference: their email or phone on file
+                kind = "email" if data["channel"] == "email" else "phone"
+                contact = contact_on_file(customer=customer, kind=kind)
+                if not contact:
+                    raise InvalidInput(
+                        f"No {kind} on file for this customer: give one to send the alert to.",
+                        details={"customer": [f"{kind} required"]},
+                    )
             alert = alert_create(
                 customer=customer,
                 sku_id=sku_id,

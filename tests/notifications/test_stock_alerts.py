@@ -7,6 +7,7 @@ from customers.services import ConsentChange, consent_record
 from notifications import sms
 from notifications.models import BackInStockAlert
 from notifications.tasks import alerts_check_task
+from tests.customers.conftest import identify
 from tests.factories import LocationFactory, SkuFactory
 from tests.orders.conftest import committed, receive
 
@@ -125,3 +126,16 @@ def test_bad_alerts_are_refused(web_client, store, sku, fields):
     response = alert(web_client, **fields)
     assert 400 <= response.status_code < 500
     assert BackInStockAlert.objects.count() == 0
+
+
+def test_a_customer_reference_uses_the_email_on_file(web_client, store, sku):
+    known = identify(email="lea.martin@gmail.com", phone="+33612345678").customer
+    bare = identify(phone="+33698765432").customer
+
+    by_reference = alert(web_client, customer={"reference": str(known.reference)}, store="PARIS01")
+    no_email = alert(web_client, customer={"reference": str(bare.reference)}, store="PARIS01")
+
+    assert by_reference.status_code == 201, by_reference.json()
+    assert BackInStockAlert.objects.get(customer=known).contact == "lea.martin@gmail.com"
+    assert (no_email.status_code, no_email.json()["code"]) == (400, "invalid")
+    assert not BackInStockAlert.objects.filter(customer=bare).exists()
