@@ -223,6 +223,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
 SMS_SENDER = os.environ.get("SMS_SENDER", "")
+# Customer messages write times in the store's time zone; without a store (home delivery), in
+# this one.
+NOTIFICATIONS_TIME_ZONE = os.environ.get("NOTIFICATIONS_TIME_ZONE", "Europe/Paris")
 # A reminder goes this many hours before a ready order's pickup deadline.
 ORDERS_PICKUP_REMINDER_HOURS = env_int("ORDERS_PICKUP_REMINDER_HOURS", 24)
 # Orders of these channels are paid where they were sold (a marketplace collects the money and

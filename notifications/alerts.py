@@ -153,4 +153,5 @@ def alert_notification_send(*, alert_id: int) -> int:
         phone=alert.contact if alert.channel == NotificationChannel.SMS else "",
         customer_id=alert.customer_id,
         subject_reference=f"alert:{alert.pk}",
+        time_zone=store.timezone if store else "",
     )

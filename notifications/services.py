@@ -12,11 +12,13 @@ sent only when `customers.selectors.customer_has_consent` says so for that chann
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from notifications.models import Notification, NotificationChannel, NotificationStatus
 from notifications.sms import send_sms
@@ -36,11 +38,20 @@ def language_for(value: str | None) -> str:
     return value if value in LANGUAGES else "en"
 
 
-def render(kind: str, language: str, context: dict) -> tuple[str, str, str]:
-    """(email subject, email body, SMS text) from templates/notifications/<kind>.<lang>.txt."""
+def message_time_zone(name: str | None) -> zoneinfo.ZoneInfo:
+    """Where the message's times are read: the store's zone, else NOTIFICATIONS_TIME_ZONE."""
+    return zoneinfo.ZoneInfo(name or settings.NOTIFICATIONS_TIME_ZONE)
+
+
+def render(kind: str, language: str, context: dict, time_zone: str = "") -> tuple[str, str, str]:
+    """(email subject, email body, SMS text) from templates/notifications/<kind>.<lang>.txt.
+
+    Times are written in `time_zone` (the store's: "ready at 12:00" in Paris is 12:00 on the
+    shop's clock, winter or summer), dates and day names in the language's own words: the
+    templates' `date` filter reads the active time zone and language, so both are set here."""
     language = language_for(language)
     template = f"notifications/{kind}.{language}.txt"
-    with translation.override(language):
+    with translation.override(language), timezone.override(message_time_zone(time_zone)):
         parts = [
             render_to_string(template, {**context, "part": part}).strip()
             for part in ("subject", "body", "sms")
@@ -67,9 +78,11 @@ def notification_deliver(
     customer_id: int | None = None,
     subject_reference: str = "",
     allowed_channels: frozenset[str] = frozenset({"email", "sms"}),
+    time_zone: str = "",
 ) -> int:
-    """Send by email and/or SMS; returns the number of messages sent now."""
-    subject, body, sms_text = render(kind, language, context)
+    """Send by email and/or SMS; returns the number of messages sent now. Times are written in
+    `time_zone` (the store's), see `render`."""
+    subject, body, sms_text = render(kind, language, context, time_zone)
     sent = 0
     for channel, address in ((NotificationChannel.EMAIL, email), (NotificationChannel.SMS, phone)):
         if not address:

@@ -8,12 +8,6 @@ from orders import pickup
 from orders.models import Order, OrderStatus
 
 
-def _local(moment, location):
-    if moment is None:
-        return None
-    return moment.astimezone(location.tz) if location is not None else moment
-
-
 def order_contacts(order: Order) -> tuple[str, str]:
     """Where the order's messages go: the contact given with the order, else the customer's
     email and phone in the customer reference (primary first)."""
@@ -41,9 +35,9 @@ def order_message_context(*, order_id: int, kind: str, extra: dict) -> tuple[Ord
         "first_name": order.customer.first_name,
         "is_pickup": order.fulfilment == "pickup",
         "store": store,
-        "ready_by": _local(order.ready_by, store),
+        "ready_by": order.ready_by,  # aware: written in the store's zone by `render`
         "delivery_on": order.delivery_expected_on,
-        "pickup_deadline": _local(order.pickup_deadline, store),
+        "pickup_deadline": order.pickup_deadline,
         "total": f"{order.total_amount} {order.currency}",
         "reason": extra.get("reason", ""),
         "alternatives": extra.get("alternatives", []),
@@ -79,4 +73,5 @@ def order_notification_send(*, order_id: int, kind: str, extra: dict | None = No
         phone=phone,
         customer_id=order.customer_id,
         subject_reference=order.reference,
+        time_zone=order.pickup_location.timezone if order.pickup_location else "",
     )
