@@ -19,9 +19,11 @@ demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 
+# gunicorn (threads) for HTTP, and a Celery worker with its beat on kombu's filesystem broker
+# (var/broker) for the schedule: expiries, reminders, webhooks run with nothing installed.
 run: demo
 	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py run_embedded --host $(HOST) --port $(PORT)
 
 test: install
 	bash scripts/test.sh

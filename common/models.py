@@ -121,3 +121,14 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} #{self.pk}"
+
+
+class SchedulerHeartbeat(models.Model):
+    """When a job of the schedule last ran: written by the beat's heartbeat task through a
+    worker, read by /healthz. One row per job name; a late row means no beat or no worker."""
+
+    name = models.CharField(max_length=60, primary_key=True)
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_run_at:%Y-%m-%d %H:%M:%S}"

@@ -4,8 +4,12 @@ from importlib import import_module
 
 from celery import current_app, shared_task
 from django.db import transaction
+from django.utils import timezone
 
 from common.idempotency import idempotency_records_purge
+from common.models import SchedulerHeartbeat
+
+HEARTBEAT = "beat"
 
 
 def task_named(name: str):
@@ -28,3 +32,12 @@ def task_after_commit(name: str, *args) -> None:
 @shared_task(time_limit=600)
 def idempotency_records_purge_task() -> int:
     return idempotency_records_purge()
+
+
+@shared_task(time_limit=30, soft_time_limit=25, expires=60)
+def scheduler_heartbeat_task() -> None:
+    """The beat sends this every 15 s; a worker running it proves both are alive (/healthz).
+    Expires after a minute: a backlog of stale heartbeats would hide a worker that is late."""
+    SchedulerHeartbeat.objects.update_or_create(
+        name=HEARTBEAT, defaults={"last_run_at": timezone.now()}
+    )

@@ -1,33 +1,27 @@
-from django.conf import settings
-from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+
+from common import health
+
+
+def _answer(checks: dict[str, dict]) -> JsonResponse:
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+        headers=None if healthy else {"Retry-After": "30"},
+    )
 
 
 @require_GET
 def healthz(request):
-    """Liveness and readiness: the database, and the Celery broker when one is configured."""
-    checks: dict[str, dict] = {}
-    healthy = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = {"ok": True, "vendor": connection.vendor}
-    except Exception as exc:  # report, don't crash: this is what health checks are for
-        healthy = False
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
-    if settings.REDIS_URL:
-        try:
-            import redis
+    """The operator's view: the database, the broker, and whether the schedule runs (503 when
+    any of them does not)."""
+    return _answer(health.all_checks())
 
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
-            checks["broker"] = {"ok": True}
-        except Exception as exc:
-            healthy = False
-            checks["broker"] = {"ok": False, "error": type(exc).__name__}
-    else:
-        checks["broker"] = {"ok": True, "mode": "in-process (no REDIS_URL)"}
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
-    )
+
+@require_GET
+def healthz_node(request):
+    """The load balancer's view: can this node serve requests (the database and the broker).
+    A late scheduler is not this node's fault: taking every node out would not restart it."""
+    return _answer(health.node_checks())

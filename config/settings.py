@@ -125,9 +125,24 @@ CACHES["local"] = {
     "OPTIONS": {"MAX_ENTRIES": env_int("LOCAL_CACHE_MAX_ENTRIES", 5000)},
 }
 
+# The broker: Redis in production. `make run` uses kombu's filesystem transport
+# (CELERY_BROKER_URL=filesystem://, messages are files under CELERY_BROKER_FOLDER), so a real
+# worker and beat run the schedule with no server installed. With neither (tests, a bare
+# `manage.py runserver`) tasks run in-process and nothing runs the schedule: /healthz says so.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_folder = Path(os.environ.get("CELERY_BROKER_FOLDER", BASE_DIR / "var" / "broker"))
+    for _sub in ("queue", "processed", "control"):
+        (_broker_folder / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_folder / "queue"),
+        "data_folder_out": str(_broker_folder / "queue"),
+        "processed_folder": str(_broker_folder / "processed"),
+        "control_folder": str(_broker_folder / "control"),
+        "store_processed": False,
+    }
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -212,7 +227,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inventory.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    "scheduler-heartbeat": {  # /healthz reads it: a late heartbeat means a dead beat or worker
+        "task": "common.tasks.scheduler_heartbeat_task",
+        "schedule": timedelta(seconds=15),
+    },
 }
+# /healthz answers 503 when the heartbeat above has not run for this long.
+SCHEDULER_LATE_AFTER_SECONDS = env_int("SCHEDULER_LATE_AFTER_SECONDS", 120)
+# For demos and tests only: run every interval job at least this often (crontab jobs unchanged).
+if os.environ.get("SCHEDULER_TICK_SECONDS"):
+    _tick = timedelta(seconds=env_int("SCHEDULER_TICK_SECONDS", 15))
+    for _entry in CELERY_BEAT_SCHEDULE.values():
+        if isinstance(_entry["schedule"], timedelta):
+            _entry["schedule"] = min(_entry["schedule"], _tick)
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get(
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / "var" / "celerybeat-schedule")
+)
 
 # --- Notifications --------------------------------------------------------------------------
 # Email goes through Django's email backends (console by default; set EMAIL_BACKEND/EMAIL_HOST…
@@ -220,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+# Where EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend writes each message.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Omnistock <no-reply@omnistock.example>")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "notifications.sms.ConsoleSmsBackend")
 SMS_SENDER = os.environ.get("SMS_SENDER", "")

@@ -1,8 +1,9 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from common.views import healthz
+from common.views import healthz, healthz_node
 
 admin.site.site_header = "Omnistock back office"
 admin.site.site_title = "Omnistock"
@@ -19,11 +20,15 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/node", healthz_node, name="healthz-node"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
 ]
+# The embedded server (gunicorn, DEBUG on) serves the admin's and the API docs' static files;
+# production serves the collected files (STATIC_ROOT) from the proxy. Empty when DEBUG is off.
+urlpatterns += staticfiles_urlpatterns()
 
 handler400 = "common.api.json_400"
 handler404 = "common.api.json_404"

@@ -22,7 +22,9 @@ class Command(BaseCommand):
    API docs (Swagger UI) : {base}/api/docs/
    OpenAPI schema        : {base}/api/schema/
    Admin (back office)   : {base}/admin/   login: {username} / {password}
-   Health                : {base}/healthz
+   Health                : {base}/healthz  (database, broker, when the schedule last ran)
+   Scheduler             : a Celery worker + beat beside the web server (filesystem broker,
+                           var/broker): holds expire, reminders and webhooks go out by themselves
    Demo API keys         : web storefront  Authorization: Api-Key {web_key}
                            store till      Authorization: Api-Key {pos_key}
                            back office     Authorization: Api-Key {back_office_key}

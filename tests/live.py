@@ -1,0 +1,127 @@
+"""Real processes for tests that meet the service as its users do: a database prepared by
+`manage.py`, then the web server, worker and beat started as the README starts them, reached
+over HTTP on a free loopback port."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+
+# What the test process's own environment must not leak into the service it starts.
+_OWN = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _OWN}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1", **overrides)
+    return env
+
+
+def manage(*args: str, env: dict[str, str], timeout: int = 180) -> str:
+    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode:
+        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def processes(commands: dict[str, list[str]], *, env: dict[str, str], logs: Path):
+    """Start each command (argv after the interpreter), yield {name: Popen}, stop them all;
+    their output goes to files under `logs`, printed when the test fails so a red run says
+    why."""
+    logs.mkdir(parents=True, exist_ok=True)
+    started = {}
+    try:
+        for name, argv in commands.items():
+            log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed below
+            started[name] = (
+                subprocess.Popen(  # noqa: S603
+                    [sys.executable, *argv],
+                    cwd=settings.BASE_DIR,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                log,
+            )
+        yield {name: child for name, (child, _) in started.items()}
+    except BaseException:
+        for name in started:
+            print(f"----- {name} -----\n{(logs / f'{name}.log').read_text()[-6000:]}")
+        raise
+    finally:
+        for child, _ in started.values():
+            if child.poll() is None:
+                child.terminate()
+        for child, log in started.values():
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            log.close()
+
+
+class Http:
+    """A tiny JSON client for a served instance (urllib: what any client of the API does)."""
+
+    def __init__(self, base: str, api_key: str | None = None):
+        self.base, self.api_key = base, api_key
+
+    def call(self, method: str, path: str, body=None, key: str | None = None):
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Api-Key {self.api_key}"
+        if key:
+            headers["Idempotency-Key"] = key
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+            self.base + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def get(self, path: str):
+        return self.call("GET", path)
+
+    def post(self, path: str, body=None, key: str = "k"):
+        return self.call("POST", path, body or {}, key=key)
+
+
+def wait_for(probe, *, timeout: float, every: float = 0.5, what: str = "condition"):
+    """Call `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except (OSError, urllib.error.URLError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
