@@ -28,6 +28,7 @@ class Scope(models.TextChoices):
     LOYALTY_WRITE = "loyalty:write", "Spend points, redeem coupons"
     CAMPAIGNS_WRITE = "campaigns:write", "Create campaigns and issue their coupons"
     POS_EVENTS = "pos:events", "Post POS events"
+    WEBHOOKS_MANAGE = "webhooks:manage", "Manage outbound webhook endpoints and their deliveries"
 
 
 def hash_api_key(raw_key: str) -> str:

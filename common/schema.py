@@ -1,6 +1,7 @@
 """drf-spectacular extensions: document the API-key scheme."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -15,3 +16,14 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": "`Api-Key <key>` — one key per integration, bound to a sales "
             "channel and to scopes.",
         }
+
+
+# The header every retryable write takes (common.idempotency.idempotent).
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Any unique string; a retry with the same key and body returns the first result "
+    "(a different body with the same key: 422 idempotency_key_reused).",
+)

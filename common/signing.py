@@ -24,9 +24,13 @@ def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
+def signature_header(
+    secret: str, body: bytes, timestamp: int | None = None, *, also: Iterable[str] = ()
+) -> str:
+    """`also`: secrets that sign too (a rotation's previous secret), one v1 value each."""
     timestamp = int(time.time()) if timestamp is None else timestamp
-    return f"t={timestamp},v1={compute_signature(secret, timestamp, body)}"
+    signatures = [compute_signature(s, timestamp, body) for s in (secret, *also)]
+    return f"t={timestamp}," + ",".join(f"v1={signature}" for signature in signatures)
 
 
 def verify_signature(

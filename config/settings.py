@@ -167,6 +167,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.deliveries_retry_due_task",
         "schedule": timedelta(seconds=30),
     },
+    "purge-webhook-events": {
+        "task": "integrations.tasks.webhook_events_purge_task",
+        "schedule": crontab(hour=4, minute=13),
+    },
     "purge-idempotency-records": {
         "task": "common.tasks.idempotency_records_purge_task",
         "schedule": crontab(hour=4, minute=7),
@@ -369,6 +373,9 @@ OMNISTOCK = {
     # Outbound webhooks: signature tolerance and retry policy.
     "WEBHOOK_TIMEOUT_SECONDS": env_int("WEBHOOK_TIMEOUT_SECONDS", 5),
     "WEBHOOK_MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 8),
+    # Events (and their deliveries, delivered or not) are purged after this many days; a new
+    # endpoint may replay from at most this far back.
+    "WEBHOOK_RETENTION_DAYS": env_int("WEBHOOK_RETENTION_DAYS", 7),
     "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": env_int("WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", 300),
 }
 

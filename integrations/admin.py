@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from common.admin_utils import ReadOnlyAdminMixin, run_admin_service
 from common.models import OutboxEvent
-from integrations import pos, services
+from integrations import pos, webhooks
 from integrations.models import (
     DeliveryAttempt,
     PosEvent,
@@ -19,13 +19,13 @@ from stores.access import StaffLocationScopedAdmin
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["name", "url", "topics", "is_active", "created_at"]
+    list_display = ["name", "url", "topics", "is_active", "deliver_from", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "url"]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        services.endpoints_changed()
+        webhooks.endpoints_changed()
 
 
 @admin.register(OutboxEvent)
@@ -48,7 +48,7 @@ class AttemptInline(admin.TabularInline):
 @admin.action(description="Retry now")
 def retry_deliveries(modeladmin, request, queryset):
     for delivery_id in queryset.values_list("pk", flat=True):
-        services.delivery_retry_now(delivery_id=delivery_id)
+        webhooks.delivery_retry_now(delivery_id=delivery_id)
     modeladmin.message_user(request, "Retried.")
 
 

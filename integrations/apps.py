@@ -12,7 +12,7 @@ class IntegrationsConfig(AppConfig):
         from integrations import customer_hooks
         from integrations.models import PosIntegration, PosTill
         from integrations.pos import integration_scope_changed
-        from integrations.services import outbox_relay_kick
+        from integrations.webhooks import outbox_relay_kick
 
         customer_hooks.register()
         events_committed.connect(outbox_relay_kick, dispatch_uid="integrations-webhooks")

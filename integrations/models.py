@@ -9,6 +9,7 @@ exponential back-off. Every attempt is kept (DeliveryAttempt) and visible in the
 import secrets
 
 from django.db import models
+from django.utils import timezone
 
 from common.models import OutboxEvent
 
@@ -18,6 +19,10 @@ def generate_webhook_secret() -> str:
 
 
 class WebhookEndpoint(models.Model):
+    """A subscriber. It receives the events that occur from `deliver_from` on (its creation, or
+    an explicit replay start), signed with its secret; while a secret rotates, the previous one
+    signs too until `previous_secret_expires_at`."""
+
     name = models.CharField(max_length=100, unique=True)
     url = models.URLField(max_length=500)
     secret = models.CharField(
@@ -25,19 +30,39 @@ class WebhookEndpoint(models.Model):
         default=generate_webhook_secret,
         help_text="Shared secret the receiver uses to check our signature.",
     )
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     topics = models.JSONField(
         default=list,
         blank=True,
-        help_text='Topics to receive, e.g. ["stock.available_changed", "stock.low"]; empty: all.',
+        help_text='Topics to receive, e.g. ["stock.available_changed", "order.*"]; empty: all.',
     )
-    is_active = models.BooleanField(default=True)
+    deliver_from = models.DateTimeField(
+        default=timezone.now,
+        help_text="Events that occurred before this are not delivered to this endpoint.",
+    )
+    is_active = models.BooleanField(
+        default=True,
+        help_text="Unticked: paused. Its events are kept (up to the retention) and sent on resume.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
 
     def wants(self, topic: str) -> bool:
-        return not self.topics or topic in self.topics
+        return not self.topics or any(
+            topic == wanted or (wanted.endswith(".*") and topic.startswith(wanted[:-1]))
+            for wanted in self.topics
+        )
+
+    def signing_secrets(self, now) -> list[str]:
+        secrets_ = [self.secret]
+        if self.previous_secret and (
+            self.previous_secret_expires_at is None or self.previous_secret_expires_at > now
+        ):
+            secrets_.append(self.previous_secret)
+        return secrets_
 
 
 class DeliveryStatus(models.TextChoices):

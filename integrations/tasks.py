@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from integrations import services
+from integrations import webhooks
 from integrations.pos import pos_events_process_batch, pos_events_process_pending
 
 POS_DRAIN_SIZE = 199  # a single event's task applies up to this many waiting ones with it
@@ -9,14 +9,24 @@ POS_DRAIN_SIZE = 199  # a single event's task applies up to this many waiting on
 
 @shared_task(acks_late=True, time_limit=120)
 def outbox_dispatch_task() -> int:
-    return services.outbox_dispatch()
+    return webhooks.outbox_dispatch()
 
 
 @shared_task(acks_late=True, time_limit=120)
 def deliveries_retry_due_task() -> int:
     # The beat also drains the outbox, in case an after-commit dispatch was lost.
-    services.outbox_dispatch()
-    return services.deliveries_attempt_due()
+    webhooks.outbox_dispatch()
+    return webhooks.deliveries_attempt_due()
+
+
+@shared_task(acks_late=True, time_limit=600)
+def endpoint_replay_task(endpoint_id: int) -> int:
+    return webhooks.endpoint_replay(endpoint_id=endpoint_id)
+
+
+@shared_task(acks_late=True, time_limit=1800)
+def webhook_events_purge_task() -> int:
+    return webhooks.webhook_events_purge()
 
 
 @shared_task(

@@ -16,6 +16,7 @@ from common.auth import caller_channel, caller_label
 from common.exceptions import InvalidInput
 from common.idempotency import idempotent
 from common.models import Scope
+from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from customers import selectors, services
 from customers.api import serializers as io
@@ -32,13 +33,6 @@ ERRORS = {
     410: ErrorSerializer,
     422: ErrorSerializer,
 }
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Any unique string; a retry with the same key returns the first result.",
-)
 REFERENCE = OpenApiParameter(
     "reference",
     str,

@@ -16,6 +16,7 @@ from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.pagination import DefaultPagination
+from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from inventory import access, selectors, services
 from inventory.api import serializers as io
@@ -38,13 +39,6 @@ ERRORS = {
     409: ErrorSerializer,
     422: ErrorSerializer,
 }
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Any unique string; a retry with the same key returns the first result.",
-)
 
 
 def _service_key(request) -> str:

@@ -23,6 +23,7 @@ from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.pagination import DefaultPagination
+from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from customers.selectors import customer_get
 from loyalty import coupons, selectors, services
@@ -32,13 +33,6 @@ from loyalty.models import Campaign
 from stores.selectors import location_get
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Any unique string; a retry with the same key returns the first result.",
-)
 REFERENCE = OpenApiParameter(
     "reference", str, OpenApiParameter.PATH, description="Customer reference (UUID) or number."
 )

@@ -5,7 +5,7 @@ channel's orders; store staff (a `store` API key, or a staff session) see every 
 the fulfilment transitions. Every POST that changes something takes an Idempotency-Key.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +25,7 @@ from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import Money
 from common.pagination import DefaultPagination
+from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from customers.identifiers import parse_identifier
 from customers.selectors import contact_on_file, customer_get
@@ -39,13 +40,6 @@ from stores.access import staff_location_ids
 from stores.models import Location
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 422), ErrorSerializer)
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Any unique string; a retry with the same key and body returns the first result.",
-)
 
 
 def _service_key(request, endpoint: str) -> str:

@@ -12,7 +12,7 @@ and refund events are unique per key: a retry returns the first result).
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from common.auth import caller_channel, caller_label, caller_owner, caller_sees_
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import CurrencyMismatch
+from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from common.throttling import PerCallerRateThrottle
 from customers.models import Customer
@@ -37,13 +38,6 @@ from payments.services import tenders
 from payments.services.webhooks import provider_webhook_receive
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 422), ErrorSerializer)
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="Any unique string; a retry with the same key returns the first result.",
-)
 
 
 def _summary(order_reference: str) -> dict:

@@ -1,15 +1,13 @@
 """Stock events reach subscribers as signed webhooks, retried with back-off."""
 
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.utils import timezone
 
 from common.signing import SignatureInvalid, verify_signature
-from integrations import services
+from integrations import webhooks
 from integrations.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from tests.factories import LocationFactory, SkuFactory
 from tests.inventory.conftest import receive
@@ -17,59 +15,12 @@ from tests.inventory.conftest import receive
 pytestmark = pytest.mark.django_db
 
 
-class Receiver:
-    """A real HTTP server on loopback that records what it receives."""
-
-    def __init__(self, statuses):
-        self.statuses = list(statuses)
-        self.requests = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
-@pytest.fixture
-def committing(django_capture_on_commit_callbacks):
-    """Run after-commit hooks as a real commit would (the test transaction never commits)."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def receiver():
-    created = []
-
-    def build(statuses=()):
-        r = Receiver(statuses)
-        created.append(r)
-        return r
-
-    yield build
-    for r in created:
-        r.close()
-
-
 def test_stock_change_is_posted_signed_to_the_subscriber_after_commit(receiver, committing):
     hook = receiver()
     endpoint = WebhookEndpoint.objects.create(
         name="storefront", url=hook.url, topics=["stock.available_changed"]
     )
-    services.endpoints_changed()
+    webhooks.endpoints_changed()
     store, sku = LocationFactory(code="PARIS01"), SkuFactory(code="TEE-M")
 
     with committing():
@@ -98,7 +49,7 @@ def test_stock_change_is_posted_signed_to_the_subscriber_after_commit(receiver, 
 def test_failed_delivery_is_retried_with_backoff_then_succeeds(receiver, committing):
     hook = receiver(statuses=[500, 503])
     WebhookEndpoint.objects.create(name="flaky", url=hook.url, topics=["stock.available_changed"])
-    services.endpoints_changed()
+    webhooks.endpoints_changed()
 
     with committing():
         receive(LocationFactory(), SkuFactory(), 1)
@@ -108,13 +59,13 @@ def test_failed_delivery_is_retried_with_backoff_then_succeeds(receiver, committ
 
     # Not due yet: nothing is sent.
     before = len(hook.requests)
-    services.deliveries_attempt_due()
+    webhooks.deliveries_attempt_due()
     assert len(hook.requests) == before
 
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())
-    services.deliveries_attempt_due()  # 503
+    webhooks.deliveries_attempt_due()  # 503
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())
-    services.deliveries_attempt_due()  # 200
+    webhooks.deliveries_attempt_due()  # 200
 
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED
@@ -127,19 +78,19 @@ def test_delivery_gives_up_after_the_maximum_attempts(receiver, settings, commit
     settings.OMNISTOCK = {**settings.OMNISTOCK, "WEBHOOK_MAX_ATTEMPTS": 2}
     hook = receiver(statuses=[500] * 10)
     WebhookEndpoint.objects.create(name="down", url=hook.url, topics=["stock.available_changed"])
-    services.endpoints_changed()
+    webhooks.endpoints_changed()
     with committing():
         receive(LocationFactory(), SkuFactory(), 1)
 
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())
-    services.deliveries_attempt_due()
+    webhooks.deliveries_attempt_due()
 
     assert WebhookDelivery.objects.get().status == DeliveryStatus.DEAD
 
 
 def test_unreachable_endpoint_is_a_failed_attempt_not_a_crash(committing):
     WebhookEndpoint.objects.create(name="nowhere", url="http://127.0.0.1:9/hook")
-    services.endpoints_changed()
+    webhooks.endpoints_changed()
     with committing():
         receive(LocationFactory(), SkuFactory(), 1)
     delivery = WebhookDelivery.objects.first()
@@ -150,7 +101,7 @@ def test_unreachable_endpoint_is_a_failed_attempt_not_a_crash(committing):
 def test_events_are_kept_in_the_outbox_when_nobody_subscribes():
     receive(LocationFactory(), SkuFactory(), 1)
     assert OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
-    assert services.outbox_dispatch() >= 1
+    assert webhooks.outbox_dispatch() >= 1
     assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
 
 
@@ -193,7 +144,7 @@ def test_order_events_reach_subscribers_through_their_topic_filter(receiver, com
     WebhookEndpoint.objects.create(
         name="marketplace", url=hook.url, topics=["order.ready_for_pickup"]
     )
-    services.endpoints_changed()
+    webhooks.endpoints_changed()
     store, sku = LocationFactory(code="PARIS01"), SkuFactory()
     receive(store, sku, 2)
 

@@ -28,7 +28,7 @@ class Command(BaseCommand):
    Demo API keys         : web storefront  Authorization: Api-Key {web_key}
                            store till      Authorization: Api-Key {pos_key}
                            back office     Authorization: Api-Key {back_office_key}
-                           (every scope: CRM and call-centre tools, merges, refunds)
+                           (every scope: CRM and call-centre tools, merges, refunds, webhooks)
  Try:  curl -H "Authorization: Api-Key {web_key}" \\
          "{base}/api/v1/availability/near/?sku=TEE-NVY-M&lat=48.8566&lon=2.3522"
 ==============================================================================
