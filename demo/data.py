@@ -199,6 +199,12 @@ PRODUCTS = [
 ]
 SIZES = ["XS", "S", "M", "L", "XL"]
 COLOURS = [("NVY", "navy"), ("BLK", "black"), ("WHT", "white"), ("OLV", "olive"), ("ECR", "ecru")]
+# The README's and docs' examples (run as written by tests/demo/test_docs_examples.py) hold,
+# sell and order these at these stores: they must be on the shelf.
+README_SHELF = {
+    "PARIS-RIVOLI": {"TEE-NVY-M": 8, "JEAN-BLK-L": 3},
+    "PARIS-MARAIS": {"TEE-NVY-M": 3, "JEAN-BLK-L": 2, "COAT-BLK-S": 2},
+}
 FRENCH_HOLIDAYS_2026_27 = [date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 1)]
 
 
@@ -220,11 +226,16 @@ def load(*, seed: int = 7) -> bool:
         reference="DEMO-INIT",
         lines=[(sku.pk, rng.randint(20, 300)) for sku in skus if rng.random() > 0.03],
     )
+    by_code = {sku.code: sku for sku in skus}
     for store in stores:
         # Stores stock a part of the range, often one or two units: some are out of some SKUs.
-        lines = [
-            (sku.pk, rng.choice([1, 1, 2, 2, 3, 4, 6, 10])) for sku in skus if rng.random() < 0.55
-        ]
+        quantities = {
+            sku.pk: rng.choice([1, 1, 2, 2, 3, 4, 6, 10]) for sku in skus if rng.random() < 0.55
+        }
+        # ... and the Paris shelves hold what the README's examples ask of them.
+        for code, units in README_SHELF.get(store.code, {}).items():
+            quantities[by_code[code].pk] = units
+        lines = list(quantities.items())
         stock.stock_receive(
             location_id=store.pk,
             idempotency_key=f"demo:receipt:{store.code}",
