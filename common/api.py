@@ -8,11 +8,15 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, JsonResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from common.cache import REDIS_DOWN
 from common.exceptions import DomainError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,30 @@ def error_payload(code: str, message: str, details: dict | None = None) -> dict:
     return {"code": code, "message": message, "details": details or {}}
 
 
+def outage_answer(exc) -> tuple[dict, int] | None:
+    """(error payload, Retry-After seconds) when `exc` says a part is down, not that the
+    request is wrong: the database (a dropped connection, a restart, a lock wait that timed
+    out), the broker or the strict shared cache. The client retries, with the same
+    Idempotency-Key for a write: nothing of a refused request was committed."""
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        message = "The database is not answering: retry in a few seconds (same Idempotency-Key)."
+        return error_payload("database_unavailable", message), 5
+    if isinstance(exc, (BrokerOperationalError, *REDIS_DOWN)):
+        message = "A shared service is not answering: retry in a few seconds."
+        return error_payload("service_unavailable", message), 10
+    return None
+
+
+def outage_response(exc) -> JsonResponse | None:
+    """The same answer outside DRF views (common.middleware.OutageMiddleware)."""
+    answer = outage_answer(exc)
+    if answer is None:
+        return None
+    logger.warning("Answered 503: %s: %s", type(exc).__name__, exc)
+    payload, retry_after = answer
+    return JsonResponse(payload, status=503, headers={"Retry-After": str(retry_after)})
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
@@ -75,6 +103,12 @@ def exception_handler(exc, context):
             status=413,
         )
     if not isinstance(exc, drf_exceptions.APIException):
+        outage = outage_answer(exc)
+        if outage is not None:
+            set_rollback()
+            logger.warning("Answered 503: %s: %s", type(exc).__name__, exc)
+            payload, retry_after = outage
+            return Response(payload, status=503, headers={"Retry-After": str(retry_after)})
         return None  # a real bug: let Django log it and answer 500 (JSON via handler500)
 
     set_rollback()

@@ -1,4 +1,4 @@
-from common.api import json_404
+from common.api import json_404, outage_response
 
 
 class ApiJsonNotFoundMiddleware:
@@ -17,3 +17,17 @@ class ApiJsonNotFoundMiddleware:
         ):
             return json_404(request)
         return response
+
+
+class OutageMiddleware:
+    """Outside DRF's views (the admin, /healthz's neighbours), a part that is down answers the
+    API's 503 with Retry-After too, never a 500 page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        return outage_response(exception)

@@ -133,3 +133,24 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_run_at:%Y-%m-%d %H:%M:%S}"
+
+
+class QueuedTask(models.Model):
+    """A Celery task owed by a committed transaction (an outbox for tasks): written in the
+    transaction, published after its commit and then deleted. A publish that fails (the broker
+    is down) leaves the row, and the beat's sweep publishes it once the broker is back, so a
+    broker outage delays the work and never turns the committed write into an error."""
+
+    name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    publish_after = models.DateTimeField(
+        help_text="The sweep leaves the row alone until then (the commit publishes it first)."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["publish_after"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}{tuple(self.args)}"

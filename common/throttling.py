@@ -1,3 +1,4 @@
+from django.core.cache import caches
 from rest_framework.throttling import SimpleRateThrottle
 
 from common.auth import caller_owner
@@ -8,6 +9,9 @@ class PerCallerRateThrottle(SimpleRateThrottle):
 
     Views set `throttle_scope`; rates live in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]. (DRF's
     own throttles key on a user's pk, which API-key callers do not have.)"""
+
+    # A rate limit must not fail open: without Redis the guarded call answers 503.
+    cache = caches["counters"]
 
     def get_rate(self):
         # Read at call time (DRF copies the rates into a class attribute at import).

@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.middleware.ApiJsonNotFoundMiddleware",
+    "common.middleware.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -91,7 +92,11 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    # Health checks: a persistent connection that died (a PostgreSQL restart, a failover) is
+    # replaced at the start of the next request instead of failing it.
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
@@ -113,10 +118,31 @@ if not DEBUG and not REDIS_URL and not env_bool("ALLOW_PER_PROCESS_STATE", False
         "and cache versions there (see README, Production). For a single-process trial only, "
         "set ALLOW_PER_PROCESS_STATE=1."
     )
+# Two views of the shared cache: `default` is best effort (what can be recomputed from the
+# database: served without Redis when Redis is down), `counters` is strict (the pickup-code
+# lockout and rate limits must not fail open: without Redis they answer 503).
+_REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "common.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "common.cache.BestEffortRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": _REDIS_CACHE_OPTIONS,
+        },
+        "counters": {
+            "BACKEND": "common.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": _REDIS_CACHE_OPTIONS,
+        },
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "counters": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "omnistock-counters",
+        },
+    }
 # In-process cache for values that are safe to keep per process: versioned entries (never
 # stale) and short-lived flags.
 CACHES["local"] = {
@@ -141,6 +167,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_folder / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A broker that does not answer must fail a publish fast (the QueuedTask sweep publishes it
+    # later), not hold the request for redis-py's default of no timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -231,11 +262,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inventory.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    "publish-queued-tasks": {  # tasks whose after-commit publish failed (broker down)
+        "task": "common.tasks.queued_tasks_publish_task",
+        "schedule": timedelta(seconds=15),
+    },
     "scheduler-heartbeat": {  # /healthz reads it: a late heartbeat means a dead beat or worker
         "task": "common.tasks.scheduler_heartbeat_task",
         "schedule": timedelta(seconds=15),
     },
 }
+# A task a commit owes is published by the commit; the QueuedTask sweep publishes it after this
+# many seconds if that publish failed (the broker was down).
+TASKS_SWEEP_GRACE_SECONDS = env_int("TASKS_SWEEP_GRACE_SECONDS", 30)
 # /healthz answers 503 when the heartbeat above has not run for this long.
 SCHEDULER_LATE_AFTER_SECONDS = env_int("SCHEDULER_LATE_AFTER_SECONDS", 120)
 # For demos and tests only: run every interval job at least this often (crontab jobs unchanged).

@@ -263,7 +263,7 @@ def pos_event_receive(
         with transaction.atomic():
             inbox = _inbox_event(integration, event, location, payload)
             inbox.save(force_insert=True)
-            transaction.on_commit(lambda: _schedule(inbox.pk))
+            transaction.on_commit(lambda: _schedule(inbox.pk), robust=True)
     except IntegrityError:
         first = _first_copy(integration, event, location)
         return IntakeResult(
@@ -319,7 +319,7 @@ def pos_events_receive_batch(
     inserted = _inbox_insert(integration, admitted.values()) if admitted else {}
     if inserted:
         pks = sorted(inserted.values())
-        transaction.on_commit(lambda: _schedule_batch(pks))
+        transaction.on_commit(lambda: _schedule_batch(pks), robust=True)
     _mark_duplicates(integration, results, inserted, admitted)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for result in results:
@@ -507,6 +507,9 @@ def _inbox_insert_new(integration: PosIntegration, admitted) -> dict[str, int]:
     return {event.event_id: event.pk for event in created}
 
 
+# After commit, robust: a publish that fails (the broker is down) leaves the event `received`,
+# and the beat's pending sweep (pos_events_process_pending_task) applies it later. The till was
+# answered 202: its event is stored.
 def _schedule(inbox_pk: int) -> None:
     task_named("integrations.tasks.pos_event_process_task").delay(inbox_pk)
 

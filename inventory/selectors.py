@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,11 +14,14 @@ from django.core.cache.backends.redis import RedisCache
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from common.cache import REDIS_DOWN
 from common.channels import is_online
 from inventory.exceptions import UnknownLocation, UnknownSku
 from inventory.models import Sku, StockMovement, StockPosition
 from stores.models import Location, LocationKind
 from stores.selectors import location_ready_by, locations_by_distance, locations_with_calendar
+
+logger = logging.getLogger(__name__)
 
 MAX_SKUS_PER_AVAILABILITY_CALL = 500
 
@@ -101,14 +105,28 @@ local_cache = caches["local"]
 _LOCATIONS_VERSION_KEY = "avail:locations:v"
 
 
+# Versions whose bump was lost because Redis did not answer: bumped with this process's next
+# change. Until then (or AVAILABILITY_CACHE_SECONDS) an answer cached before the outage may be
+# read again: availability is advice, placements and reservations are decided by the ledger.
+_unbumped: set[str] = set()
+
+
 def availability_changed(sku_ids) -> None:
-    keys = [_VERSION_KEY.format(sku_id) for sku_id in set(sku_ids)]
+    """After commit: bump the SKUs' versions. Never raises: the change is committed whatever
+    happens to the cache."""
+    keys = {_VERSION_KEY.format(sku_id) for sku_id in set(sku_ids)} | _unbumped
     backend = caches["default"]
-    if isinstance(backend, RedisCache):  # one round trip (Django's incr() makes two)
-        _bump_many_on_redis(backend, keys)
+    try:
+        if isinstance(backend, RedisCache):  # one round trip (Django's incr() makes two)
+            _bump_many_on_redis(backend, list(keys))
+        else:
+            for key in keys:
+                _bump(key)
+    except REDIS_DOWN:
+        _unbumped.update(keys)
+        logger.warning("Availability versions not bumped (Redis down): %d kept", len(keys))
         return
-    for key in keys:
-        _bump(key)
+    _unbumped.difference_update(keys)
 
 
 def _bump_many_on_redis(backend: RedisCache, keys: list[str]) -> None:

@@ -24,8 +24,8 @@ def _fast_and_isolated(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from django.core.cache import caches
 
-    caches["default"].clear()
-    caches["local"].clear()
+    for alias in ("default", "local", "counters"):
+        caches[alias].clear()
 
 
 @pytest.fixture(autouse=True)

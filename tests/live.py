@@ -90,6 +90,11 @@ class Http:
         self.base, self.api_key = base, api_key
 
     def call(self, method: str, path: str, body=None, key: str | None = None):
+        """(status, JSON body)."""
+        return self.exchange(method, path, body, key)[:2]
+
+    def exchange(self, method: str, path: str, body=None, key: str | None = None):
+        """(status, JSON body, response headers)."""
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Api-Key {self.api_key}"
@@ -101,9 +106,9 @@ class Http:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null"), response.headers
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            return error.code, json.loads(error.read() or b"null"), error.headers
 
     def get(self, path: str):
         return self.call("GET", path)
@@ -125,3 +130,93 @@ def wait_for(probe, *, timeout: float, every: float = 0.5, what: str = "conditio
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def _as_postgres_user() -> list[str]:
+    # initdb refuses to run as root: run the cluster as the postgres (or nobody) user.
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+        return ["runuser", "-u", "postgres", "--"]
+    except KeyError:
+        return ["runuser", "-u", "nobody", "--"]
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own (initdb/pg_ctl from the machine's PostgreSQL),
+    to stop and restart under requests without touching the suite's own database."""
+
+    def __init__(self):
+        import glob
+        import shutil
+        import tempfile
+
+        found = (
+            shutil.which("pg_ctl")
+            or (sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or [""])[-1]
+        )
+        if not found:
+            raise AssertionError("PostgreSQL binaries not found (make test installs them)")
+        self.bin = Path(found).resolve().parent
+        self.root = Path(tempfile.mkdtemp(prefix="omnistock-pg-", dir="/tmp"))
+        self.port = free_port()
+        self.run_as = _as_postgres_user()
+        if self.run_as:
+            shutil.chown(self.root, user=self.run_as[2])
+        self._run("initdb", "-D", str(self.root / "data"), "-U", "omnistock", "-A", "trust",
+                  "--no-locale", "-E", "UTF8")  # fmt: skip
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "omnistock", "shop")
+        self.url = f"postgres://omnistock@127.0.0.1:{self.port}/shop"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.run_as, str(self.bin / tool), *args], check=True,  # noqa: S603
+                       capture_output=True, timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w",
+                  "start", "-o", options)  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A Redis of the test's own, to stop and start again on the same port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",  # noqa: S607
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self.answers, timeout=10, what="redis")
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis(port=self.port, socket_timeout=1).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
