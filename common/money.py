@@ -24,6 +24,11 @@ def currency_exponent(currency: str) -> int:
         ) from None
 
 
+# The largest amount one field takes: every money column stores at least 10 digits with 2
+# decimals, and no retail line, tender or refund comes near 100 million.
+MAX_AMOUNT = Decimal("99999999.99")
+
+
 def parse_amount(value, currency: str, *, field: str = "amount") -> Decimal:
     """Parse a client amount strictly: no floats, no more decimals than the currency has."""
     if isinstance(value, float):
@@ -38,6 +43,8 @@ def parse_amount(value, currency: str, *, field: str = "amount") -> Decimal:
         ) from None
     if not amount.is_finite():
         raise InvalidInput("Amount must be finite.", details={field: ["not finite"]})
+    if abs(amount) > MAX_AMOUNT:  # also keeps quantize() below within Decimal's precision
+        raise InvalidInput(f"Amounts are at most {MAX_AMOUNT:,}.", details={field: ["too large"]})
     exponent = currency_exponent(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-exponent)):
         raise InvalidInput(

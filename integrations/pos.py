@@ -40,6 +40,7 @@ from rest_framework import serializers as drf_serializers
 from common.api import validation_details
 from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from common.money import Money
+from common.parsing import MalformedJson, strict_json_loads
 from common.signing import verify_signature
 from common.tasks import task_named
 from customers.exceptions import NoUsableIdentifier
@@ -127,30 +128,6 @@ class IntakeResult:
     body: dict
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
-def strict_json(raw_body: bytes):
-    """JSON that the database can store. Python's parser also takes NaN and Infinity (not JSON),
-    and "\\u0000" (JSON, but PostgreSQL text and jsonb cannot hold a NUL character); both were
-    found by the property test as 500s, and are refused as malformed."""
-    payload = json.loads(raw_body, parse_constant=_refuse_constant)
-    if _has_nul(payload):
-        raise ValueError("NUL characters are not accepted")
-    return payload
-
-
 def integration_get(*, slug: str) -> PosIntegration:
     integration = PosIntegration.objects.filter(slug=slug, is_active=True).first()
     if integration is None:
@@ -235,9 +212,9 @@ def _parse(integration: PosIntegration, raw_body: bytes, signature, size: int, l
         raise error
     verify_request(integration=integration, raw_body=raw_body, signature=signature)
     try:
-        return strict_json(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        error = MalformedEvent()
+        return strict_json_loads(raw_body)
+    except MalformedJson as exc:
+        error = MalformedEvent(f"{MalformedEvent.default_message} ({exc})")
         _reject(integration, error, raw_body=raw_body)
         raise error from None
 
@@ -1150,9 +1127,9 @@ def pos_customer_lookup(
     """A till scanned a card (or typed a phone/email): who is it? Signed like events."""
     verify_request(integration=integration, raw_body=raw_body, signature=signature)
     try:
-        payload = strict_json(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedEvent() from None
+        payload = strict_json_loads(raw_body)
+    except MalformedJson as exc:
+        raise MalformedEvent(f"{MalformedEvent.default_message} ({exc})") from None
     query = CustomerLookupSerializer(data=payload if isinstance(payload, dict) else {})
     if not query.is_valid():
         raise drf_serializers.ValidationError(query.errors)

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from common.serializers import CodeField, QuantityField
+from common.serializers import CodeField, InputDateTimeField, QuantityField
 from customers.models import ConsentChannel, ConsentPurpose
 from integrations.models import PosEventType
 
@@ -155,7 +155,7 @@ class EnvelopeSerializer(serializers.Serializer):
 
     event_id = serializers.CharField(max_length=100)
     type = serializers.ChoiceField(choices=PosEventType.choices)
-    occurred_at = serializers.DateTimeField(help_text="The till's clock, with its UTC offset.")
+    occurred_at = InputDateTimeField(help_text="The till's clock, with its UTC offset.")
     store = CodeField(max_length=20)
     till = serializers.CharField(max_length=40)
     data = serializers.DictField()

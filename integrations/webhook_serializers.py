@@ -4,6 +4,7 @@ import re
 
 from rest_framework import serializers
 
+from common.serializers import InputDateTimeField
 from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 TOPIC = re.compile(r"^[a-z][a-z_]*\.(\*|[a-z][a-z0-9_]*)$")
@@ -19,7 +20,7 @@ class EndpointCreateInput(serializers.Serializer):
         default=list,
         help_text='Exact topics ("stock.low") or families ("order.*"); empty: every event.',
     )
-    replay_from = serializers.DateTimeField(
+    replay_from = InputDateTimeField(
         required=False,
         help_text="Also deliver the events since then (at most WEBHOOK_RETENTION_DAYS back). "
         "Without it, the endpoint receives the events that occur from its creation on.",

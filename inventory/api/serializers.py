@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from common.serializers import CodeField, QuantityField
+from common.serializers import CodeField, InputDateTimeField, QuantityField
 from inventory.models import (
     AdjustmentReason,
     Reservation,
@@ -250,7 +250,7 @@ class CountLineInput(serializers.Serializer):
 
 class CountInput(serializers.Serializer):
     location = CodeField(max_length=20)
-    counted_at = serializers.DateTimeField(required=False)
+    counted_at = InputDateTimeField(required=False)
     lines = CountLineInput(many=True, allow_empty=False, max_length=5000)
 
 
@@ -264,7 +264,7 @@ class ReservationInput(serializers.Serializer):
     lines = ReservationLineInput(many=True, allow_empty=False, max_length=200)
     reference = serializers.CharField(max_length=120, required=False, default="")
     ttl_seconds = serializers.IntegerField(min_value=0, max_value=90 * 24 * 3600, required=False)
-    expires_at = serializers.DateTimeField(required=False)
+    expires_at = InputDateTimeField(required=False)
 
 
 class SettleInput(serializers.Serializer):

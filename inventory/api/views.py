@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from common.api import validated_input
 from common.auth import caller_channel, caller_is_staff_session, caller_label, caller_owner
 from common.exceptions import InvalidInput
+from common.filters import BoundedIsoDateTimeFilter
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.pagination import DefaultPagination
@@ -208,8 +209,8 @@ class MovementFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="sku__code")
     location = django_filters.CharFilter(field_name="location__code")
     kind = django_filters.ChoiceFilter(choices=MovementKind.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = BoundedIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = BoundedIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     reference = django_filters.CharFilter(field_name="operation__reference")
 
     class Meta:

@@ -1,12 +1,12 @@
 """Small input and output serializers of the loyalty API."""
 
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.channels import SalesChannel
+from common.serializers import AwareDateTimeField
 from loyalty.models import DiscountType, IssueChannel, SpendPurpose, TargetKind
 
 
@@ -65,18 +65,6 @@ class WholeNumberField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("strict")
         return super().to_internal_value(data)
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 date and time with its UTC offset: a time without one is ambiguous (whose
-    midnight?), so it is refused rather than read as UTC."""
-
-    default_error_messages = {"naive": "Give the UTC offset, e.g. 2026-03-01T09:00:00+01:00."}
-
-    def enforce_timezone(self, value):
-        if timezone.is_naive(value):
-            self.fail("naive")
-        return super().enforce_timezone(value)
 
 
 # ---- inputs ---------------------------------------------------------------------------------

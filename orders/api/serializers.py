@@ -6,7 +6,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from common.channels import SalesChannel
-from common.serializers import CodeField, QuantityField
+from common.serializers import CodeField, InputDateTimeField, QuantityField
 from orders.models import (
     Allocation,
     AllocationLine,
@@ -255,10 +255,10 @@ class OrderListQuery(serializers.Serializer):
         required=False,
         help_text="Location code: the pickup store, or a location that serves the order.",
     )
-    placed_from = serializers.DateTimeField(
+    placed_from = InputDateTimeField(
         required=False, help_text="Placed at or after (ISO 8601 with its offset)."
     )
-    placed_to = serializers.DateTimeField(required=False, help_text="Placed before.")
+    placed_to = InputDateTimeField(required=False, help_text="Placed before.")
     page = serializers.IntegerField(min_value=1, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=500, required=False)
 

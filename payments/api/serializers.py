@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.serializers import InputDateTimeField
 from payments.models import TenderKind
 
 
@@ -33,7 +34,7 @@ class GiftCardSellInput(serializers.Serializer):
     amount = AmountField()
     currency = serializers.CharField(max_length=3)
     reference = serializers.CharField(max_length=120, help_text="The sale: order or receipt.")
-    expires_at = serializers.DateTimeField(required=False)
+    expires_at = InputDateTimeField(required=False)
 
 
 class GiftCardSoldOutput(serializers.Serializer):

@@ -42,6 +42,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from common.exceptions import InvalidInput
+from common.parsing import strict_json_loads
 from common.signing import signature_header, verify_signature
 from common.tasks import task_after_commit
 from payments.models import SandboxIntent, SandboxIntentStatus
@@ -279,7 +280,7 @@ class SandboxProvider(base.PaymentProvider):
 
     def parse_webhook(self, *, body: bytes) -> base.ProviderEventData:
         try:
-            payload = json.loads(body)
+            payload = strict_json_loads(body)
             data = payload["data"]
             event_type = _EVENT_TYPES[payload["type"]]
             amount = data.get("amount")
