@@ -389,6 +389,10 @@ SPECTACULAR_SETTINGS = {
         "ConsentPurposeEnum": "customers.models.ConsentPurpose",
     },
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "common.schema.declare_error_responses",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

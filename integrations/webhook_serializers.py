@@ -71,7 +71,7 @@ class EndpointOutput(serializers.ModelSerializer):
 class EndpointWithSecretOutput(EndpointOutput):
     """On creation and rotation only: the secret is never shown again."""
 
-    previous_secret_expires_at = serializers.DateTimeField(read_only=True)
+    previous_secret_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(EndpointOutput.Meta):
         fields = [*EndpointOutput.Meta.fields, "secret", "previous_secret_expires_at"]

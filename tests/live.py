@@ -220,3 +220,23 @@ class RedisServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def embedded_demo(tmp: Path, **env_overrides: str):
+    """What `make run` serves — the demo data on SQLite, gunicorn, a worker and its beat —
+    on a free port, for as long as the block runs. Yields the base URL."""
+    env = service_env(
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        CELERY_BROKER_FOLDER=str(tmp / "broker"),
+        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp / "beat-schedule"),
+        **env_overrides,
+    )
+    manage("migrate", "--noinput", "-v0", env=env)
+    manage("load_demo", "-v0", env=env)
+    port = free_port()
+    launcher = ["manage.py", "run_embedded", "--port", str(port)]
+    with processes({"run_embedded": launcher}, env=env, logs=tmp / "logs"):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: Http(base).get("/healthz/node")[0] == 200, timeout=60, what="server")
+        yield base

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from common.api import validated_input
 from common.idempotency import idempotent
 from common.models import Scope
-from common.pagination import DefaultPagination
+from common.pagination import DefaultPagination, paginated
 from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from integrations import selectors, webhooks
@@ -28,7 +28,10 @@ def _endpoint_data(endpoint_id: int, output=io.EndpointOutput) -> dict:
 class EndpointListCreateApi(APIView):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
 
-    @extend_schema(responses={200: io.EndpointOutput(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="v1_webhooks_endpoints_list",
+        responses={200: paginated(io.EndpointOutput), **ERRORS},
+    )
     def get(self, request):
         """Every endpoint, with its deliveries waiting and given up on (paginated)."""
         paginator = DefaultPagination()
@@ -139,7 +142,8 @@ class DeliveryListApi(APIView):
 
     @extend_schema(
         parameters=[io.DeliveryListQuery],
-        responses={200: io.DeliveryOutput(many=True), **ERRORS},
+        operation_id="v1_webhooks_endpoints_deliveries_list",
+        responses={200: paginated(io.DeliveryOutput), **ERRORS},
     )
     def get(self, request, endpoint_id: int):
         """An endpoint's deliveries, newest event first; `status=failed` (will retry) or

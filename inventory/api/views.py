@@ -5,7 +5,7 @@ import json
 import django_filters
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from common.api import validated_input
 from common.auth import caller_channel, caller_is_staff_session, caller_label, caller_owner
 from common.exceptions import InvalidInput
-from common.filters import BoundedIsoDateTimeFilter
+from common.filters import BoundedIsoDateTimeFilter, StrictFilterSet
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
-from common.pagination import DefaultPagination
+from common.pagination import DefaultPagination, paginated
 from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from inventory import access, selectors, services
@@ -50,6 +50,19 @@ def _service_key(request) -> str:
 def _sku_lines(lines, quantity_field="quantity") -> list[tuple[int, int]]:
     ids = selectors.sku_ids_by_code([line["sku"] for line in lines])
     return [(ids[line["sku"]], line[quantity_field]) for line in lines]
+
+
+def _flag_param(request, name: str) -> bool:
+    """A true/false query parameter: absent is false; a value other than true/false/1/0 is a
+    400 (an unreadable flag must not silently mean false)."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return False
+    if value.lower() in {"true", "1"}:
+        return True
+    if value.lower() in {"false", "0"}:
+        return False
+    raise InvalidInput(f"`{name}` is true or false.", details={name: ["not a boolean"]})
 
 
 def _csv_param(request, name: str, *, limit: int) -> list[str]:
@@ -97,7 +110,16 @@ class AvailabilityApi(APIView):
             OpenApiParameter("locations", str, description="Comma-separated location codes."),
             OpenApiParameter("include_empty", bool, description="List locations with 0 too."),
         ],
-        responses={200: io.SkuAvailabilitySerializer(many=True), **ERRORS},
+        responses={
+            200: inline_serializer(
+                name="AvailabilityAnswer",
+                fields={
+                    "channel": serializers.CharField(),
+                    "results": io.SkuAvailabilitySerializer(many=True),
+                },
+            ),
+            **ERRORS,
+        },
     )
     def get(self, request):
         skus = _csv_param(request, "skus", limit=selectors.MAX_SKUS_PER_AVAILABILITY_CALL)
@@ -106,7 +128,7 @@ class AvailabilityApi(APIView):
                 "Give at least one SKU code in `skus`.", details={"skus": ["required"]}
             )
         locations = _csv_param(request, "locations", limit=1000)
-        include_empty = request.query_params.get("include_empty") in {"1", "true", "yes"}
+        include_empty = _flag_param(request, "include_empty")
         channel = caller_channel(request)
         availability = selectors.availability_for_skus(
             sku_codes=skus,
@@ -184,7 +206,7 @@ class AvailabilityNearApi(APIView):
 # ---- ledger reads ----------------------------------------------------------------------------
 
 
-class PositionFilter(django_filters.FilterSet):
+class PositionFilter(StrictFilterSet):
     sku = django_filters.CharFilter(field_name="sku__code")
     location = django_filters.CharFilter(field_name="location__code")
     available_gt = django_filters.NumberFilter(field_name="available", lookup_expr="gt")
@@ -205,7 +227,7 @@ class PositionListApi(generics.ListAPIView):
         )
 
 
-class MovementFilter(django_filters.FilterSet):
+class MovementFilter(StrictFilterSet):
     sku = django_filters.CharFilter(field_name="sku__code")
     location = django_filters.CharFilter(field_name="location__code")
     kind = django_filters.ChoiceFilter(choices=MovementKind.choices)
@@ -378,7 +400,8 @@ class ReservationListCreateApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("reference", str)],
-        responses={200: io.ReservationSerializer(many=True)},
+        operation_id="v1_reservations_list",
+        responses={200: paginated(io.ReservationSerializer), **ERRORS},
     )
     def get(self, request):
         reference = request.query_params.get("reference", "")[:120]
@@ -485,7 +508,7 @@ class ReservationSettleApi(APIView):
 # ---- transfers -------------------------------------------------------------------------------
 
 
-class TransferFilter(django_filters.FilterSet):
+class TransferFilter(StrictFilterSet):
     source = django_filters.CharFilter(field_name="source__code")
     destination = django_filters.CharFilter(field_name="destination__code")
 

@@ -22,7 +22,7 @@ from common.auth import caller_channel, caller_label, caller_owner
 from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
-from common.pagination import DefaultPagination
+from common.pagination import DefaultPagination, paginated
 from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from customers.selectors import customer_get
@@ -420,7 +420,10 @@ def _campaign_data(campaign_id: int) -> dict:
 class CampaignListCreateApi(APIView):
     required_scopes = {"GET": [Scope.CUSTOMERS_READ], "POST": [Scope.CAMPAIGNS_WRITE]}
 
-    @extend_schema(responses={200: io.CampaignOutput(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="v1_loyalty_campaigns_list",
+        responses={200: paginated(io.CampaignOutput), **ERRORS},
+    )
     def get(self, request):
         """Campaigns, newest first (paginated: `page`, `page_size`)."""
         paginator = DefaultPagination()
@@ -502,7 +505,8 @@ class CampaignRecipientsApi(APIView):
     required_scopes = [Scope.CUSTOMERS_READ]
 
     @extend_schema(
-        responses={200: io.RecipientOutput(many=True), **ERRORS},
+        operation_id="v1_loyalty_campaigns_recipients_list",
+        responses={200: paginated(io.RecipientOutput), **ERRORS},
         description="Recipients, oldest issue first: their codes, redemptions (where, when) and "
         "store visits within the campaign's o2o_days. Identity (reference, number) only for "
         "recipients who consent today to marketing on the campaign's issue channel; the others "

@@ -24,7 +24,7 @@ from common.exceptions import InvalidInput
 from common.idempotency import idempotency_key_from, idempotent
 from common.models import Scope
 from common.money import Money
-from common.pagination import DefaultPagination
+from common.pagination import DefaultPagination, paginated
 from common.schema import IDEMPOTENCY_HEADER
 from common.serializers import ErrorSerializer
 from customers.identifiers import parse_identifier
@@ -144,7 +144,8 @@ class OrderPlaceApi(APIView):
 
     @extend_schema(
         parameters=[io.OrderListQuery],
-        responses={200: io.OrderSummaryOutput(many=True), **ERRORS},
+        operation_id="v1_orders_list",
+        responses={200: paginated(io.OrderSummaryOutput), **ERRORS},
         description="Orders, newest first, paginated (`page`, `page_size` ≤ 500), filtered by "
         "customer, channel, status, store (pickup store or a location serving the order) and "
         "placing time. A customer-facing key (web, app, marketplace, call centre) sees only "

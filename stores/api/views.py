@@ -1,15 +1,25 @@
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.filters import StrictFilterSet
 from common.models import Scope
 from stores.models import Closure, Location, OpeningHours
 from stores.selectors import location_get, location_ready_by, locations_with_calendar
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}$", "example": "10:00:00"})
+class LocalTimeField(serializers.TimeField):
+    """A time of day on the store's own clock (Location.timezone), with no offset: OpenAPI's
+    `time` format (RFC 3339) requires one, so it is declared as a pattern."""
+
+
 class OpeningHoursSerializer(serializers.ModelSerializer):
+    opens_at = LocalTimeField()
+    closes_at = LocalTimeField()
+
     class Meta:
         model = OpeningHours
         fields = ["weekday", "opens_at", "closes_at"]
@@ -55,7 +65,7 @@ class LocationSerializer(serializers.ModelSerializer):
         return ready_by.isoformat() if ready_by else None
 
 
-class LocationFilter(django_filters.FilterSet):
+class LocationFilter(StrictFilterSet):
     city = django_filters.CharFilter(lookup_expr="iexact")
 
     class Meta:

@@ -135,6 +135,7 @@ def _common_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
 
 
+@pytest.mark.embedded
 def test_the_embedded_mode_runs_the_schedule_by_itself(tmp_path):
     env = _common_env(
         tmp_path,

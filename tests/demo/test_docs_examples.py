@@ -12,7 +12,9 @@ import pytest
 from django.conf import settings
 
 from demo import data as demo
-from tests.live import Http, free_port, manage, processes, service_env, wait_for
+from tests.live import Http, embedded_demo
+
+pytestmark = pytest.mark.embedded
 
 DOCS = [Path(settings.BASE_DIR) / "README.md", *sorted((settings.BASE_DIR / "docs").glob("*.md"))]
 SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
@@ -37,19 +39,7 @@ def _examples():
 
 @pytest.fixture(scope="module")
 def served_demo(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("docs-examples")
-    env = service_env(
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
-        CELERY_BROKER_FOLDER=str(tmp / "broker"),
-        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp / "beat-schedule"),
-    )
-    manage("migrate", "--noinput", "-v0", env=env)
-    manage("load_demo", "-v0", env=env)
-    port = free_port()
-    launcher = ["manage.py", "run_embedded", "--port", str(port)]
-    with processes({"run_embedded": launcher}, env=env, logs=tmp / "logs"):
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: Http(base).get("/healthz/node")[0] == 200, timeout=60, what="server")
+    with embedded_demo(tmp_path_factory.mktemp("docs-examples")) as base:
         yield base
 
 
