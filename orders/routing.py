@@ -173,24 +173,30 @@ def _record(
     return recorded
 
 
+def _unusable_reason(candidate: Candidate, skus: set[int], exclude: set[int]) -> str | None:
+    """Why a location cannot ship these lines (None: it can)."""
+    if candidate.id in exclude:
+        return "excluded (rejected the line, or the pickup store itself)"
+    if not candidate.can_ship:
+        return "does not ship"
+    if candidate.capacity_left is not None and candidate.capacity_left <= 0:
+        return "daily capacity reached"
+    if not any(candidate.stock.get(sku, 0) > 0 for sku in skus):
+        return "no stock for any line"
+    return None
+
+
 def _eligible_shippers(
     candidates: Sequence[Candidate], needs: Sequence[Need], exclude: set[int]
 ) -> tuple[list[Candidate], dict[str, int]]:
     skus = {n.sku_id for n in needs}
     eligible, skipped = [], {}
     for candidate in candidates:
-        if candidate.id in exclude:
-            reason = "excluded (rejected the line, or the pickup store itself)"
-        elif not candidate.can_ship:
-            reason = "does not ship"
-        elif candidate.capacity_left is not None and candidate.capacity_left <= 0:
-            reason = "daily capacity reached"
-        elif not any(candidate.stock.get(sku, 0) > 0 for sku in skus):
-            reason = "no stock for any line"
-        else:
+        reason = _unusable_reason(candidate, skus, exclude)
+        if reason is None:
             eligible.append(candidate)
-            continue
-        skipped[reason] = skipped.get(reason, 0) + 1
+        else:
+            skipped[reason] = skipped.get(reason, 0) + 1
     return eligible, skipped
 
 
@@ -246,18 +252,40 @@ def _cover(
 
 
 def _short_details(
-    short: Sequence[Need], needs: Sequence[Need], candidates: Sequence[Candidate]
+    short: Sequence[Need],
+    needs: Sequence[Need],
+    usable: Sequence[Candidate],
+    unusable: Sequence[tuple[Candidate, str]] = (),
 ) -> list[dict]:
-    """Each short line with what was asked and what the considered locations hold in total."""
+    """Each short line with what was asked, what the usable locations hold in total, and the
+    units that exist elsewhere with why they cannot be used (a store that does not ship…), so
+    the answer says what exists, not only "0"."""
     requested = {n.line: n.quantity for n in needs}
     return [
         {
             "line": n.line,
             "sku": n.sku_code,
             "requested": requested.get(n.line, n.quantity),
-            "available": sum(c.stock.get(n.sku_id, 0) for c in candidates),
+            "available": sum(c.stock.get(n.sku_id, 0) for c in usable),
+            "elsewhere": [
+                {"location": c.code, "units": c.stock[n.sku_id], "why": why}
+                for c, why in unusable
+                if c.stock.get(n.sku_id, 0) > 0
+            ],
         }
         for n in short
+    ]
+
+
+def _unusable(
+    candidates: Sequence[Candidate], usable: Sequence[Candidate], needs, exclude: set[int]
+) -> list[tuple[Candidate, str]]:
+    usable_ids = {c.id for c in usable}
+    skus = {n.sku_id for n in needs}
+    return [
+        (c, _unusable_reason(c, skus, exclude) or "already counted")
+        for c in candidates
+        if c.id not in usable_ids
     ]
 
 
@@ -295,7 +323,9 @@ def route_delivery(
         reasons[candidate.id] = "missing " + ", ".join(_missing(candidate, needs))
     return RoutingPlan(
         assignments=assignments if not short else [],
-        short=_short_details(short, needs, eligible),
+        short=_short_details(
+            short, needs, eligible, _unusable(candidates, eligible, needs, set(exclude))
+        ),
         rules=list(rules),
         candidates=_record(ranked, rules, chosen if not short else set(), reasons, skipped),
         outcome="split" if not short else "refused",
@@ -332,7 +362,16 @@ def route_pickup(
     if not pickup.receives_transfers:
         return RoutingPlan(
             assignments=[],
-            short=_short_details(missing, needs, [pickup]),
+            short=_short_details(
+                missing,
+                needs,
+                [pickup],
+                [
+                    (c, f"{pickup.code} does not receive transfers")
+                    for c in candidates
+                    if c.id != pickup.id
+                ],
+            ),
             rules=list(rules),
             candidates=[],
             outcome="refused",
@@ -378,7 +417,12 @@ def route_pickup(
     if short:
         return RoutingPlan(
             assignments=[],
-            short=_short_details(short, needs, [pickup, *eligible] if local_allowed else eligible),
+            short=_short_details(
+                short,
+                needs,
+                usable := [pickup, *eligible] if local_allowed else eligible,
+                _unusable(candidates, usable, missing, set(exclude) | {pickup.id}),
+            ),
             rules=list(rules),
             candidates=[pickup_row, *recorded],
             outcome="refused",

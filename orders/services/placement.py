@@ -265,9 +265,9 @@ def _placement_allocate(
         persist=persist,
     )
     if allocated is None:
-        names = ", ".join(f"{line['sku']} ({line['requested']})" for line in order._short)
         raise OutOfStock(
-            f"Not enough stock anywhere for: {names}. Nothing was reserved.",
+            f"Not enough stock for: {'; '.join(_short_line_said(s) for s in order._short)}. "
+            "Nothing was reserved.",
             details={"lines": order._short},
         )
     notifications_send_after_commit()  # "order_confirmed" is owed
@@ -282,6 +282,23 @@ def _placement_allocate(
         "events": allocated.new_rows.events,
     }
     return order
+
+
+def _short_line_said(short: dict) -> str:
+    """'TEE-NVY-M: 2 wanted, 0 where it can come from (3 at PARIS-MARAIS, which does not
+    ship)': what exists and why it cannot be used, not only "0"."""
+    said = f"{short['sku']}: {short['requested']} wanted, {short['available']} available"
+    elsewhere = short.get("elsewhere") or []
+    if elsewhere:
+        said += (
+            " ("
+            + ", ".join(
+                f"{place['units']} at {place['location']}: {place['why']}"
+                for place in elsewhere[:3]
+            )
+            + ")"
+        )
+    return said
 
 
 def _placement_events(order: Order, plan: routing.RoutingPlan, *, actor: str, at) -> list:

@@ -180,8 +180,30 @@ def test_out_of_stock_names_the_short_lines(web_client, stocked):
         body(lines=[{"sku": "TSHIRT-M", "quantity": 11, "unit_price": "1.00", "currency": "EUR"}]),
     )
     assert response.json()["details"]["lines"] == [
-        {"line": 1, "sku": "TSHIRT-M", "requested": 11, "available": 10}
+        {"line": 1, "sku": "TSHIRT-M", "requested": 11, "available": 10, "elsewhere": []}
     ]
+
+
+def test_out_of_stock_says_what_exists_and_why_it_cannot_be_used(web_client, store, sku):
+    """Units on a shelf of a store that does not ship: the customer is told they exist, and
+    why a home delivery cannot take them (it used to say "available: 0" and nothing more)."""
+    receive(store, sku, 3)  # PARIS01 offers pickup and does not ship
+
+    response = post(
+        web_client, "/api/v1/orders/", body(fulfilment={"type": "delivery", "address": HOME})
+    )
+
+    assert response.status_code == 409
+    assert response.json()["details"]["lines"] == [
+        {
+            "line": 1,
+            "sku": "TSHIRT-M",
+            "requested": 2,
+            "available": 0,
+            "elsewhere": [{"location": "PARIS01", "units": 3, "why": "does not ship"}],
+        }
+    ]
+    assert "3 at PARIS01: does not ship" in response.json()["message"]
 
 
 def test_home_delivery_through_the_api(web_client, stocked, warehouse, sku):

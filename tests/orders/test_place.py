@@ -209,7 +209,7 @@ def test_out_of_stock_refuses_the_order_naming_the_short_lines_and_reserves_noth
 
     # then the error names the jeans line and nothing was written
     assert refused.value.details["lines"] == [
-        {"line": 2, "sku": "JEANS-32", "requested": 2, "available": 1}
+        {"line": 2, "sku": "JEANS-32", "requested": 2, "available": 1, "elsewhere": []}
     ]
     assert "JEANS-32" in refused.value.message
     assert nothing_reserved()

@@ -76,7 +76,7 @@ def test_refusal_names_each_short_line_with_what_the_network_holds():
         needs, [candidate(1, "A", stock={1: 3, 2: 1})], rules=["distance"], origin=None
     )
     assert not plan.ok and plan.assignments == []
-    assert plan.short == [{"line": 1, "sku": "X", "requested": 5, "available": 3}]
+    assert plan.short == [{"line": 1, "sku": "X", "requested": 5, "available": 3, "elsewhere": []}]
 
 
 def test_pickup_uses_the_store_s_partial_units_only_as_a_last_resort():
