@@ -415,6 +415,8 @@ OMNISTOCK = {
     # Outbound webhooks: signature tolerance and retry policy.
     "WEBHOOK_TIMEOUT_SECONDS": env_int("WEBHOOK_TIMEOUT_SECONDS", 5),
     "WEBHOOK_MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 8),
+    # Endpoints sent to at once by one relay run (each over its own kept-alive connection).
+    "WEBHOOK_RELAY_THREADS": env_int("WEBHOOK_RELAY_THREADS", 4),
     # Events (and their deliveries, delivered or not) are purged after this many days; a new
     # endpoint may replay from at most this far back.
     "WEBHOOK_RETENTION_DAYS": env_int("WEBHOOK_RETENTION_DAYS", 7),

@@ -45,6 +45,10 @@ class WebhookEndpoint(models.Model):
         default=True,
         help_text="Unticked: paused. Its events are kept (up to the retention) and sent on resume.",
     )
+    # The endpoint's own back-off: after a failed send nothing is tried before retry_at, so a
+    # dead subscriber costs one attempt per period, not one per waiting delivery.
+    failures_in_a_row = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -94,7 +98,13 @@ class WebhookDelivery(models.Model):
                 fields=["endpoint", "event"], name="uniq_delivery_endpoint_event"
             ),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # A relay's claim: one endpoint's due deliveries.
+            models.Index(
+                fields=["endpoint", "status", "next_attempt_at"], name="delivery_endpoint_due"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.endpoint} ({self.status})"

@@ -7,16 +7,25 @@ from integrations.pos import pos_events_process_batch, pos_events_process_pendin
 POS_DRAIN_SIZE = 199  # a single event's task applies up to this many waiting ones with it
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+def webhooks_relay_task() -> int:
+    """Fan out and send while work is due; carry on in a fresh task past the time budget, so a
+    backlog is drained continuously by the workers, not by the beat's period."""
+    sent, left = webhooks.webhooks_relay()
+    if left:
+        webhooks_relay_task.delay()
+    return sent
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
 def outbox_dispatch_task() -> int:
-    return webhooks.outbox_dispatch()
+    """The beat's run (and messages queued by earlier versions): the relay."""
+    return webhooks_relay_task()
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
 def deliveries_retry_due_task() -> int:
-    # The beat also drains the outbox, in case an after-commit dispatch was lost.
-    webhooks.outbox_dispatch()
-    return webhooks.deliveries_attempt_due()
+    return webhooks_relay_task()
 
 
 @shared_task(acks_late=True, time_limit=600)

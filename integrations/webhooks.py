@@ -2,23 +2,19 @@
 them (from each endpoint's `deliver_from` on), posted signed, retried with back-off, purged
 after WEBHOOK_RETENTION_DAYS; endpoints are created, paused, resumed and rotated here."""
 
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.utils.encoders import JSONEncoder
 
 from common.exceptions import DomainError
 from common.models import OutboxEvent
-from common.signing import signature_header
 from common.tasks import task_named
+from integrations.delivery import deliveries_send_round, endpoint_send_batch
 from integrations.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -29,7 +25,6 @@ from integrations.models import (
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Omnistock-Signature"
 _ENDPOINTS_CACHE_KEY = "webhooks:endpoint-count"
 local_cache = caches["local"]
 
@@ -48,18 +43,50 @@ def endpoints_changed() -> None:
     local_cache.delete(_ENDPOINTS_CACHE_KEY)
 
 
+# A commit that recorded events schedules the relay RELAY_DELAY_SECONDS later, unless this
+# process scheduled one less than that ago (it has not started, and will see these events):
+# under load one task per process per period, not one per commit. A relay run carries on while
+# work is due (webhooks_relay), so the outbox is drained continuously; the beat runs it too.
+RELAY_DELAY_SECONDS = 0.5
+RELAY_BUDGET_SECONDS = 25.0
+_last_kick = [float("-inf")]
+
+
 def outbox_relay_kick(**_signal) -> None:
-    """`common.outbox.events_committed` receiver: dispatch the outbox now (when anyone
-    subscribes); the beat task drains it too, as a safety net."""
-    if _endpoint_count():
-        task_named("integrations.tasks.outbox_dispatch_task").delay()
+    """`common.outbox.events_committed` receiver: relay the outbox soon (when anyone
+    subscribes). Robust: a broker that is down leaves the events to the beat's run."""
+    if not _endpoint_count():
+        return
+    relay = task_named("integrations.tasks.webhooks_relay_task")
+    if relay.app.conf.task_always_eager:
+        relay.delay()  # tasks run in-process: relay now
+        return
+    now = time.monotonic()
+    if now - _last_kick[0] < RELAY_DELAY_SECONDS:
+        return
+    relay.apply_async(countdown=RELAY_DELAY_SECONDS)
+    _last_kick[0] = now
 
 
-def outbox_dispatch(*, batch_size: int = 500) -> int:
-    """Fan undispatched events out to the endpoints that want them, then attempt the new
-    deliveries. An endpoint gets the events that occurred from its `deliver_from` on; a paused
-    one gets its deliveries too (sent on resume). With no endpoint at all, the outbox is marked
-    dispatched in one statement: a subscriber created later starts from its creation.
+def webhooks_relay(*, time_budget_seconds: float = RELAY_BUDGET_SECONDS) -> tuple[int, bool]:
+    """Fan the outbox out and send what is due, round after round, until nothing is due or the
+    budget is spent: (deliveries sent, whether work is left for another run)."""
+    deadline = time.monotonic() + time_budget_seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        fanned = outbox_fan_out()
+        delivered = deliveries_send_round()
+        sent += delivered
+        if not fanned and not delivered:
+            return sent, False
+    return sent, True
+
+
+def outbox_fan_out(*, batch_size: int = 1000) -> int:
+    """Fan undispatched events out to the endpoints that want them (deliveries, due now). An
+    endpoint gets the events that occurred from its `deliver_from` on; a paused one gets its
+    deliveries too (sent on resume). With no endpoint at all, the outbox is marked dispatched
+    in one statement: a subscriber created later starts from its creation.
 
     Safe to run concurrently: events are claimed with SKIP LOCKED on PostgreSQL, and a delivery
     is unique per (endpoint, event).
@@ -72,7 +99,8 @@ def outbox_dispatch(*, batch_size: int = 500) -> int:
         events = list(
             OutboxEvent.objects.select_for_update(skip_locked=True)
             .filter(dispatched_at__isnull=True)
-            .order_by("id")[:batch_size]
+            .order_by("id")
+            .only("pk", "topic", "occurred_at")[:batch_size]
         )
         if not events:
             return 0
@@ -82,132 +110,53 @@ def outbox_dispatch(*, batch_size: int = 500) -> int:
             for endpoint in endpoints
             if endpoint.wants(event.topic) and event.occurred_at >= endpoint.deliver_from
         ]
-        WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=1000)
         OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=now)
-    deliveries_attempt_due()
     return len(events)
 
 
-def deliveries_attempt_due(*, limit: int = 200) -> int:
-    """Attempt every delivery that is due. Network calls happen outside any transaction."""
-    due_ids = list(
-        WebhookDelivery.objects.filter(
-            status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
-            next_attempt_at__lte=timezone.now(),
-            endpoint__is_active=True,
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for delivery_id in due_ids:
-        delivery_attempt(delivery_id=delivery_id)
-    return len(due_ids)
+def outbox_dispatch() -> int:
+    """Fan out and send until nothing is due (the beat's run, and tests): events fanned out."""
+    fanned = 0
+    while True:
+        batch = outbox_fan_out()
+        fanned += batch
+        if not batch:
+            break
+    deliveries_attempt_due()
+    return fanned
 
 
-def backoff_delay(attempts: int) -> timedelta:
-    """10 s, 20 s, 40 s … capped at one hour."""
-    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 3600))
-
-
-def event_body(event: OutboxEvent) -> bytes:
-    body = {
-        "id": event.pk,
-        "topic": event.topic,
-        "occurred_at": event.occurred_at,
-        "data": event.payload,
-    }
-    return json.dumps(body, cls=JSONEncoder, separators=(",", ":")).encode()
+def deliveries_attempt_due(*, rounds: int = 100) -> int:
+    """Send rounds until nothing is due (endpoints backing off wait): deliveries sent."""
+    sent = 0
+    for _ in range(rounds):
+        delivered = deliveries_send_round()
+        if not delivered:
+            break
+        sent += delivered
+    return sent
 
 
 def delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
-    # Claim the delivery by pushing its next attempt forward, so a concurrent runner skips it
-    # while this one is on the network.
-    now = timezone.now()
-    claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id,
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
-        next_attempt_at__lte=now,
-        endpoint__is_active=True,
-    ).update(next_attempt_at=now + timedelta(minutes=5))
-    delivery = WebhookDelivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
-    if not claimed:
-        return delivery
-
-    body = event_body(delivery.event)
-    request = urllib.request.Request(  # noqa: S310 - URL set by staff in the admin, http(s) only
-        delivery.endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "omnistock-webhooks/1",
-            SIGNATURE_HEADER: signature_header(
-                delivery.endpoint.secret, body, also=delivery.endpoint.signing_secrets(now)[1:]
-            ),
-            "X-Omnistock-Event-Id": str(delivery.event_id),
-            "X-Omnistock-Topic": delivery.event.topic,
-        },
-    )
-    started = time.monotonic()
-    status_code, error = None, ""
-    try:
-        if not delivery.endpoint.url.startswith(("http://", "https://")):
-            raise ValueError("only http(s) URLs are delivered")
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=settings.OMNISTOCK["WEBHOOK_TIMEOUT_SECONDS"]
-        ) as response:
-            status_code = response.status
-    except urllib.error.HTTPError as exc:
-        status_code, error = exc.code, f"HTTP {exc.code}"
-    except Exception as exc:  # network errors of every kind are a failed attempt, not a crash
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    duration_ms = int((time.monotonic() - started) * 1000)
-
-    attempted_at = timezone.now()
-    delivery.attempts += 1
-    delivery.last_response_status = status_code
-    delivery.last_error = error
-    if status_code is not None and 200 <= status_code < 300:
-        delivery.status = DeliveryStatus.SUCCEEDED
-        delivery.delivered_at = attempted_at
-        delivery.next_attempt_at = None
-    elif delivery.attempts >= settings.OMNISTOCK["WEBHOOK_MAX_ATTEMPTS"]:
-        delivery.status = DeliveryStatus.DEAD
-        delivery.next_attempt_at = None
-    else:
-        delivery.status = DeliveryStatus.FAILED
-        delivery.next_attempt_at = attempted_at + backoff_delay(delivery.attempts)
-    with transaction.atomic():
-        delivery.save(
-            update_fields=[
-                "attempts",
-                "last_response_status",
-                "last_error",
-                "status",
-                "delivered_at",
-                "next_attempt_at",
-            ]
-        )
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            attempted_at=attempted_at,
-            response_status=status_code,
-            error=error,
-            duration_ms=duration_ms,
-        )
-    return delivery
+    """Send this one delivery now, if it is due."""
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    endpoint_send_batch(endpoint_id=delivery.endpoint_id, limit=1, delivery_id=delivery_id)
+    return WebhookDelivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
 
 
 def delivery_requeue(*, delivery_id: int) -> WebhookDelivery:
     """Send a delivery again (a dead or a delivered one too: the receiver lost it; it dedupes
-    on the event id): due now, for the next worker run, queued after commit. A paused
-    endpoint's delivery waits for the resume."""
+    on the event id): due now, for the next relay run, queued after commit. The endpoint's
+    back-off is lifted (someone asked for it). A paused endpoint's delivery waits for resume."""
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
     WebhookDelivery.objects.filter(pk=delivery_id).update(
         status=DeliveryStatus.FAILED, next_attempt_at=timezone.now(), delivered_at=None
     )
+    WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(retry_at=None)
     transaction.on_commit(
-        lambda: task_named("integrations.tasks.deliveries_retry_due_task").delay(),
-        robust=True,  # the beat's retry sweep sends it anyway
+        lambda: task_named("integrations.tasks.webhooks_relay_task").delay(),
+        robust=True,  # the beat's relay sends it anyway
     )
     return WebhookDelivery.objects.select_related("event").get(pk=delivery_id)
 
@@ -289,7 +238,9 @@ def endpoint_pause(*, endpoint_id: int) -> WebhookEndpoint:
 
 def endpoint_resume(*, endpoint_id: int) -> WebhookEndpoint:
     """Send again, the queued backlog first (oldest due first)."""
-    WebhookEndpoint.objects.filter(pk=endpoint_id).update(is_active=True)
+    WebhookEndpoint.objects.filter(pk=endpoint_id).update(
+        is_active=True, retry_at=None, failures_in_a_row=0
+    )
     WebhookDelivery.objects.filter(
         endpoint_id=endpoint_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED]
     ).update(next_attempt_at=timezone.now())

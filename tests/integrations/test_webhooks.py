@@ -15,6 +15,12 @@ from tests.inventory.conftest import receive
 pytestmark = pytest.mark.django_db
 
 
+def time_passes():
+    """Every back-off is over: the deliveries' own and their endpoints'."""
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    WebhookEndpoint.objects.update(retry_at=timezone.now())
+
+
 def test_stock_change_is_posted_signed_to_the_subscriber_after_commit(receiver, committing):
     hook = receiver()
     endpoint = WebhookEndpoint.objects.create(
@@ -62,9 +68,9 @@ def test_failed_delivery_is_retried_with_backoff_then_succeeds(receiver, committ
     webhooks.deliveries_attempt_due()
     assert len(hook.requests) == before
 
-    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    time_passes()
     webhooks.deliveries_attempt_due()  # 503
-    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    time_passes()
     webhooks.deliveries_attempt_due()  # 200
 
     delivery.refresh_from_db()
@@ -82,7 +88,7 @@ def test_delivery_gives_up_after_the_maximum_attempts(receiver, settings, commit
     with committing():
         receive(LocationFactory(), SkuFactory(), 1)
 
-    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    time_passes()
     webhooks.deliveries_attempt_due()
 
     assert WebhookDelivery.objects.get().status == DeliveryStatus.DEAD
@@ -176,3 +182,51 @@ def test_order_events_reach_subscribers_through_their_topic_filter(receiver, com
     assert [b["topic"] for b in bodies] == ["order.ready_for_pickup"]
     assert bodies[0]["data"]["order"] == order.reference
     assert bodies[0]["data"]["pickup_location"] == "PARIS01"
+
+
+def test_a_dead_subscriber_costs_one_attempt_per_back_off_and_holds_back_no_one(
+    receiver, committing
+):
+    """The dead endpoint's first failure backs the whole endpoint off: its other waiting
+    deliveries are not each tried (each would cost a timeout), and the live endpoint gets
+    everything at once."""
+    alive, dead = receiver(), receiver(statuses=[503] * 100)
+    for name, hook in (("alive", alive), ("dead", dead)):
+        WebhookEndpoint.objects.create(name=name, url=hook.url, topics=["stock.available_changed"])
+    webhooks.endpoints_changed()
+    store = LocationFactory()
+    for _ in range(5):
+        with committing():
+            receive(store, SkuFactory(), 1)
+
+    assert len(alive.requests) == 5
+    assert len(dead.requests) == 1  # then backed off as a whole
+    endpoint = WebhookEndpoint.objects.get(name="dead")
+    assert endpoint.failures_in_a_row == 1 and endpoint.retry_at > timezone.now()
+    waiting = WebhookDelivery.objects.filter(endpoint=endpoint).exclude(status="succeeded")
+    assert waiting.count() == 5
+
+    time_passes()
+    webhooks.deliveries_attempt_due()
+    assert len(dead.requests) == 2  # one more attempt for the next period, not five
+    endpoint.refresh_from_db()
+    assert endpoint.failures_in_a_row == 2
+    assert endpoint.retry_at - timezone.now() > timedelta(seconds=15)  # 20 s: it grows
+
+
+def test_a_subscriber_back_from_an_outage_gets_its_backlog_oldest_first(receiver, committing):
+    hook = receiver(statuses=[503])
+    WebhookEndpoint.objects.create(name="erp", url=hook.url, topics=["stock.available_changed"])
+    webhooks.endpoints_changed()
+    store, skus = LocationFactory(), [SkuFactory() for _ in range(4)]
+    for sku in skus:
+        with committing():
+            receive(store, sku, 1)
+    assert len(hook.requests) == 1  # the first failed, the endpoint backs off
+
+    time_passes()
+    webhooks.deliveries_attempt_due()
+
+    received = [json.loads(body)["data"]["sku"] for _, body in hook.requests[1:]]
+    assert received == [sku.code for sku in skus]
+    assert not WebhookDelivery.objects.exclude(status="succeeded").exists()
