@@ -31,7 +31,7 @@ from integrations.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery
 
 SIGNATURE_HEADER = "X-Omnistock-Signature"
 BATCH_SIZE = 100  # deliveries of one endpoint per round
-LEASE = timedelta(seconds=60)  # a claimed batch is left alone this long (a killed worker's too)
+LEASE = timedelta(seconds=20)  # a claimed batch is left alone this long (a killed worker's too)
 DUE = [DeliveryStatus.PENDING, DeliveryStatus.FAILED]
 
 

@@ -240,3 +240,46 @@ def embedded_demo(tmp: Path, **env_overrides: str):
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: Http(base).get("/healthz/node")[0] == 200, timeout=60, what="server")
         yield base
+
+
+@contextlib.contextmanager
+def production_stack(tmp: Path, *, nodes: int = 1, **env_overrides: str):
+    """The README's production processes on servers of the test's own: PostgreSQL and Redis,
+    `nodes` gunicorn app nodes (2 workers × 4 threads each, one database), a Celery worker and
+    beat; the demo data loaded. Yields (base URLs, cluster, redis server, mail folder)."""
+    cluster, redis_server = PostgresCluster(), RedisServer()
+    env = service_env(
+        DATABASE_URL=cluster.url,
+        REDIS_URL=redis_server.url,
+        DEBUG="0",
+        SECRET_KEY="test-only-secret-key",
+        ALLOWED_HOSTS="127.0.0.1",
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(tmp / "mail"),
+        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp / "beat-schedule"),
+        SCHEDULER_TICK_SECONDS="1",
+        TASKS_SWEEP_GRACE_SECONDS="2",
+        **env_overrides,
+    )
+    try:
+        manage("migrate", "--noinput", "-v0", env=env)
+        manage("load_demo", "-v0", env=env)
+        ports = [free_port() for _ in range(nodes)]
+        commands = {
+            f"gunicorn-{n}": ["-m", "gunicorn", "config.wsgi", "--workers", "2", "--threads",
+                              "4", "--bind", f"127.0.0.1:{port}"]
+            for n, port in enumerate(ports)
+        }  # fmt: skip
+        commands["worker"] = ["-m", "celery", "-A", "config", "worker", "--loglevel=info",
+                              "--pool=threads", "--concurrency=4"]  # fmt: skip
+        commands["beat"] = ["-m", "celery", "-A", "config", "beat", "--loglevel=info"]
+        with processes(commands, env=env, logs=tmp / "logs"):
+            bases = [f"http://127.0.0.1:{port}" for port in ports]
+            for base in bases:
+                wait_for(lambda b=base: Http(b).get("/healthz")[0] == 200, timeout=60,
+                         what=f"{base}/healthz")  # fmt: skip
+            yield bases, cluster, redis_server, tmp / "mail"
+    finally:
+        cluster.destroy()
+        if redis_server.process.poll() is None:
+            redis_server.stop()

@@ -18,16 +18,7 @@ import pytest
 
 from common.signing import signature_header
 from demo import data as demo
-from tests.live import (
-    Http,
-    PostgresCluster,
-    RedisServer,
-    free_port,
-    manage,
-    processes,
-    service_env,
-    wait_for,
-)
+from tests.live import Http, production_stack, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -36,38 +27,8 @@ STORE, SKU = "PARIS-RIVOLI", "TEE-NVY-M"  # on the demo's shelf (demo.README_SHE
 
 @pytest.fixture
 def production(tmp_path):
-    cluster, redis_server = PostgresCluster(), RedisServer()
-    env = service_env(
-        DATABASE_URL=cluster.url,
-        REDIS_URL=redis_server.url,
-        DEBUG="0",
-        SECRET_KEY="test-only-secret-key",
-        ALLOWED_HOSTS="127.0.0.1",
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
-        EMAIL_FILE_PATH=str(tmp_path / "mail"),
-        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat-schedule"),
-        SCHEDULER_TICK_SECONDS="1",
-        TASKS_SWEEP_GRACE_SECONDS="2",
-    )
-    try:
-        manage("migrate", "--noinput", "-v0", env=env)
-        manage("load_demo", "-v0", env=env)
-        port = free_port()
-        commands = {
-            "gunicorn": ["-m", "gunicorn", "config.wsgi", "--workers", "2", "--threads", "4",
-                         "--bind", f"127.0.0.1:{port}"],
-            "worker": ["-m", "celery", "-A", "config", "worker", "--loglevel=info",
-                       "--pool=threads", "--concurrency=4"],
-            "beat": ["-m", "celery", "-A", "config", "beat", "--loglevel=info"],
-        }  # fmt: skip
-        with processes(commands, env=env, logs=tmp_path / "logs"):
-            base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: Http(base).get("/healthz")[0] == 200, timeout=60, what="healthz")
-            yield base, cluster, redis_server, tmp_path / "mail"
-    finally:
-        cluster.destroy()
-        if redis_server.process.poll() is None:
-            redis_server.stop()
+    with production_stack(tmp_path) as (bases, cluster, redis_server, mail_dir):
+        yield bases[0], cluster, redis_server, mail_dir
 
 
 def _order(web: Http, n: int, key: str):
