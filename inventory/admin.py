@@ -415,7 +415,7 @@ def ship_transfers(modeladmin, request, queryset):
             continue
         run_admin_service(
             request,
-            lambda t=transfer: services.transfer_ship(
+            lambda t=transfer: services.transfer_ship_with_owner(
                 transfer_id=t.pk, idempotency_key=f"admin:ship:{t.pk}", actor=admin_actor(request)
             ),
             f"Transfer {transfer.pk} shipped.",
@@ -436,7 +436,7 @@ def receive_transfers(modeladmin, request, queryset):
         }
         run_admin_service(
             request,
-            lambda t=transfer, r=received: services.transfer_receive(
+            lambda t=transfer, r=received: services.transfer_receive_with_owner(
                 transfer_id=t.pk,
                 received=r,
                 close=True,

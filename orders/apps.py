@@ -9,12 +9,21 @@ class OrdersConfig(AppConfig):
         from django.db import transaction
         from django.db.models.signals import post_delete, post_save
 
+        from inventory.transfer_owners import TransferOwner, register_transfer_owner
         from orders import customer_hooks, payments_port, selectors
         from orders.models import RoutingRule
+        from orders.services import transfers
         from payments.orders_port import register_order_reader
         from stores.models import Closure, Location, OpeningHours
 
         customer_hooks.register()
+        register_transfer_owner(
+            TransferOwner(
+                owner_of=transfers.order_of_transfer,
+                ship=transfers.order_transfer_ship_from_stock,
+                receive=transfers.order_transfer_receive_from_stock,
+            )
+        )
         register_order_reader(
             payable_order=payments_port.payable_order,
             order_lines_refund=payments_port.order_lines_refund,

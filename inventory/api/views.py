@@ -577,16 +577,16 @@ class TransferActionApi(APIView):
             _staff_check(request, "transfer", [at])
             key, actor = _service_key(request), caller_label(request)
             if self.action == "cancel":
-                transfer = services.transfer_cancel(transfer_id=pk, actor=actor)
+                transfer = services.transfer_cancel_with_owner(transfer_id=pk, actor=actor)
             elif self.action == "ship":
                 data = validated_input(io.TransferShipInput, request)
                 shipped = dict(_sku_lines(data["lines"])) if data.get("lines") else None
-                transfer = services.transfer_ship(
+                transfer = services.transfer_ship_with_owner(
                     transfer_id=pk, shipped=shipped, idempotency_key=key, actor=actor
                 )
             else:
                 data = validated_input(io.TransferReceiptInput, request)
-                transfer = services.transfer_receive(
+                transfer = services.transfer_receive_with_owner(
                     transfer_id=pk,
                     received=dict(_sku_lines(data["lines"])),
                     close=data["close"],

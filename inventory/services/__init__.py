@@ -36,10 +36,14 @@ from inventory.services.reservations import (
 from inventory.services.safety_stock import safety_stock_set
 from inventory.services.sales import TillSale, stock_sell_at_till, stock_sell_at_till_many
 from inventory.services.transfers import (
+    TransferOwnedElsewhere,
     transfer_cancel,
+    transfer_cancel_with_owner,
     transfer_receive,
+    transfer_receive_with_owner,
     transfer_request,
     transfer_ship,
+    transfer_ship_with_owner,
 )
 
 __all__ = [
@@ -67,9 +71,13 @@ __all__ = [
     "stock_sell_at_till",
     "stock_sell_at_till_many",
     "stock_set_aside",
+    "TransferOwnedElsewhere",
     "transfer_cancel",
+    "transfer_cancel_with_owner",
     "transfer_receive",
+    "transfer_receive_with_owner",
     "transfer_request",
     "transfer_ship",
+    "transfer_ship_with_owner",
     "validate_quantity",
 ]

@@ -15,6 +15,7 @@ from common.exceptions import InvalidInput
 from inventory.exceptions import InvalidQuantity, LocationInactive, ReservationNotOpen
 from inventory.models import MovementKind, Reservation, ReservationStatus, StockOperation
 from inventory.services.ledger import (
+    Guard,
     change,
     guard_for_channel,
     operation_run,
@@ -42,10 +43,13 @@ def reservations_create(
     expires_at: datetime | None = None,
     ttl_seconds: int | None = None,
     actor: str = "",
+    guard: Guard | None = None,
 ) -> list[Reservation]:
     """Hold stock for an order or a cart: every line or none (InsufficientStock names the lines).
 
-    Online channels may not reserve into the safety stock; a store till may.
+    Online channels may not reserve into the safety stock; a store till may. `guard` overrides
+    the channel's: Guard.NONE holds units that are physically there whatever the shelf's count
+    says (an order's goods that just arrived by transfer, at a store the tills sold below zero).
     `expires_at` (or `ttl_seconds`, default RESERVATION_DEFAULT_TTL_SECONDS) bounds the hold;
     pass neither and `ttl_seconds=0` to hold until explicitly released (an order in preparation).
     """
@@ -66,6 +70,7 @@ def reservations_create(
                 channel=channel,
                 reference=reference,
                 expires_at=expires_at,
+                guard=guard,
             )
         )
 
@@ -96,6 +101,7 @@ def _hold(
     channel: str,
     reference: str,
     expires_at: datetime | None,
+    guard: Guard | None = None,
 ) -> list[Reservation]:
     """The reservations of one operation, and their units taken through the ledger."""
     positions = positions_of((r.sku_id, r.location_id) for r in requests)
@@ -119,7 +125,7 @@ def _hold(
             for r, line_key in zip(requests, line_keys, strict=True)
         ]
     )
-    guard = guard_for_channel(channel)
+    guard = guard_for_channel(channel) if guard is None else guard
     stock_apply(
         operation=operation,
         positions=positions,

@@ -23,6 +23,7 @@ from inventory.services.ledger import (
     stock_apply,
     validate_quantity,
 )
+from inventory.transfer_owners import transfer_owner
 from stores.models import Location
 
 
@@ -271,3 +272,66 @@ def transfer_cancel(*, transfer_id: int, actor: str = "") -> Transfer:
         transfer.status = TransferStatus.CANCELLED
         transfer.save(update_fields=["status"])
     return transfer
+
+
+# ---- the entry points of people and systems (the Transfers page, the transfers API) ----------
+# A transfer another app owns (an order's) moves through its owner, so its units land where it
+# sends them (inventory.transfer_owners); any other transfer moves here.
+
+
+class TransferOwnedElsewhere(TransferStateError):
+    code = "transfer_owned_by_order"
+
+
+def transfer_ship_with_owner(
+    *,
+    transfer_id: int,
+    idempotency_key: str,
+    shipped: dict[int, int] | None = None,
+    actor: str = "",
+) -> Transfer:
+    owned = transfer_owner(transfer_id)
+    if owned is None:
+        return transfer_ship(
+            transfer_id=transfer_id, idempotency_key=idempotency_key, shipped=shipped, actor=actor
+        )
+    owned[0].ship(
+        transfer_id=transfer_id, shipped=shipped, actor=actor, idempotency_key=idempotency_key
+    )
+    return Transfer.objects.get(pk=transfer_id)
+
+
+def transfer_receive_with_owner(
+    *,
+    transfer_id: int,
+    received: dict[int, int],
+    idempotency_key: str,
+    close: bool = False,
+    actor: str = "",
+) -> Transfer:
+    """An owned transfer is received whole by its owner (what did not come is routed again by
+    it), whatever `close` says."""
+    owned = transfer_owner(transfer_id)
+    if owned is None:
+        return transfer_receive(
+            transfer_id=transfer_id,
+            received=received,
+            idempotency_key=idempotency_key,
+            close=close,
+            actor=actor,
+        )
+    owned[0].receive(
+        transfer_id=transfer_id, received=received, actor=actor, idempotency_key=idempotency_key
+    )
+    return Transfer.objects.get(pk=transfer_id)
+
+
+def transfer_cancel_with_owner(*, transfer_id: int, actor: str = "") -> Transfer:
+    owned = transfer_owner(transfer_id)
+    if owned is not None:
+        raise TransferOwnedElsewhere(
+            f"Transfer {transfer_id} brings the goods of {owned[1]}: cancel or re-route the "
+            "order instead.",
+            details={"owner": [owned[1]]},
+        )
+    return transfer_cancel(transfer_id=transfer_id, actor=actor)

@@ -162,7 +162,9 @@ def _hold_arrived(
             short.append((line, line.quantity - units))
     reservations = []
     if requests:
-        # The till guard: these units are the order's, safety stock does not apply to them.
+        # The units are in the store, and they are the order's: held whatever the shelf's count
+        # says. A store whose tills sold below zero (a sale the ledger did not have, flagged as
+        # a TillDiscrepancy to count) must not refuse the customer's goods that just came.
         reservations = stock.reservations_create(
             requests=requests,
             idempotency_key=f"order:{order.reference}:hold-received:{allocation.pk}",
@@ -170,6 +172,7 @@ def _hold_arrived(
             reference=order.reference,
             ttl_seconds=0,
             actor=actor,
+            guard=stock.Guard.NONE,
         )
     AllocationLine.objects.filter(pk__in=[line.pk for line in old_lines]).update(is_active=False)
     AllocationLine.objects.bulk_create(
@@ -184,3 +187,48 @@ def _hold_arrived(
         ]
     )
     return short
+
+
+# ---- the order's transfers moved from the stock side (inventory.transfer_owners) --------------
+
+
+def _order_allocation_of_transfer(transfer_id: int) -> Allocation | None:
+    return (
+        Allocation.objects.filter(transfer_id=transfer_id, kind=AllocationKind.TRANSFER)
+        .select_related("order")
+        .first()
+    )
+
+
+def order_of_transfer(transfer_id: int) -> str | None:
+    allocation = _order_allocation_of_transfer(transfer_id)
+    return f"order {allocation.order.reference}" if allocation else None
+
+
+def order_transfer_ship_from_stock(
+    *, transfer_id: int, shipped: dict[int, int] | None, actor: str, idempotency_key: str
+) -> None:
+    """Shipped from the Transfers page or API: the order's way (whole, source hold released)."""
+    allocation = _order_allocation_of_transfer(transfer_id)
+    order_transfer_ship(
+        order_id=allocation.order_id,
+        allocation_id=allocation.pk,
+        actor=actor,
+        channel=SalesChannel.BACKOFFICE,
+        idempotency_key=idempotency_key,
+    )
+
+
+def order_transfer_receive_from_stock(
+    *, transfer_id: int, received: dict[int, int], actor: str, idempotency_key: str
+) -> None:
+    """Received from the Transfers page or API: the units land on the order."""
+    allocation = _order_allocation_of_transfer(transfer_id)
+    order_transfer_receive(
+        order_id=allocation.order_id,
+        allocation_id=allocation.pk,
+        actor=actor,
+        channel=SalesChannel.BACKOFFICE,
+        idempotency_key=idempotency_key,
+        received=received or None,
+    )
