@@ -31,6 +31,7 @@ ORDER_KINDS = (
     "order_cancelled",
     "order_expired",
     "line_unavailable",
+    "ready_by_changed",
 )
 
 

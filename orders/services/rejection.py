@@ -57,15 +57,18 @@ def order_line_reject(
 ) -> Order:
     """Staff at `location_id` cannot prepare a line.
 
-    not_on_shelf: the location's on hand for the SKU drops to `found_quantity` (what is really
-    there), so the router does not send the line straight back. damaged: the line's units become
-    unsellable there. Then the line is routed again (never to this location); when nothing is
-    left, the line is unavailable and the customer is told, with nearby alternatives.
+    `found_quantity` counts the good units there: for not_on_shelf, those found on the shelf
+    (the location's on hand drops to it, so the router does not send the line straight back);
+    for damaged, those found undamaged — only the others are set aside as unsellable. Then the
+    line is routed again (never to this location); when nothing is left, the line is
+    unavailable and the customer is told, with nearby alternatives; when the promise moves
+    later, the customer is told the new ready-by.
 
-    Partial picking: in the pickup store itself, the units found stay held for the order (up
+    Partial picking: in the pickup store itself, the good units stay held for the order (up
     to what it holds there) and only the missing ones are routed again, to come by transfer —
     the shopper collects here anyway. Elsewhere (a shipping location, or the source of a
-    transfer) the whole line is routed again: one shipment beats two.
+    transfer) the whole line is routed again: one shipment beats two; the good units go back on
+    sale there.
     """
     if reason not in REJECTION_REASONS:
         raise InvalidInput(
@@ -77,13 +80,10 @@ def order_line_reject(
     with transaction.atomic():
         order = order_lock(order_id)
         order_line, held = _line_held_at(order, line_no, location_id)
+        held_units = sum(line.quantity for line in held)
         keep = 0
-        if (
-            reason == "not_on_shelf"
-            and order.fulfilment == FulfilmentType.PICKUP
-            and location_id == order.pickup_location_id
-        ):
-            keep = min(found_quantity, sum(line.quantity for line in held))
+        if order.fulfilment == FulfilmentType.PICKUP and location_id == order.pickup_location_id:
+            keep = min(found_quantity, held_units)
         quantity = _release_all_but(
             held, keep, reason=reason, idempotency_key=idempotency_key, actor=actor
         )
@@ -91,11 +91,12 @@ def order_line_reject(
             location_id=location_id,
             sku_id=order_line.sku_id,
             reason=reason,
-            quantity=quantity,
+            damaged=max(held_units - found_quantity, 0),
             found=found_quantity,
             key=idempotency_key,
             actor=actor,
         )
+        promised = order.ready_by
         order_event_record(
             order,
             "line_rejected",
@@ -110,6 +111,7 @@ def order_line_reject(
                 "quantity": quantity,
                 "found_quantity": found_quantity,
                 "kept": keep,
+                "set_aside": max(held_units - found_quantity, 0) if reason == "damaged" else 0,
             },
         )
         if quantity:
@@ -122,7 +124,18 @@ def order_line_reject(
                 exclude=frozenset({location_id}),
                 trigger="rejection",
             )
+            _tell_if_the_promise_moved(order, promised, line_no=line_no)
     return order
+
+
+def _tell_if_the_promise_moved(order: Order, promised, *, line_no: int) -> None:
+    """A re-routed line that comes later moves the order's ready-by: the customer is told the
+    new one (a cancelled order or an unavailable line has its own message)."""
+    order.refresh_from_db(fields=["ready_by", "status"])
+    if order.status in (OrderStatus.CANCELLED,) or not promised or not order.ready_by:
+        return
+    if order.ready_by > promised:
+        order_notify(order, "ready_by_changed", line=line_no)
 
 
 def _line_held_at(
@@ -187,17 +200,18 @@ def _release_all_but(
 
 
 def _record_rejection_in_ledger(
-    *, location_id: int, sku_id: int, reason: str, quantity: int, found: int, key: str, actor: str
+    *, location_id: int, sku_id: int, reason: str, damaged: int, found: int, key: str, actor: str
 ) -> None:
     if reason == "damaged":
-        stock.stock_set_aside(
-            location_id=location_id,
-            sku_id=sku_id,
-            quantity=quantity,
-            reason=AdjustmentReason.DAMAGE,
-            idempotency_key=f"{key}:damaged",
-            actor=actor,
-        )
+        if damaged:  # only the damaged units: the good ones stay sellable (or the order's)
+            stock.stock_set_aside(
+                location_id=location_id,
+                sku_id=sku_id,
+                quantity=damaged,
+                reason=AdjustmentReason.DAMAGE,
+                idempotency_key=f"{key}:damaged",
+                actor=actor,
+            )
         return
     on_hand = (
         StockPosition.objects.filter(location_id=location_id, sku_id=sku_id)

@@ -141,6 +141,32 @@ def test_damaged_units_become_unsellable_and_the_pickup_line_comes_by_transfer(
     assert Order.objects.get(pk=order.pk).status == "allocated"
 
 
+def test_one_damaged_unit_of_two_is_set_aside_the_good_one_kept_and_the_customer_told(
+    customer, store, warehouse, sku
+):
+    """#20: "damaged, found 1" of a 2-unit line set both units aside (journal kept: 0) and moved
+    the ready-by silently. Only the damaged unit is unsellable now; the good one stays held for
+    the order; the missing unit comes by transfer and the customer is told the new ready-by."""
+    receive(store, sku, 2)
+    receive(warehouse, sku, 5)
+    order = place_pickup(customer, store, [line(sku, 2)])
+    promised = Order.objects.get(pk=order.pk).ready_by
+    mail.outbox = []
+
+    reject(order, store, "damaged", found_quantity=1)
+
+    shelf = position(store, sku)
+    assert (shelf.on_hand, shelf.unsellable, shelf.reserved) == (2, 1, 1)
+    event = order.events.get(kind="line_rejected")
+    assert (event.data["kept"], event.data["set_aside"]) == (1, 1)
+    transfer = order.allocations.get(kind="transfer")
+    assert transfer.lines.get(is_active=True).quantity == 1  # only the damaged unit comes
+    order.refresh_from_db()
+    assert order.ready_by > promised
+    told = [m for m in mail.outbox if "nouvelle date de retrait" in m.subject]
+    assert len(told) == 1 and order.reference in told[0].body
+
+
 def test_when_nothing_is_left_the_line_is_unavailable_and_the_customer_is_told_with_alternatives(
     customer, store, sku
 ):
