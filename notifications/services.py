@@ -80,9 +80,11 @@ def notification_deliver(
     subject_reference: str = "",
     allowed_channels: frozenset[str] = frozenset({"email", "sms"}),
     time_zone: str = "",
+    attachments: tuple[tuple[str, bytes, str], ...] = (),
 ) -> int:
     """Send by email and/or SMS; returns the number of messages sent now. Times are written in
-    `time_zone` (the store's), see `render`."""
+    `time_zone` (the store's), see `render`. `attachments` (name, content, MIME type) go with
+    the email (a pickup QR code)."""
     subject, body, sms_text = render(kind, language, context, time_zone)
     sent = 0
     for channel, address in ((NotificationChannel.EMAIL, email), (NotificationChannel.SMS, phone)):
@@ -103,7 +105,10 @@ def notification_deliver(
             continue
         try:
             if channel == NotificationChannel.EMAIL:
-                EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]).send()
+                message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
+                for name, content, mimetype in attachments:
+                    message.attach(name, content, mimetype)
+                message.send()
             else:
                 send_sms(address, sms_text)
         except BaseException:

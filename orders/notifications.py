@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+import segno
+
 from customers.models import CustomerIdentifier
 from notifications.services import ORDER_KINDS, notification_deliver
 from orders import pickup
@@ -74,4 +78,15 @@ def order_notification_send(*, order_id: int, kind: str, extra: dict | None = No
         customer_id=order.customer_id,
         subject_reference=order.reference,
         time_zone=order.pickup_location.timezone if order.pickup_location else "",
+        attachments=_pickup_qr(order.reference, context.get("qr_payload")),
     )
+
+
+def _pickup_qr(reference: str, payload: str | None) -> tuple[tuple[str, bytes, str], ...]:
+    """The pickup QR code as a PNG for the email: the store's scanner reads it into the board's
+    code field (the hand-over accepts the whole payload, or the 6-character code)."""
+    if not payload:
+        return ()
+    image = io.BytesIO()
+    segno.make(payload, error="m").save(image, kind="png", scale=8, border=4)
+    return ((f"retrait-{reference}.png", image.getvalue(), "image/png"),)

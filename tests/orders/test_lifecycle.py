@@ -1,8 +1,10 @@
 """The fulfilment life cycle: picking, ready, hand-over, shipping, cancel, expiry, reminders."""
 
+import io
 from datetime import timedelta
 
 import pytest
+import segno
 from django.core import mail
 from django.utils import timezone
 
@@ -58,7 +60,15 @@ def test_click_and_collect_end_to_end_commits_the_reserved_units_on_hand_over(cu
     # then the customer got the pickup code by email and SMS, in French
     ready_mail = next(m for m in mail.outbox if "prête" in m.subject)
     assert code_of(order) in ready_mail.body
-    assert pickup.qr_payload(reference=order.reference, nonce=order.pickup_nonce) in ready_mail.body
+    # ... with the QR code as a PNG image (what the store's scanner reads), not its text
+    payload = pickup.qr_payload(reference=order.reference, nonce=order.pickup_nonce)
+    assert payload not in ready_mail.body
+    [(name, image, mimetype)] = ready_mail.attachments
+    assert (name, mimetype) == (f"retrait-{order.reference}.png", "image/png")
+    assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    expected = io.BytesIO()  # the image of exactly this payload
+    segno.make(payload, error="m").save(expected, kind="png", scale=8, border=4)
+    assert image == expected.getvalue()
     assert any(code_of(order) in message.body for message in sms.outbox)
 
     # when staff hand it over against the code, taking the payment at the till
