@@ -64,8 +64,9 @@ class _ReadOnly:
         return False
 
 
-def _form_action(name: str, title: str, form_class, apply, describe=None):
-    """An admin action with an intermediate form (reason, options), applied to the selection."""
+def _form_action(name: str, title: str, form_class, apply, describe=None, permission="merge"):
+    """An admin action with an intermediate form (reason, options), applied to the selection;
+    offered with `permission` only (CustomerWritesAdmin)."""
 
     def action(modeladmin, request, queryset):
         objects = list(queryset)
@@ -92,7 +93,19 @@ def _form_action(name: str, title: str, form_class, apply, describe=None):
 
     action.__name__ = name
     action.short_description = title
+    action.allowed_permissions = (permission,)
     return action
+
+
+class CustomerWritesAdmin:
+    """What the customer actions need: merging (and undoing or dismissing merges) changes the
+    records; a GDPR erasure is a deletion right."""
+
+    def has_merge_permission(self, request):
+        return request.user.has_perm("customers.change_customer")
+
+    def has_erase_permission(self, request):
+        return request.user.has_perm("customers.delete_customer")
 
 
 class _ActionForm(forms.Form):
@@ -209,7 +222,7 @@ def _erase_apply(request, objects, data):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(CustomerWritesAdmin, admin.ModelAdmin):
     list_display = ["number", "first_name", "last_name", "status", "preferred_store", "created_at"]
     list_filter = ["status", "language", "created_channel"]
     search_fields = ["number", "first_name", "last_name"]
@@ -256,7 +269,11 @@ class CustomerAdmin(admin.ModelAdmin):
             "merge_customers", "Merge the two selected customers", MergeForm, _merge_apply
         ),
         _form_action(
-            "erase_customers", "Erase selected customers (GDPR)", ReasonForm, _erase_apply
+            "erase_customers",
+            "Erase selected customers (GDPR)",
+            ReasonForm,
+            _erase_apply,
+            permission="erase",
         ),
     ]
 
@@ -400,6 +417,7 @@ def _dismiss(modeladmin, request, queryset):
         )
 
 
+_dismiss.allowed_permissions = ("merge",)
 _dismiss.short_description = "Dismiss (not the same person)"
 
 
@@ -417,6 +435,7 @@ def _merge_older_survives(modeladmin, request, queryset):
         )
 
 
+_merge_older_survives.allowed_permissions = ("merge",)
 _merge_older_survives.short_description = "Merge (the older record survives)"
 
 
@@ -425,11 +444,12 @@ def _refresh_duplicates(modeladmin, request, queryset):
     messages.success(request, f"{created} new duplicate candidate(s) found.")
 
 
+_refresh_duplicates.allowed_permissions = ("merge",)
 _refresh_duplicates.short_description = "Look for new duplicate candidates (whole base)"
 
 
 @admin.register(MergeSuggestion)
-class MergeSuggestionAdmin(_ReadOnly, admin.ModelAdmin):
+class MergeSuggestionAdmin(CustomerWritesAdmin, _ReadOnly, admin.ModelAdmin):
     list_display = ["pk", "customer_a_link", "customer_b_link", "rule", "status", "created_at"]
     list_filter = ["status", "rule"]
     readonly_fields = [
@@ -488,7 +508,7 @@ def _unmerge_apply(request, objects, data):
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(_ReadOnly, admin.ModelAdmin):
+class CustomerMergeAdmin(CustomerWritesAdmin, _ReadOnly, admin.ModelAdmin):
     list_display = ["pk", "absorbed", "survivor", "actor", "forced", "merged_at", "unmerged_at"]
     list_filter = ["forced", "automatic"]
     readonly_fields = [

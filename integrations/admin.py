@@ -45,7 +45,7 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Retry now")
+@admin.action(description="Retry now", permissions=["retry"])
 def retry_deliveries(modeladmin, request, queryset):
     for delivery_id in queryset.values_list("pk", flat=True):
         webhooks.delivery_retry_now(delivery_id=delivery_id)
@@ -54,6 +54,10 @@ def retry_deliveries(modeladmin, request, queryset):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Deliveries are never edited; sending one again needs the change permission all the same.
+    def has_retry_permission(self, request):
+        return request.user.has_perm("integrations.change_webhookdelivery")
+
     list_display = [
         "id",
         "endpoint",
@@ -81,7 +85,9 @@ class PosTillInline(admin.TabularInline):
     extra = 0
 
 
-@admin.action(description="Rotate the secret (the old one stays valid until cleared)")
+@admin.action(
+    description="Rotate the secret (the old one stays valid until cleared)", permissions=["change"]
+)
 def rotate_secret(modeladmin, request, queryset):
     for integration in queryset:
         integration.previous_secret = integration.secret
@@ -95,7 +101,7 @@ def rotate_secret(modeladmin, request, queryset):
         )
 
 
-@admin.action(description="Clear the previous secret (end of rotation)")
+@admin.action(description="Clear the previous secret (end of rotation)", permissions=["change"])
 def clear_previous_secret(modeladmin, request, queryset):
     queryset.update(previous_secret="")
 
@@ -109,7 +115,7 @@ class PosIntegrationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
 
 
-@admin.action(description="Replay the selected failed events")
+@admin.action(description="Replay the selected failed events", permissions=["replay"])
 def replay_events(modeladmin, request, queryset):
 
     for event in queryset.filter(status=PosEventStatus.FAILED):
@@ -122,6 +128,10 @@ def replay_events(modeladmin, request, queryset):
 
 @admin.register(PosEvent)
 class PosEventAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Events are never edited; applying a failed one again needs the change permission.
+    def has_replay_permission(self, request):
+        return request.user.has_perm("integrations.change_posevent")
+
     list_display = [
         "id",
         "integration",

@@ -170,7 +170,9 @@ class PointsOperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # ---- offers ----------------------------------------------------------------------------------
 
 
-@admin.action(description="Issue codes to the targeted customers (who consented)")
+@admin.action(
+    description="Issue codes to the targeted customers (who consented)", permissions=["change"]
+)
 def issue_codes(modeladmin, request, queryset):
     for campaign in queryset.order_by("pk"):
         result = {}
@@ -187,7 +189,9 @@ def issue_codes(modeladmin, request, queryset):
             )
 
 
-@admin.action(description="Download the report of the selected campaigns (CSV)")
+@admin.action(
+    description="Download the report of the selected campaigns (CSV)", permissions=["view"]
+)
 def report_as_csv(modeladmin, request, queryset):
     reports = [coupons.campaign_report(campaign=c) for c in queryset.order_by("pk")]
     response = HttpResponse(coupons.campaign_reports_csv(reports), content_type="text/csv")

@@ -66,7 +66,8 @@ class GoodwillForm(_KeyedForm):
 
 
 def _form_action(name: str, title: str, form_class, apply):
-    """An admin action with an intermediate form, applied to each selected account."""
+    """An admin action with an intermediate form, applied to each selected account; offered to
+    staff who may change the accounts (balances, blocks) only."""
 
     def action(modeladmin, request, queryset):
         objects = list(queryset.order_by("pk"))
@@ -98,6 +99,7 @@ def _form_action(name: str, title: str, form_class, apply):
 
     action.__name__ = name
     action.short_description = title
+    action.allowed_permissions = ("change",)
     return action
 
 
