@@ -39,8 +39,8 @@ def run_admin_service(request, call, success_message: str) -> bool:
     """Call a service; turn a DomainError into an admin error message instead of a 500."""
     try:
         call()
-    except DomainError as exc:
-        messages.error(request, f"{exc.message} ({exc.code})")
+    except DomainError as exc:  # plain words for staff; the code is for machines (the API)
+        messages.error(request, exc.message)
         return False
     messages.success(request, success_message)
     return True

@@ -348,6 +348,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the back office's own styles (the pickup board)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -9,14 +9,18 @@ from datetime import date, time
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 
+from common.channels import SalesChannel
 from common.models import ApiKey, Scope
+from customers.services import customer_identify_or_create
 from integrations.models import PosIntegration, PosTill
 from inventory import services as stock
-from inventory.models import Sku
+from inventory.models import Sku, StockPosition
 from inventory.validators import gtin_with_check_digit
-from stores.models import Closure, Location, LocationKind, OpeningHours
+from orders import services as orders
+from stores.models import Closure, Location, LocationKind, OpeningHours, StaffAssignment
 
 DEMO_STAFF = ("admin", "admin")
 DEMO_POS = ("demo-tills", "whsec_demo_pos_secret")  # slug, signing secret
@@ -245,7 +249,102 @@ def load(*, seed: int = 7) -> bool:
     stock.safety_stock_set(location_id=warehouse.pk, quantity=5)
     for store in stores:
         stock.safety_stock_set(location_id=store.pk, quantity=1)
+    _store_staff(stores)
+    _board_orders()
     return True
+
+
+# Every store has a manager and an associate (group, store assignment), so a newcomer can walk
+# the back office as store staff: <store code in lower case>.associate / DEMO_STORE_PASSWORD.
+DEMO_STORE_PASSWORD = "demo"  # noqa: S105 - demo data, local use only (README)
+DEMO_BOARD_STORE = "PARIS-RIVOLI"
+
+
+def store_staff_username(store_code: str, role: str) -> str:
+    return f"{store_code.lower()}.{role}"
+
+
+def _store_staff(stores) -> None:
+    groups = {
+        "associate": Group.objects.get(name="Store associate"),
+        "manager": Group.objects.get(name="Store manager"),
+    }
+    users = get_user_model()
+    for store in stores:
+        for role, group in groups.items():
+            user = users.objects.create_user(
+                username=store_staff_username(store.code, role),
+                password=DEMO_STORE_PASSWORD,
+                first_name=role.capitalize(),
+                last_name=store.name,
+                is_staff=True,
+            )
+            user.groups.add(group)
+            StaffAssignment.objects.create(user=user, location=store)
+
+
+def _board_orders() -> None:
+    """Click & collect orders on the PARIS-RIVOLI board in every state — to prepare (one of them
+    waiting for a transfer from the warehouse), being picked, ready — placed and moved by the
+    order services. They take SKUs the README's examples do not use."""
+    store = Location.objects.get(code=DEMO_BOARD_STORE)
+    examples = {code for shelf in README_SHELF.values() for code in shelf}
+    on_shelf = [
+        position.sku
+        for position in StockPosition.objects.filter(location=store, available__gte=2)
+        .exclude(sku__code__in=examples)
+        .select_related("sku")
+        .order_by("sku__code")[:4]
+    ]
+    at_store = StockPosition.objects.filter(location=store, on_hand__gt=0).values("sku_id")
+    from_warehouse = (
+        StockPosition.objects.filter(location__code=WAREHOUSE[0], available__gte=10)
+        .exclude(sku_id__in=at_store)
+        .exclude(sku__code__in=examples)
+        .select_related("sku")
+        .order_by("sku__code")
+        .first()
+        .sku
+    )
+    shoppers = [("Léa", "Martin"), ("Hugo", "Bernard"), ("Chloé", "Petit"), ("Nathan", "Durand"),
+                ("Inès", "Moreau")]  # fmt: skip
+    plans = [  # (SKUs, what happens next)
+        ([on_shelf[0]], "to prepare"),
+        ([on_shelf[1], on_shelf[2]], "to prepare"),
+        ([from_warehouse], "waiting for a transfer"),
+        ([on_shelf[3]], "picking"),
+        ([on_shelf[0]], "ready"),
+    ]
+    for n, ((first, last), (skus, state)) in enumerate(zip(shoppers, plans, strict=True), 1):
+        email = f"{first.lower()}.{last.lower()}@gmail.com".replace("é", "e").replace("è", "e")
+        customer = customer_identify_or_create(
+            identifiers=[("email", email, "web")],
+            first_name=first,
+            last_name=last,
+            language="fr",
+            sales_channel=SalesChannel.WEB,
+            actor="demo",
+        ).customer
+        order = orders.order_place(
+            channel=SalesChannel.WEB,
+            customer=customer,
+            lines=[
+                orders.OrderLineRequest(
+                    sku_id=sku.pk, quantity=1, unit_price="29.90", currency="EUR", sku_code=sku.code
+                )
+                for sku in skus
+            ],
+            fulfilment="pickup",
+            pickup_location_id=store.pk,
+            idempotency_key=f"demo:board:{n}",
+            actor="demo",
+            contact_email=email,
+        )
+        step = {"actor": "demo", "channel": SalesChannel.STORE}
+        if state in ("picking", "ready"):
+            orders.order_picking_start(order_id=order.pk, idempotency_key=f"demo:pick:{n}", **step)
+        if state == "ready":
+            orders.order_mark_ready(order_id=order.pk, idempotency_key=f"demo:ready:{n}", **step)
 
 
 def _location(row, *, kind=LocationKind.STORE, sunday=False) -> Location:

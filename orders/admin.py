@@ -277,6 +277,7 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             {
                 **self.admin_site.each_context(request),
                 "title": f"Pickup board – {location.code} {location.name}",
+                # the card's lines and awaited transfers come with the board (selectors)
                 "location": location,
                 "columns": [
                     ("To prepare", board["to_prepare"]),
@@ -286,7 +287,7 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 ],
                 "incoming": incoming,
                 "form_key": admin_key(f"board:{location.pk}"),
-                "reject_reasons": services.REJECTION_REASONS,
+                "reject_reasons": REJECTION_LABELS,
             },
         )
 
@@ -360,6 +361,13 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "board_url": reverse("admin:orders_board")}
         return super().changelist_view(request, extra_context)
+
+
+# What the associate reads when a line cannot be prepared (the values are the API's).
+REJECTION_LABELS = [
+    ("not_on_shelf", "Not on the shelf (some or all units missing)"),
+    ("damaged", "Damaged (some or all units)"),
+]
 
 
 class RejectForm(forms.Form):

@@ -17,6 +17,7 @@ class OrdersConfig(AppConfig):
         from stores.models import Closure, Location, OpeningHours
 
         customer_hooks.register()
+        _store_staff_land_on_their_board()
         register_transfer_owner(
             TransferOwner(
                 owner_of=transfers.order_of_transfer,
@@ -40,3 +41,28 @@ class OrdersConfig(AppConfig):
                 signal.connect(
                     reference_changed, sender=model, dispatch_uid=f"orders-ref-{model.__name__}"
                 )
+
+
+def _store_staff_land_on_their_board() -> None:
+    """After login, store staff (assigned to stores, not seeing every location) land on their
+    store's pickup board — a chooser when they work at several — instead of the model list."""
+    from django.contrib import admin
+    from django.shortcuts import redirect
+
+    from stores.access import staff_location_ids
+
+    site_index = admin.site.index
+    if getattr(site_index, "lands_on_board", False):
+        return
+
+    def index(request, extra_context=None):
+        if (
+            request.user.has_perm("orders.view_order")
+            and staff_location_ids(request.user)
+            and not request.GET.get("all")
+        ):
+            return redirect("admin:orders_board")
+        return site_index(request, extra_context)
+
+    index.lands_on_board = True
+    admin.site.index = index

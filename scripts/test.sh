@@ -11,10 +11,17 @@ PY="${VENV:-.venv}/bin/python"
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh
 
+# The browser tests drive Debian's Chromium: install it where it is missing (no download of a
+# browser by Playwright).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== pass 1/2: SQLite"
 "$PY" -m pytest -m "not postgres and not redis" "$@"
 
 echo "== pass 2/2: PostgreSQL + Redis (throwaway servers)"
 # Durability is irrelevant for a throwaway test cluster: trade it for speed.
 servers_start fsync=off synchronous_commit=off full_page_writes=off
-DATABASE_URL="$DATABASE_URL_THROWAWAY" TEST_REDIS_URL="$REDIS_URL_THROWAWAY" "$PY" -m pytest -m "not embedded" "$@"
+DATABASE_URL="$DATABASE_URL_THROWAWAY" TEST_REDIS_URL="$REDIS_URL_THROWAWAY" "$PY" -m pytest -m "not embedded and not browser" "$@"

@@ -92,7 +92,8 @@ def test_the_pickup_board_prepares_marks_ready_and_hands_over_against_the_code(
     assert Order.objects.get(pk=order.pk).status == "ready_for_pickup"
     assert position(store, sku).reserved == 2
     followed = client.get(response["Location"]).content.decode()
-    assert "wrong_pickup_code" in followed
+    assert "The pickup code does not match this order." in followed  # plain words
+    assert "wrong_pickup_code" not in followed  # the API's code is not for staff to read
 
     # and the right one is refused while the order is not paid: the board says what is due
     order.refresh_from_db()

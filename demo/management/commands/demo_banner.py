@@ -22,6 +22,7 @@ class Command(BaseCommand):
    API docs (Swagger UI) : {base}/api/docs/
    OpenAPI schema        : {base}/api/schema/
    Admin (back office)   : {base}/admin/   login: {username} / {password}
+   Store staff           : paris-rivoli.associate / {demo.DEMO_STORE_PASSWORD} (and .manager; same for every store)
    Health                : {base}/healthz  (database, broker, when the schedule last ran)
    Scheduler             : a Celery worker + beat beside the web server (filesystem broker,
                            var/broker): holds expire, reminders and webhooks go out by themselves
