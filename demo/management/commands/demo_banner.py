@@ -16,13 +16,15 @@ class Command(BaseCommand):
         web_key = demo.DEMO_KEYS["demo-web-storefront"][0]
         pos_key = demo.DEMO_KEYS["demo-pos"][0]
         back_office_key = demo.DEMO_KEYS["demo-back-office"][0]
+        associate = demo.store_staff_username(demo.DEMO_BOARD_STORE, "associate")
+        store_password = demo.DEMO_STORE_PASSWORD
         self.stdout.write(f"""
 ==============================================================================
  Omnistock is starting on {base}
    API docs (Swagger UI) : {base}/api/docs/
    OpenAPI schema        : {base}/api/schema/
    Admin (back office)   : {base}/admin/   login: {username} / {password}
-   Store staff           : paris-rivoli.associate / {demo.DEMO_STORE_PASSWORD} (and .manager; same for every store)
+   Store staff           : {associate} / {store_password} (and .manager; every store)
    Health                : {base}/healthz  (database, broker, when the schedule last ran)
    Scheduler             : a Celery worker + beat beside the web server (filesystem broker,
                            var/broker): holds expire, reminders and webhooks go out by themselves
