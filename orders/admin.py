@@ -358,6 +358,19 @@ class OrderAdmin(LocationScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             done = "transfer received; the units are held for it"
         run_admin_service(request, call, f"{order.reference}: {done}.")
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Another store's order is not "deleted": say whose it is and go back to the board."""
+        order = Order.objects.filter(pk=object_id).select_related("pickup_location").first()
+        if order is not None and not self.get_queryset(request).filter(pk=order.pk).exists():
+            store = order.pickup_location.code if order.pickup_location else "another location"
+            messages.error(
+                request,
+                f"Order {order.reference} is prepared by {store}, not by one of your stores: "
+                "you can open only your stores' orders.",
+            )
+            return redirect("admin:orders_board")
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "board_url": reverse("admin:orders_board")}
         return super().changelist_view(request, extra_context)

@@ -171,4 +171,4 @@ class StaffAssignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} @ {self.location_id}"
+        return f"{self.user.get_username()} works at {self.location.code}"

@@ -53,7 +53,11 @@ def test_staff_see_only_their_stores_orders_and_customer_service_sees_all(
     client.force_login(associate)
     page = client.get("/admin/orders/order/").content.decode()
     assert mine.reference in page and theirs.reference not in page
-    assert client.get(f"/admin/orders/order/{theirs.pk}/change/").status_code in (302, 404)
+    refused = client.get(f"/admin/orders/order/{theirs.pk}/change/", follow=True)
+    said = " ".join(str(m) for m in refused.context["messages"])
+    assert f"Order {theirs.reference} is prepared by LYON01" in said  # not "deleted?"
+    assert refused.redirect_chain[0][0].endswith("/admin/orders/order/board/")
+    assert str(StaffAssignment.objects.get(user=associate)) == f"alice works at {store.code}"
     assert client.get(f"/admin/orders/order/board/{other.pk}/").status_code == 403
 
     agent = UserFactory(username="cs")
