@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTHON ?= python3
 
-.PHONY: install run test bench lint format demo worker beat clean
+.PHONY: install run test bench lint format demo worker beat clean messages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,9 @@ beat: install
 
 clean:
 	rm -rf var/ staticfiles/
+
+# The French catalogue: collect the marked strings (then translate the new empty entries in
+# locale/fr/LC_MESSAGES/django.po) and compile it; both files are committed (docs/i18n.md).
+messages: install
+	$(PY) manage.py makemessages -l fr --no-location $(foreach dir,.venv tests bench staticfiles var scripts,-i "$(dir)/*")
+	$(PY) manage.py compilemessages -l fr -i .venv

@@ -23,6 +23,7 @@ class ReadOnlyAdminMixin:
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
+    classes = ["omnistock-readonly"]  # static/omnistock/admin.css: no repeated row heading
 
 
 def admin_actor(request) -> str:

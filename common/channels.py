@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class SalesChannel(models.TextChoices):
@@ -7,12 +8,12 @@ class SalesChannel(models.TextChoices):
     Online channels respect the safety stock; the store till does not.
     """
 
-    WEB = "web", "Web shop"
-    APP = "app", "Mobile app"
-    MARKETPLACE = "marketplace", "Marketplace"
-    CALL_CENTRE = "call_centre", "Call centre"
-    STORE = "store", "Store till (POS)"
-    BACKOFFICE = "backoffice", "Back office (staff)"
+    WEB = "web", _("Web shop")
+    APP = "app", _("Mobile app")
+    MARKETPLACE = "marketplace", _("Marketplace")
+    CALL_CENTRE = "call_centre", _("Call centre")
+    STORE = "store", _("Store till (POS)")
+    BACKOFFICE = "backoffice", _("Back office (staff)")
 
 
 ONLINE_CHANNELS = frozenset(

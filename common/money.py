@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.utils.translation import gettext_lazy
+
 from common.exceptions import InvalidInput
 
 # Minor units per currency (ISO 4217). Extend when a new currency is sold.
@@ -11,7 +13,7 @@ CURRENCY_DECIMALS = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "JPY": 0}
 
 class CurrencyMismatch(InvalidInput):
     code = "currency_mismatch"
-    default_message = "Amounts in different currencies cannot be combined."
+    default_message = gettext_lazy("Amounts in different currencies cannot be combined.")
 
 
 def currency_exponent(currency: str) -> int:

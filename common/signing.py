@@ -10,13 +10,15 @@ import hmac
 import time
 from collections.abc import Iterable
 
+from django.utils.translation import gettext_lazy
+
 from common.exceptions import DomainError
 
 
 class SignatureInvalid(DomainError):
     code = "signature_invalid"
     http_status = 401
-    default_message = "The request signature is missing, malformed, stale or wrong."
+    default_message = gettext_lazy("The request signature is missing, malformed, stale or wrong.")
 
 
 def compute_signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
+from django.utils.translation import gettext_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from common.views import healthz, healthz_node
+from stores.views import staff_language_switch
 
-admin.site.site_header = "Omnistock back office"
+admin.site.site_header = gettext_lazy("Omnistock back office")
 admin.site.site_title = "Omnistock"
 
 api_v1 = [
@@ -25,6 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(api_v1)),
+    path("i18n/setlang/", staff_language_switch, name="set_language"),
     path("admin/", admin.site.urls),
 ]
 # The embedded server (gunicorn, DEBUG on) serves the admin's and the API docs' static files;

@@ -12,7 +12,9 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy
 
+from common.admin_utils import admin_actor, run_admin_service
 from common.exceptions import DomainError
 from customers import selectors, services
 from customers.identifiers import customer_number_is_valid, parse_identifier
@@ -29,21 +31,6 @@ from customers.models import (
     MergeSuggestion,
     SuggestionStatus,
 )
-
-
-def _actor(request) -> str:
-    return f"staff:{request.user.get_username()}"
-
-
-def _run(request, call, success: str) -> bool:
-    try:
-        call()
-    except DomainError as exc:
-        detail = f" {exc.details}" if exc.details else ""
-        messages.error(request, f"{exc.message} ({exc.code}){detail}")
-        return False
-    messages.success(request, success)
-    return True
 
 
 def _link(obj, label=None):
@@ -118,17 +105,21 @@ class ReasonForm(_ActionForm):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         max_length=500,
-        help_text="Recorded in the journal. No personal data.",
+        help_text=gettext_lazy("Recorded in the journal. No personal data."),
     )
 
 
 class MergeForm(_ActionForm):
-    survivor = forms.TypedChoiceField(coerce=int, help_text="The record that remains.")
+    survivor = forms.TypedChoiceField(
+        coerce=int, help_text=gettext_lazy("The record that remains.")
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     force = forms.BooleanField(
         required=False,
-        help_text="Merge despite blockers (two loyalty "
-        "cards, two e-commerce accounts…): a reason is required.",
+        help_text=gettext_lazy(
+            "Merge despite blockers (two loyalty cards, two e-commerce accounts…): "
+            "a reason is required."
+        ),
     )
 
     def __init__(self, *args, objects=(), **kwargs):
@@ -155,12 +146,12 @@ def _merge_apply(request, objects, data):
     customers = MergeForm(objects=objects)._customers()
     survivor = next(c for c in customers if c.pk == data["survivor"])
     absorbed = next(c for c in customers if c.pk != data["survivor"])
-    _run(
+    run_admin_service(
         request,
         lambda: services.customer_merge(
             survivor=survivor,
             absorbed=absorbed,
-            actor=_actor(request),
+            actor=admin_actor(request),
             reason=data["reason"],
             force=data["force"],
         ),
@@ -212,10 +203,13 @@ class ConsentEventInline(_ReadOnly, admin.TabularInline):
 
 def _erase_apply(request, objects, data):
     for customer in objects:
-        _run(
+        run_admin_service(
             request,
             lambda c=customer: services.customer_erase(
-                customer=c, actor=_actor(request), reason=data["reason"], sales_channel="backoffice"
+                customer=c,
+                actor=admin_actor(request),
+                reason=data["reason"],
+                sales_channel="backoffice",
             ),
             f"{customer.number} erased.",
         )
@@ -313,16 +307,16 @@ class CustomerAdmin(CustomerWritesAdmin, admin.ModelAdmin):
         }
         try:
             services.customer_update(
-                customer=obj, sales_channel="backoffice", actor=_actor(request), **changes
+                customer=obj, sales_channel="backoffice", actor=admin_actor(request), **changes
             )
         except DomainError as exc:
-            messages.error(request, f"{exc.message} ({exc.code})")
+            messages.error(request, exc.message)
 
-    @admin.display(description="merged into")
+    @admin.display(description=gettext_lazy("merged into"))
     def merged_into_link(self, obj):
         return _link(obj.merged_into)
 
-    @admin.display(description="consents (current state)")
+    @admin.display(description=gettext_lazy("consents (current state)"))
     def consents_now(self, obj):
         rows = selectors.consent_state(customer=obj)
         return format_html(
@@ -344,7 +338,7 @@ class CustomerAdmin(CustomerWritesAdmin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="history (newest 50, every channel)")
+    @admin.display(description=gettext_lazy("history (newest 50, every channel)"))
     def unified_history(self, obj):
         page = selectors.customer_history(customer=obj, limit=50)
         if not page.entries:
@@ -362,7 +356,7 @@ class CustomerAdmin(CustomerWritesAdmin, admin.ModelAdmin):
             "(more through the API)" if page.next_cursor else "",
         )
 
-    @admin.display(description="merge journal")
+    @admin.display(description=gettext_lazy("merge journal"))
     def merge_journal(self, obj):
         merges = CustomerMerge.objects.filter(Q(survivor=obj) | Q(absorbed=obj)).select_related(
             "survivor", "absorbed"
@@ -384,7 +378,7 @@ class CustomerAdmin(CustomerWritesAdmin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="possible duplicates")
+    @admin.display(description=gettext_lazy("possible duplicates"))
     def merge_candidates(self, obj):
         suggestions = MergeSuggestion.objects.filter(
             Q(customer_a=obj) | Q(customer_b=obj), status=SuggestionStatus.OPEN
@@ -408,27 +402,27 @@ def _suggestion_merge_apply(request, objects, data):
 
 def _dismiss(modeladmin, request, queryset):
     for suggestion in queryset:
-        _run(
+        run_admin_service(
             request,
             lambda s=suggestion: services.merge_suggestion_dismiss(
-                suggestion=s, actor=_actor(request)
+                suggestion=s, actor=admin_actor(request)
             ),
             f"Suggestion #{suggestion.pk} dismissed.",
         )
 
 
 _dismiss.allowed_permissions = ("merge",)
-_dismiss.short_description = "Dismiss (not the same person)"
+_dismiss.short_description = gettext_lazy("Dismiss (not the same person)")
 
 
 def _merge_older_survives(modeladmin, request, queryset):
     for s in queryset.select_related("customer_a", "customer_b"):
-        _run(
+        run_admin_service(
             request,
             lambda s=s: services.customer_merge(
                 survivor=s.customer_a,
                 absorbed=s.customer_b,
-                actor=_actor(request),
+                actor=admin_actor(request),
                 reason=f"suggestion #{s.pk} ({s.rule})",
             ),
             f"{s.customer_b.number} merged into {s.customer_a.number}.",
@@ -436,7 +430,7 @@ def _merge_older_survives(modeladmin, request, queryset):
 
 
 _merge_older_survives.allowed_permissions = ("merge",)
-_merge_older_survives.short_description = "Merge (the older record survives)"
+_merge_older_survives.short_description = gettext_lazy("Merge (the older record survives)")
 
 
 def _refresh_duplicates(modeladmin, request, queryset):
@@ -445,7 +439,9 @@ def _refresh_duplicates(modeladmin, request, queryset):
 
 
 _refresh_duplicates.allowed_permissions = ("merge",)
-_refresh_duplicates.short_description = "Look for new duplicate candidates (whole base)"
+_refresh_duplicates.short_description = gettext_lazy(
+    "Look for new duplicate candidates (whole base)"
+)
 
 
 @admin.register(MergeSuggestion)
@@ -480,11 +476,11 @@ class MergeSuggestionAdmin(CustomerWritesAdmin, _ReadOnly, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("customer_a", "customer_b")
 
-    @admin.display(description="customer A (older)")
+    @admin.display(description=gettext_lazy("customer A (older)"))
     def customer_a_link(self, obj):
         return _link(obj.customer_a)
 
-    @admin.display(description="customer B")
+    @admin.display(description=gettext_lazy("customer B"))
     def customer_b_link(self, obj):
         return _link(obj.customer_b)
 
@@ -498,10 +494,10 @@ class MergeRowInline(_ReadOnly, admin.TabularInline):
 
 def _unmerge_apply(request, objects, data):
     for merge in objects:
-        _run(
+        run_admin_service(
             request,
             lambda m=merge: services.customer_unmerge(
-                merge=m, actor=_actor(request), reason=data["reason"]
+                merge=m, actor=admin_actor(request), reason=data["reason"]
             ),
             f"Merge #{merge.pk} undone.",
         )

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class CustomersConfig(AppConfig):
     name = "customers"
-    verbose_name = "Customers (RCU)"
+    verbose_name = gettext_lazy("Customers (RCU)")
 
     def ready(self) -> None:
         from django.core.signals import setting_changed

@@ -639,7 +639,10 @@ def customer_merge(
         _mergeable(survivor, absorbed)
         blockers = merge_blockers(survivor=survivor, absorbed=absorbed)
         if blockers and (automatic or not force):
-            raise MergeBlocked(details={"blockers": blockers})
+            raise MergeBlocked(
+                " ".join([str(MergeBlocked.default_message), *blockers]),
+                details={"blockers": blockers},
+            )
         if blockers and not reason:
             raise InvalidInput(
                 "A forced merge needs a written reason.", details={"reason": ["required"]}

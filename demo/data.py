@@ -5,12 +5,13 @@ Everything goes through the services, so the demo ledger is as consistent as a r
 """
 
 import random
-from datetime import date, time
+from datetime import date, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 
 from common.channels import SalesChannel
 from common.models import ApiKey, Scope
@@ -285,8 +286,9 @@ def _store_staff(stores) -> None:
 
 def _board_orders() -> None:
     """Click & collect orders on the PARIS-RIVOLI board in every state — to prepare (one of them
-    waiting for a transfer from the warehouse), being picked, ready — placed and moved by the
-    order services. They take SKUs the README's examples do not use."""
+    waiting for a transfer from the warehouse), being picked, ready, late (placed two days ago
+    and still not prepared) — placed and moved by the order services. They take SKUs the
+    README's examples do not use."""
     store = Location.objects.get(code=DEMO_BOARD_STORE)
     examples = {code for shelf in README_SHELF.values() for code in shelf}
     on_shelf = [
@@ -307,13 +309,14 @@ def _board_orders() -> None:
         .sku
     )
     shoppers = [("Léa", "Martin"), ("Hugo", "Bernard"), ("Chloé", "Petit"), ("Nathan", "Durand"),
-                ("Inès", "Moreau")]  # fmt: skip
+                ("Inès", "Moreau"), ("Jules", "Laurent")]  # fmt: skip
     plans = [  # (SKUs, what happens next)
         ([on_shelf[0]], "to prepare"),
         ([on_shelf[1], on_shelf[2]], "to prepare"),
         ([from_warehouse], "waiting for a transfer"),
         ([on_shelf[3]], "picking"),
         ([on_shelf[0]], "ready"),
+        ([on_shelf[1]], "late"),
     ]
     for n, ((first, last), (skus, state)) in enumerate(zip(shoppers, plans, strict=True), 1):
         email = f"{first.lower()}.{last.lower()}@gmail.com".replace("é", "e").replace("è", "e")
@@ -339,6 +342,7 @@ def _board_orders() -> None:
             idempotency_key=f"demo:board:{n}",
             actor="demo",
             contact_email=email,
+            at=timezone.now() - timedelta(days=2) if state == "late" else None,
         )
         step = {"actor": "demo", "channel": SalesChannel.STORE}
         if state in ("picking", "ready"):

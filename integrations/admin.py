@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy
 
 from common.admin_utils import ReadOnlyAdminMixin, run_admin_service
 from common.models import OutboxEvent
@@ -45,7 +46,7 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Retry now", permissions=["retry"])
+@admin.action(description=gettext_lazy("Retry now"), permissions=["retry"])
 def retry_deliveries(modeladmin, request, queryset):
     for delivery_id in queryset.values_list("pk", flat=True):
         webhooks.delivery_retry_now(delivery_id=delivery_id)
@@ -86,7 +87,8 @@ class PosTillInline(admin.TabularInline):
 
 
 @admin.action(
-    description="Rotate the secret (the old one stays valid until cleared)", permissions=["change"]
+    description=gettext_lazy("Rotate the secret (the old one stays valid until cleared)"),
+    permissions=["change"],
 )
 def rotate_secret(modeladmin, request, queryset):
     for integration in queryset:
@@ -101,7 +103,9 @@ def rotate_secret(modeladmin, request, queryset):
         )
 
 
-@admin.action(description="Clear the previous secret (end of rotation)", permissions=["change"])
+@admin.action(
+    description=gettext_lazy("Clear the previous secret (end of rotation)"), permissions=["change"]
+)
 def clear_previous_secret(modeladmin, request, queryset):
     queryset.update(previous_secret="")
 
@@ -115,7 +119,7 @@ class PosIntegrationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
 
 
-@admin.action(description="Replay the selected failed events", permissions=["replay"])
+@admin.action(description=gettext_lazy("Replay the selected failed events"), permissions=["replay"])
 def replay_events(modeladmin, request, queryset):
 
     for event in queryset.filter(status=PosEventStatus.FAILED):
@@ -187,6 +191,6 @@ class StoreReceiptAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.Mode
     search_fields = ["number", "order_reference", "customer__number"]
     list_select_related = ["location", "customer"]
 
-    @admin.display(boolean=True, description="payment issues")
+    @admin.display(boolean=True, description=gettext_lazy("payment issues"))
     def has_payment_issues(self, obj):
         return bool(obj.payment_issues)

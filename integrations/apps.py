@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class IntegrationsConfig(AppConfig):
     name = "integrations"
-    verbose_name = "Integrations: events and webhooks"
+    verbose_name = gettext_lazy("Integrations: events and webhooks")
 
     def ready(self):
         from django.db.models.signals import m2m_changed, post_delete, post_save

@@ -10,6 +10,7 @@ import secrets
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from common.models import OutboxEvent
 
@@ -23,33 +24,47 @@ class WebhookEndpoint(models.Model):
     an explicit replay start), signed with its secret; while a secret rotates, the previous one
     signs too until `previous_secret_expires_at`."""
 
-    name = models.CharField(max_length=100, unique=True)
-    url = models.URLField(max_length=500)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    url = models.URLField(max_length=500, verbose_name=_("url"))
     secret = models.CharField(
         max_length=100,
         default=generate_webhook_secret,
-        help_text="Shared secret the receiver uses to check our signature.",
+        help_text=_("Shared secret the receiver uses to check our signature."),
+        verbose_name=_("secret"),
     )
-    previous_secret = models.CharField(max_length=100, blank=True)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    previous_secret = models.CharField(
+        max_length=100, blank=True, verbose_name=_("previous secret")
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("previous secret expires at")
+    )
     topics = models.JSONField(
         default=list,
         blank=True,
-        help_text='Topics to receive, e.g. ["stock.available_changed", "order.*"]; empty: all.',
+        help_text=_('Topics to receive, e.g. ["stock.available_changed", "order.*"]; empty: all.'),
+        verbose_name=_("topics"),
     )
     deliver_from = models.DateTimeField(
         default=timezone.now,
-        help_text="Events that occurred before this are not delivered to this endpoint.",
+        help_text=_("Events that occurred before this are not delivered to this endpoint."),
+        verbose_name=_("deliver from"),
     )
     is_active = models.BooleanField(
         default=True,
-        help_text="Unticked: paused. Its events are kept (up to the retention) and sent on resume.",
+        help_text=_(
+            "Unticked: paused. Its events are kept (up to the retention) and sent on resume."
+        ),
+        verbose_name=_("is active"),
     )
     # The endpoint's own back-off: after a failed send nothing is tried before retry_at, so a
     # dead subscriber costs one attempt per period, not one per waiting delivery.
-    failures_in_a_row = models.PositiveIntegerField(default=0)
-    retry_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    failures_in_a_row = models.PositiveIntegerField(default=0, verbose_name=_("failures in a row"))
+    retry_at = models.DateTimeField(null=True, blank=True, verbose_name=_("retry at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
 
     def __str__(self) -> str:
         return self.name
@@ -70,29 +85,40 @@ class WebhookEndpoint(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Delivered"
-    FAILED = "failed", "Failed, will retry"
-    DEAD = "dead", "Gave up"
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Delivered")
+    FAILED = "failed", _("Failed, will retry")
+    DEAD = "dead", _("Gave up")
 
 
 class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
     )
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(
+        OutboxEvent, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("event")
+    )
     status = models.CharField(
-        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+        max_length=10,
+        choices=DeliveryStatus.choices,
+        default=DeliveryStatus.PENDING,
+        verbose_name=_("status"),
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    last_response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name=_("last response status")
+    )
+    last_error = models.CharField(max_length=500, blank=True, verbose_name=_("last error"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         constraints = [
             models.UniqueConstraint(
                 fields=["endpoint", "event"], name="uniq_delivery_endpoint_event"
@@ -112,14 +138,21 @@ class WebhookDelivery(models.Model):
 
 class DeliveryAttempt(models.Model):
     delivery = models.ForeignKey(
-        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+        WebhookDelivery,
+        on_delete=models.CASCADE,
+        related_name="attempt_log",
+        verbose_name=_("delivery"),
     )
-    attempted_at = models.DateTimeField()
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
+    attempted_at = models.DateTimeField(verbose_name=_("attempted at"))
+    response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name=_("response status")
+    )
+    error = models.CharField(max_length=500, blank=True, verbose_name=_("error"))
+    duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration ms"))
 
     class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
         ordering = ["-attempted_at"]
 
     def __str__(self) -> str:
@@ -136,17 +169,29 @@ class PosIntegration(models.Model):
     one in `previous_secret` until every till uses the new one, then clear it.
     """
 
-    slug = models.SlugField(max_length=50, unique=True, help_text="Appears in the endpoint URL.")
-    name = models.CharField(max_length=100)
-    vendor = models.CharField(max_length=100, blank=True)
-    stores = models.ManyToManyField("stores.Location", related_name="pos_integrations")
-    secret = models.CharField(max_length=100, default=generate_webhook_secret)
-    previous_secret = models.CharField(max_length=100, blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    slug = models.SlugField(
+        max_length=50,
+        unique=True,
+        help_text=_("Appears in the endpoint URL."),
+        verbose_name=_("slug"),
+    )
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    vendor = models.CharField(max_length=100, blank=True, verbose_name=_("vendor"))
+    stores = models.ManyToManyField(
+        "stores.Location", related_name="pos_integrations", verbose_name=_("stores")
+    )
+    secret = models.CharField(
+        max_length=100, default=generate_webhook_secret, verbose_name=_("secret")
+    )
+    previous_secret = models.CharField(
+        max_length=100, blank=True, verbose_name=_("previous secret")
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name = "POS integration"
+        verbose_name_plural = _("POS integrations")
+        verbose_name = _("POS integration")
 
     def __str__(self) -> str:
         return self.name
@@ -157,13 +202,24 @@ class PosIntegration(models.Model):
 
 
 class PosTill(models.Model):
-    integration = models.ForeignKey(PosIntegration, on_delete=models.CASCADE, related_name="tills")
-    location = models.ForeignKey("stores.Location", on_delete=models.PROTECT, related_name="tills")
-    code = models.CharField(max_length=40)
-    is_active = models.BooleanField(default=True)
+    integration = models.ForeignKey(
+        PosIntegration,
+        on_delete=models.CASCADE,
+        related_name="tills",
+        verbose_name=_("integration"),
+    )
+    location = models.ForeignKey(
+        "stores.Location",
+        on_delete=models.PROTECT,
+        related_name="tills",
+        verbose_name=_("location"),
+    )
+    code = models.CharField(max_length=40, verbose_name=_("code"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
     class Meta:
-        verbose_name = "POS till"
+        verbose_name_plural = _("POS tills")
+        verbose_name = _("POS till")
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "location", "code"], name="uniq_till_per_store"
@@ -175,53 +231,75 @@ class PosTill(models.Model):
 
 
 class PosEventType(models.TextChoices):
-    SALE = "sale", "Sale (receipt)"
-    RETURN = "return", "Return"
-    STOCK_COUNT = "stock_count", "Stock count"
-    PICKUP_HANDOVER = "pickup_handover", "Click & collect hand-over"
+    SALE = "sale", _("Sale (receipt)")
+    RETURN = "return", _("Return")
+    STOCK_COUNT = "stock_count", _("Stock count")
+    PICKUP_HANDOVER = "pickup_handover", _("Click & collect hand-over")
 
 
 class PosEventStatus(models.TextChoices):
-    RECEIVED = "received", "Received, waiting to be processed"
-    PROCESSED = "processed", "Processed"
-    FAILED = "failed", "Failed (can be replayed)"
-    REJECTED = "rejected", "Rejected at the door (nothing applied)"
+    RECEIVED = "received", _("Received, waiting to be processed")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed (can be replayed)")
+    REJECTED = "rejected", _("Rejected at the door (nothing applied)")
 
 
 class PosEvent(models.Model):
     """The inbox: every POS event as received, before and after processing."""
 
-    integration = models.ForeignKey(PosIntegration, on_delete=models.PROTECT, related_name="events")
+    integration = models.ForeignKey(
+        PosIntegration,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("integration"),
+    )
     event_id = models.CharField(
         max_length=100,
         null=True,
         blank=True,
-        help_text="The POS's own id; empty when the payload had none.",
+        help_text=_("The POS's own id; empty when the payload had none."),
+        verbose_name=_("event id"),
     )
-    event_type = models.CharField(max_length=20, blank=True)
+    event_type = models.CharField(max_length=20, blank=True, verbose_name=_("event type"))
     location = models.ForeignKey(
-        "stores.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "stores.Location",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("location"),
     )
-    till = models.CharField(max_length=40, blank=True)
+    till = models.CharField(max_length=40, blank=True, verbose_name=_("till"))
     receipt_number = models.CharField(
         max_length=60,
         blank=True,
-        help_text="A sale's receipt number: one sale per store, till and receipt, whatever "
-        "event id the till sends it under.",
+        help_text=_(
+            "A sale's receipt number: one sale per store, till and receipt, whatever "
+            "event id the till sends it under."
+        ),
+        verbose_name=_("receipt number"),
     )
-    occurred_at = models.DateTimeField(null=True, blank=True, help_text="The till's own clock.")
-    payload = models.JSONField(null=True, blank=True)
-    raw_body = models.TextField(blank=True, help_text="Kept for rejected events only.")
+    occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("The till's own clock."), verbose_name=_("occurred at")
+    )
+    payload = models.JSONField(null=True, blank=True, verbose_name=_("payload"))
+    raw_body = models.TextField(
+        blank=True, help_text=_("Kept for rejected events only."), verbose_name=_("raw body")
+    )
     status = models.CharField(
-        max_length=10, choices=PosEventStatus.choices, default=PosEventStatus.RECEIVED
+        max_length=10,
+        choices=PosEventStatus.choices,
+        default=PosEventStatus.RECEIVED,
+        verbose_name=_("status"),
     )
-    error = models.CharField(max_length=500, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, verbose_name=_("error"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
+    processed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("processed at"))
 
     class Meta:
-        verbose_name = "POS event"
+        verbose_name_plural = _("POS events")
+        verbose_name = _("POS event")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -245,37 +323,54 @@ class PosEvent(models.Model):
 class StoreReceipt(models.Model):
     """A till receipt (sale or return), linked to the customer when the till identified one."""
 
-    event = models.OneToOneField(PosEvent, on_delete=models.PROTECT, related_name="receipt")
-    kind = models.CharField(max_length=10, choices=[("sale", "Sale"), ("return", "Return")])
-    number = models.CharField(max_length=60)
-    location = models.ForeignKey("stores.Location", on_delete=models.PROTECT, related_name="+")
-    till = models.CharField(max_length=40)
+    event = models.OneToOneField(
+        PosEvent, on_delete=models.PROTECT, related_name="receipt", verbose_name=_("event")
+    )
+    kind = models.CharField(
+        max_length=10, choices=[("sale", "Sale"), ("return", "Return")], verbose_name=_("kind")
+    )
+    number = models.CharField(max_length=60, verbose_name=_("number"))
+    location = models.ForeignKey(
+        "stores.Location", on_delete=models.PROTECT, related_name="+", verbose_name=_("location")
+    )
+    till = models.CharField(max_length=40, verbose_name=_("till"))
     customer = models.ForeignKey(
         "customers.Customer",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="store_receipts",
+        verbose_name=_("customer"),
     )
-    currency = models.CharField(max_length=3)
-    total = models.DecimalField(max_digits=12, decimal_places=2)
-    lines = models.JSONField(help_text="[{sku, quantity, unit_price}]")
-    tenders = models.JSONField(default=list, blank=True)
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    total = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("total"))
+    lines = models.JSONField(help_text=_("[{sku, quantity, unit_price}]"), verbose_name=_("lines"))
+    tenders = models.JSONField(default=list, blank=True, verbose_name=_("tenders"))
     order_reference = models.CharField(
-        max_length=40, blank=True, help_text="The online order a return belongs to."
+        max_length=40,
+        blank=True,
+        help_text=_("The online order a return belongs to."),
+        verbose_name=_("order reference"),
     )
-    occurred_at = models.DateTimeField()
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
     stock_flagged = models.BooleanField(
-        default=False, help_text="The ledger did not have some units sold."
+        default=False,
+        help_text=_("The ledger did not have some units sold."),
+        verbose_name=_("stock flagged"),
     )
     payment_issues = models.JSONField(
         default=list,
         blank=True,
-        help_text="Tenders the till took that could not be applied (a gift card without the "
-        "balance, an unknown card…): [{kind, reference, amount, code, message}].",
+        help_text=_(
+            "Tenders the till took that could not be applied (a gift card without the "
+            "balance, an unknown card…): [{kind, reference, amount, code, message}]."
+        ),
+        verbose_name=_("payment issues"),
     )
 
     class Meta:
+        verbose_name = _("store receipt")
+        verbose_name_plural = _("store receipts")
         ordering = ["-occurred_at"]
         indexes = [models.Index(fields=["customer", "-occurred_at"])]
 

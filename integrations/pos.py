@@ -35,6 +35,7 @@ from django.core.cache import caches
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers as drf_serializers
 
 from common.api import validation_details
@@ -83,39 +84,39 @@ local_cache = caches["local"]
 
 class UnknownIntegration(NotFound):
     code = "unknown_integration"
-    default_message = "No active POS integration at this address."
+    default_message = gettext_lazy("No active POS integration at this address.")
 
 
 class PayloadTooLarge(DomainError):
     code = "request_too_large"
     http_status = 413
-    default_message = "The event is larger than this endpoint accepts."
+    default_message = gettext_lazy("The event is larger than this endpoint accepts.")
 
 
 class MalformedEvent(InvalidInput):
     code = "malformed_request"
-    default_message = "The body is not valid JSON."
+    default_message = gettext_lazy("The body is not valid JSON.")
 
 
 class StoreNotInIntegration(DomainError):
     code = "store_not_in_integration"
     http_status = 403
-    default_message = "This integration may not post events for this store."
+    default_message = gettext_lazy("This integration may not post events for this store.")
 
 
 class UnknownStore(NotFound):
     code = "unknown_location"
-    default_message = "Unknown store."
+    default_message = gettext_lazy("Unknown store.")
 
 
 class UnknownTill(NotFound):
     code = "unknown_till"
-    default_message = "This till is not registered for this store."
+    default_message = gettext_lazy("This till is not registered for this store.")
 
 
 class EventNotReplayable(Conflict):
     code = "event_not_replayable"
-    default_message = "Only a failed event can be replayed."
+    default_message = gettext_lazy("Only a failed event can be replayed.")
 
 
 def max_body_bytes() -> int:

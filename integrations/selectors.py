@@ -1,6 +1,7 @@
 """Reads of the outbound webhooks, for the API and the admin."""
 
 from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext_lazy
 
 from common.exceptions import NotFound
 from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -8,12 +9,12 @@ from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 class EndpointNotFound(NotFound):
     code = "webhook_endpoint_not_found"
-    default_message = "No webhook endpoint has this id."
+    default_message = gettext_lazy("No webhook endpoint has this id.")
 
 
 class DeliveryNotFound(NotFound):
     code = "webhook_delivery_not_found"
-    default_message = "This endpoint has no delivery with this id."
+    default_message = gettext_lazy("This endpoint has no delivery with this id.")
 
 
 def endpoints_with_backlog() -> QuerySet[WebhookEndpoint]:

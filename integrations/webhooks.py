@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from common.exceptions import DomainError
 from common.models import OutboxEvent
@@ -173,7 +174,9 @@ def delivery_retry_now(*, delivery_id: int) -> WebhookDelivery:
 class ReplayTooOld(DomainError):
     code = "replay_too_old"
     http_status = 400
-    default_message = "Events are kept WEBHOOK_RETENTION_DAYS days: replay from a later time."
+    default_message = gettext_lazy(
+        "Events are kept WEBHOOK_RETENTION_DAYS days: replay from a later time."
+    )
 
 
 def retention_cutoff(now: datetime | None = None) -> datetime:

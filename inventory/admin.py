@@ -4,8 +4,10 @@ stock services, and every change becomes a ledger movement."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from common.admin_utils import ReadOnlyAdminMixin, admin_actor, admin_key, run_admin_service
 from inventory import access, services
@@ -44,7 +46,8 @@ class LocationAdmin(StoreLocationAdmin):
             run_admin_service(
                 request,
                 lambda: services.safety_stock_set(location_id=obj.pk, quantity=new_safety_stock),
-                f"Safety stock of {obj.code} set to {new_safety_stock}.",
+                _("Safety stock of %(location)s set to %(quantity)s.")
+                % {"location": obj.code, "quantity": new_safety_stock},
             )
 
 
@@ -57,49 +60,68 @@ class SkuAdmin(admin.ModelAdmin):
 
 class ReceiveForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
-    quantity = forms.IntegerField(min_value=1, max_value=100_000)
-    reference = forms.CharField(max_length=120, required=False, help_text="Delivery note number.")
+    quantity = forms.IntegerField(min_value=1, max_value=100_000, label=gettext_lazy("Quantity"))
+    reference = forms.CharField(
+        max_length=120,
+        required=False,
+        label=gettext_lazy("Reference"),
+        help_text=gettext_lazy("Delivery note number."),
+    )
 
 
 class AdjustForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
     delta = forms.IntegerField(
-        min_value=-100_000, max_value=100_000, help_text="Signed: +2 found, −1 lost."
+        min_value=-100_000,
+        max_value=100_000,
+        label=gettext_lazy("Quantity change"),
+        help_text=gettext_lazy("Signed: +2 found, −1 lost."),
     )
-    reason = forms.ChoiceField(choices=AdjustmentReason.choices)
-    note = forms.CharField(max_length=255, required=False)
+    reason = forms.ChoiceField(choices=AdjustmentReason.choices, label=gettext_lazy("Reason"))
+    note = forms.CharField(max_length=255, required=False, label=gettext_lazy("Note"))
 
     def clean_delta(self):
         if self.cleaned_data["delta"] == 0:
-            raise forms.ValidationError("0 changes nothing.")
+            raise forms.ValidationError(_("0 changes nothing."))
         return self.cleaned_data["delta"]
 
 
 class CountForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
-    counted = forms.IntegerField(min_value=0, max_value=100_000, help_text="Units on the shelf.")
+    counted = forms.IntegerField(
+        min_value=0,
+        max_value=100_000,
+        label=gettext_lazy("Counted"),
+        help_text=gettext_lazy("Units on the shelf."),
+    )
 
 
 class TransferRequestForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
     destination = forms.ModelChoiceField(
-        queryset=Location.objects.filter(is_active=True, receives_transfers=True)
+        queryset=Location.objects.filter(is_active=True, receives_transfers=True),
+        label=gettext_lazy("Destination"),
     )
-    quantity = forms.IntegerField(min_value=1, max_value=100_000)
-    reference = forms.CharField(max_length=120, required=False)
+    quantity = forms.IntegerField(min_value=1, max_value=100_000, label=gettext_lazy("Quantity"))
+    reference = forms.CharField(max_length=120, required=False, label=gettext_lazy("Reference"))
 
 
 class SetAsideForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
-    quantity = forms.IntegerField(min_value=1, max_value=100_000)
+    quantity = forms.IntegerField(min_value=1, max_value=100_000, label=gettext_lazy("Quantity"))
     action = forms.ChoiceField(
+        label=gettext_lazy("What to do"),
         choices=[
-            ("set_aside", "Set aside as unsellable"),
-            ("restore", "Back to sellable"),
-            ("write_off", "Write off unsellable units"),
-        ]
+            ("set_aside", gettext_lazy("Set aside as unsellable")),
+            ("restore", gettext_lazy("Back to sellable")),
+            ("write_off", gettext_lazy("Write off unsellable units")),
+        ],
     )
-    reason = forms.ChoiceField(choices=AdjustmentReason.choices, initial=AdjustmentReason.DAMAGE)
+    reason = forms.ChoiceField(
+        choices=AdjustmentReason.choices,
+        initial=AdjustmentReason.DAMAGE,
+        label=gettext_lazy("Reason"),
+    )
 
 
 class StockWritePermissions:
@@ -139,7 +161,12 @@ def _position_form_action(title: str, form_class, apply, stock_action: str):
                     run_admin_service(
                         request,
                         lambda p=position, d=data: apply(request, p, d),
-                        f"{title}: {position.sku.code} at {position.location.code} done.",
+                        _("%(action)s: %(sku)s at %(location)s done.")
+                        % {
+                            "action": title,
+                            "sku": position.sku.code,
+                            "location": position.location.code,
+                        },
                     )
                 return None
         else:
@@ -226,16 +253,25 @@ def _request_transfer(request, position, data):
     )
 
 
-receive_stock = _position_form_action("Receive stock", ReceiveForm, _receive, "receive")
+receive_stock = _position_form_action(
+    gettext_lazy("Receive stock"), ReceiveForm, _receive, "receive"
+)
 receive_stock.__name__ = "receive_stock"
-adjust_stock = _position_form_action("Adjust stock (with a reason)", AdjustForm, _adjust, "adjust")
+adjust_stock = _position_form_action(
+    gettext_lazy("Adjust stock (with a reason)"), AdjustForm, _adjust, "adjust"
+)
 adjust_stock.__name__ = "adjust_stock"
-count_stock = _position_form_action("Record a count", CountForm, _count, "count")
+count_stock = _position_form_action(gettext_lazy("Record a count"), CountForm, _count, "count")
 count_stock.__name__ = "count_stock"
-set_aside_stock = _position_form_action("Unsellable units", SetAsideForm, _set_aside, "set_aside")
+set_aside_stock = _position_form_action(
+    gettext_lazy("Unsellable units"), SetAsideForm, _set_aside, "set_aside"
+)
 set_aside_stock.__name__ = "set_aside_stock"
 request_transfer = _position_form_action(
-    "Request a transfer to another location", TransferRequestForm, _request_transfer, "transfer"
+    gettext_lazy("Request a transfer to another location"),
+    TransferRequestForm,
+    _request_transfer,
+    "transfer",
 )
 request_transfer.__name__ = "request_transfer"
 
@@ -288,7 +324,7 @@ class StockPositionAdmin(StockWritePermissions, StaffLocationScopedAdmin, admin.
                     sku_id=obj.sku_id,
                     quantity=obj.safety_stock_override,
                 ),
-                "Safety stock override saved.",
+                _("Safety stock override saved."),
             )
 
 
@@ -313,7 +349,7 @@ class StockMovementAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.Mod
     list_select_related = ["sku", "location", "operation"]
     date_hierarchy = "occurred_at"
 
-    @admin.display(description="reference")
+    @admin.display(description=gettext_lazy("reference"))
     def operation_reference(self, movement):
         return movement.operation.reference
 
@@ -347,11 +383,17 @@ class StockOperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [MovementInline]
 
 
-@admin.action(description="Release the selected reservations", permissions=["settle_reservation"])
+@admin.action(
+    description=gettext_lazy("Release the selected reservations"),
+    permissions=["settle_reservation"],
+)
 def release_reservations(modeladmin, request, queryset):
     for reservation in queryset.filter(status=ReservationStatus.ACTIVE):
         if not access.staff_may_at(request.user, "settle_reservation", [reservation.location_id]):
-            messages.error(request, f"Reservation {reservation.pk} is not at one of your stores.")
+            messages.error(
+                request,
+                _("Reservation %(id)s is not at one of your stores.") % {"id": reservation.pk},
+            )
             continue
         run_admin_service(
             request,
@@ -361,7 +403,7 @@ def release_reservations(modeladmin, request, queryset):
                 actor=admin_actor(request),
                 reason="released by staff",
             ),
-            f"Reservation {reservation.pk} released.",
+            _("Reservation %(id)s released.") % {"id": reservation.pk},
         )
 
 
@@ -407,28 +449,36 @@ class TransferLineInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Ship as requested", permissions=["move_stock"])
+@admin.action(description=gettext_lazy("Ship as requested"), permissions=["move_stock"])
 def ship_transfers(modeladmin, request, queryset):
     for transfer in queryset.filter(status=TransferStatus.REQUESTED):
         if not access.staff_may_at(request.user, "transfer", [transfer.source_id]):
-            messages.error(request, f"Transfer {transfer.pk} does not leave one of your stores.")
+            messages.error(
+                request,
+                _("Transfer %(id)s does not leave one of your stores.") % {"id": transfer.pk},
+            )
             continue
         run_admin_service(
             request,
             lambda t=transfer: services.transfer_ship_with_owner(
                 transfer_id=t.pk, idempotency_key=f"admin:ship:{t.pk}", actor=admin_actor(request)
             ),
-            f"Transfer {transfer.pk} shipped.",
+            _("Transfer %(id)s shipped.") % {"id": transfer.pk},
         )
 
 
-@admin.action(description="Receive everything shipped and close", permissions=["move_stock"])
+@admin.action(
+    description=gettext_lazy("Receive everything shipped and close"), permissions=["move_stock"]
+)
 def receive_transfers(modeladmin, request, queryset):
     for transfer in queryset.filter(
         status__in=[TransferStatus.SHIPPED, TransferStatus.PARTIALLY_RECEIVED]
     ):
         if not access.staff_may_at(request.user, "transfer", [transfer.destination_id]):
-            messages.error(request, f"Transfer {transfer.pk} does not reach one of your stores.")
+            messages.error(
+                request,
+                _("Transfer %(id)s does not reach one of your stores.") % {"id": transfer.pk},
+            )
             continue
         received = {
             line.sku_id: max(line.quantity_shipped - line.quantity_received, 0)
@@ -443,7 +493,7 @@ def receive_transfers(modeladmin, request, queryset):
                 idempotency_key=f"admin:receive-all:{t.pk}",
                 actor=admin_actor(request),
             ),
-            f"Transfer {transfer.pk} received.",
+            _("Transfer %(id)s received.") % {"id": transfer.pk},
         )
 
 
@@ -481,8 +531,28 @@ class TransferAdmin(StockWritePermissions, ReadOnlyAdminMixin, admin.ModelAdmin)
 
 @admin.register(StockCount)
 class StockCountAdmin(StaffLocationScopedAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "location", "counted_at", "created_at"]
+    """The counts recorded at the staff member's locations (action "Record a count" on the
+    stock positions), newest first, with who counted and what differed."""
+
+    list_display = ["id", "location", "counted_at", "counted_by", "lines_off"]
     list_filter = ["location"]
+    list_select_related = ["location", "operation"]
+    ordering = ["-counted_at", "-pk"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(lines_off=Count("lines", filter=~Q(lines__difference=0)))
+        )
+
+    @admin.display(description=gettext_lazy("counted by"))
+    def counted_by(self, count):
+        return count.operation.actor.removeprefix("staff:")
+
+    @admin.display(description=gettext_lazy("lines with a difference"), ordering="lines_off")
+    def lines_off(self, count):
+        return count.lines_off
 
     class LineInline(admin.TabularInline):
         model = StockCountLine

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class InventoryConfig(AppConfig):
     name = "inventory"
-    verbose_name = "Stock ledger"
+    verbose_name = gettext_lazy("Stock ledger")
 
     def ready(self):
         from django.db.models.signals import post_delete, post_save

@@ -1,34 +1,36 @@
+from django.utils.translation import gettext_lazy
+
 from common.exceptions import Conflict, DomainError, IllegalTransition, InvalidInput, NotFound
 
 
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
-    default_message = "Not enough stock available."
+    default_message = gettext_lazy("Not enough stock available.")
 
 
 class InvalidQuantity(InvalidInput):
     code = "invalid_quantity"
-    default_message = "Quantities are whole numbers greater than zero."
+    default_message = gettext_lazy("Quantities are whole numbers greater than zero.")
 
 
 class UnknownSku(NotFound):
     code = "unknown_sku"
-    default_message = "Unknown SKU."
+    default_message = gettext_lazy("Unknown SKU.")
 
 
 class UnknownLocation(NotFound):
     code = "unknown_location"
-    default_message = "Unknown location."
+    default_message = gettext_lazy("Unknown location.")
 
 
 class LocationInactive(Conflict):
     code = "location_inactive"
-    default_message = "This location is inactive."
+    default_message = gettext_lazy("This location is inactive.")
 
 
 class ReservationNotOpen(IllegalTransition):
     code = "reservation_not_open"
-    default_message = "This reservation has nothing left to release or commit."
+    default_message = gettext_lazy("This reservation has nothing left to release or commit.")
 
 
 class TransferStateError(IllegalTransition):

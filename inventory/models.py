@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
+from django.utils.translation import gettext_lazy as _
 
 from common.channels import SalesChannel
 from inventory.validators import validate_gtin
@@ -19,26 +20,33 @@ from stores.models import Location
 
 
 class Sku(models.Model):
-    code = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
+    code = models.CharField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
     barcode = models.CharField(
         max_length=14,
         unique=True,
         null=True,
         blank=True,
         validators=[validate_gtin],
-        help_text="EAN-13 / GTIN, check digit verified.",
+        help_text=_("EAN-13 / GTIN, check digit verified."),
+        verbose_name=_("barcode"),
     )
-    category = models.CharField(max_length=80, blank=True, db_index=True)
+    category = models.CharField(
+        max_length=80, blank=True, db_index=True, verbose_name=_("category")
+    )
     attributes = models.JSONField(
-        default=dict, blank=True, help_text='e.g. {"size": "M", "colour": "navy"}'
+        default=dict,
+        blank=True,
+        help_text=_('e.g. {"size": "M", "colour": "navy"}'),
+        verbose_name=_("attributes"),
     )
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name_plural = _("SKUs")
         ordering = ["code"]
-        verbose_name = "SKU"
+        verbose_name = _("SKU")
 
     def __str__(self) -> str:
         return f"{self.code} – {self.name}"
@@ -100,31 +108,44 @@ class StockPosition(models.Model):
     available_at_till  the same without safety stock: a till may sell the shelf's last units
     """
 
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="positions")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="positions")
-    on_hand = models.IntegerField(default=0)
-    reserved = models.IntegerField(default=0)
-    unsellable = models.IntegerField(default=0)
-    incoming = models.IntegerField(default=0)
-    safety_stock_override = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Overrides the location's safety stock for this SKU."
+    sku = models.ForeignKey(
+        Sku, on_delete=models.PROTECT, related_name="positions", verbose_name=_("sku")
     )
-    safety_stock = models.PositiveIntegerField(default=0, editable=False)
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="positions", verbose_name=_("location")
+    )
+    on_hand = models.IntegerField(default=0, verbose_name=_("on hand"))
+    reserved = models.IntegerField(default=0, verbose_name=_("reserved"))
+    unsellable = models.IntegerField(default=0, verbose_name=_("unsellable"))
+    incoming = models.IntegerField(default=0, verbose_name=_("incoming"))
+    safety_stock_override = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Overrides the location's safety stock for this SKU."),
+        verbose_name=_("safety stock override"),
+    )
+    safety_stock = models.PositiveIntegerField(
+        default=0, editable=False, verbose_name=_("safety stock")
+    )
     available = models.GeneratedField(
         expression=Greatest(SELLABLE - F("safety_stock"), 0),
         output_field=models.IntegerField(),
         db_persist=True,
+        verbose_name=_("available"),
     )
     available_at_till = models.GeneratedField(
         expression=Greatest(SELLABLE, 0),
         output_field=models.IntegerField(),
         db_persist=True,
+        verbose_name=_("available at till"),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         # Stock writes by staff, in the admin and through the API with a staff session
         # (inventory.access): given to the groups by orders 0010.
+        verbose_name = _("stock position")
+        verbose_name_plural = _("stock positions")
         permissions = [
             ("receive_stock", "Can receive stock"),
             ("adjust_stock", "Can adjust stock and set units aside or back"),
@@ -155,49 +176,62 @@ class StockPosition(models.Model):
 
 
 class MovementKind(models.TextChoices):
-    RECEIPT = "receipt", "Receipt"
-    SALE = "sale", "Sale at the till"
-    RETURN = "return", "Return"
-    ADJUSTMENT = "adjustment", "Adjustment"
-    UNSELLABLE_IN = "unsellable_in", "Set aside as unsellable"
-    UNSELLABLE_OUT = "unsellable_out", "Back to sellable"
-    WRITE_OFF = "write_off", "Unsellable units written off"
-    TRANSFER_OUT = "transfer_out", "Transfer shipped out"
-    TRANSFER_INCOMING = "transfer_incoming", "Transfer on its way in"
-    TRANSFER_IN = "transfer_in", "Transfer received"
-    TRANSFER_DISCREPANCY = "transfer_discrepancy", "Transfer discrepancy"
-    RESERVE = "reserve", "Reserve"
-    RELEASE = "release", "Release a reservation"
-    COMMIT = "commit", "Commit a reservation (units leave)"
+    RECEIPT = "receipt", _("Receipt")
+    SALE = "sale", _("Sale at the till")
+    RETURN = "return", _("Return")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    UNSELLABLE_IN = "unsellable_in", _("Set aside as unsellable")
+    UNSELLABLE_OUT = "unsellable_out", _("Back to sellable")
+    WRITE_OFF = "write_off", _("Unsellable units written off")
+    TRANSFER_OUT = "transfer_out", _("Transfer shipped out")
+    TRANSFER_INCOMING = "transfer_incoming", _("Transfer on its way in")
+    TRANSFER_IN = "transfer_in", _("Transfer received")
+    TRANSFER_DISCREPANCY = "transfer_discrepancy", _("Transfer discrepancy")
+    RESERVE = "reserve", _("Reserve")
+    RELEASE = "release", _("Release a reservation")
+    COMMIT = "commit", _("Commit a reservation (units leave)")
 
 
 class AdjustmentReason(models.TextChoices):
-    COUNT = "count", "Stock count"
-    DAMAGE = "damage", "Damaged"
-    SHRINKAGE = "shrinkage", "Shrinkage (loss, theft)"
-    FOUND = "found", "Found"
-    NOT_ON_SHELF = "not_on_shelf", "Not found on the shelf when picking"
-    CORRECTION = "correction", "Correction"
+    COUNT = "count", _("Stock count")
+    DAMAGE = "damage", _("Damaged")
+    SHRINKAGE = "shrinkage", _("Shrinkage (loss, theft)")
+    FOUND = "found", _("Found")
+    NOT_ON_SHELF = "not_on_shelf", _("Not found on the shelf when picking")
+    CORRECTION = "correction", _("Correction")
 
 
 class StockOperation(models.Model):
     """One call of a stock service: the unit of idempotency. Its movements share its key."""
 
-    idempotency_key = models.CharField(max_length=255, unique=True)
-    kind = models.CharField(max_length=40)
-    request_hash = models.CharField(max_length=64)
+    idempotency_key = models.CharField(
+        max_length=255, unique=True, verbose_name=_("idempotency key")
+    )
+    kind = models.CharField(max_length=40, verbose_name=_("kind"))
+    request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
     channel = models.CharField(
-        max_length=20, choices=SalesChannel.choices, default=SalesChannel.BACKOFFICE
+        max_length=20,
+        choices=SalesChannel.choices,
+        default=SalesChannel.BACKOFFICE,
+        verbose_name=_("channel"),
     )
     actor = models.CharField(
-        max_length=150, blank=True, help_text="Who asked: api:<key> or staff:<user>."
+        max_length=150,
+        blank=True,
+        help_text=_("Who asked: api:<key> or staff:<user>."),
+        verbose_name=_("actor"),
     )
     reference = models.CharField(
-        max_length=120, blank=True, help_text="Order, receipt or document number."
+        max_length=120,
+        blank=True,
+        help_text=_("Order, receipt or document number."),
+        verbose_name=_("reference"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("stock operation")
+        verbose_name_plural = _("stock operations")
         indexes = [models.Index(fields=["reference"])]
 
     def __str__(self) -> str:
@@ -208,32 +242,59 @@ class StockMovement(models.Model):
     """One append-only change of one position's quantities. Never updated, never deleted."""
 
     operation = models.ForeignKey(
-        StockOperation, on_delete=models.PROTECT, related_name="movements"
+        StockOperation,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        verbose_name=_("operation"),
     )
-    position = models.ForeignKey(StockPosition, on_delete=models.PROTECT, related_name="movements")
+    position = models.ForeignKey(
+        StockPosition,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        verbose_name=_("position"),
+    )
     # Denormalised for filtering the ledger without joins.
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=24, choices=MovementKind.choices)
-    reason = models.CharField(max_length=20, choices=AdjustmentReason.choices, blank=True)
-    quantity = models.PositiveIntegerField(help_text="Units concerned (always positive).")
-    on_hand_delta = models.IntegerField(default=0)
-    reserved_delta = models.IntegerField(default=0)
-    unsellable_delta = models.IntegerField(default=0)
-    incoming_delta = models.IntegerField(default=0)
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="+", verbose_name=_("location")
+    )
+    kind = models.CharField(max_length=24, choices=MovementKind.choices, verbose_name=_("kind"))
+    reason = models.CharField(
+        max_length=20, choices=AdjustmentReason.choices, blank=True, verbose_name=_("reason")
+    )
+    quantity = models.PositiveIntegerField(
+        help_text=_("Units concerned (always positive)."), verbose_name=_("quantity")
+    )
+    on_hand_delta = models.IntegerField(default=0, verbose_name=_("on hand delta"))
+    reserved_delta = models.IntegerField(default=0, verbose_name=_("reserved delta"))
+    unsellable_delta = models.IntegerField(default=0, verbose_name=_("unsellable delta"))
+    incoming_delta = models.IntegerField(default=0, verbose_name=_("incoming delta"))
     reservation = models.ForeignKey(
-        "Reservation", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+        "Reservation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        verbose_name=_("reservation"),
     )
     transfer = models.ForeignKey(
-        "Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+        "Transfer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        verbose_name=_("transfer"),
     )
-    note = models.CharField(max_length=255, blank=True)
+    note = models.CharField(max_length=255, blank=True, verbose_name=_("note"))
     occurred_at = models.DateTimeField(
-        help_text="When it happened (a till's own clock for POS events)."
+        help_text=_("When it happened (a till's own clock for POS events)."),
+        verbose_name=_("occurred at"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["position", "occurred_at"]),
@@ -247,36 +308,58 @@ class StockMovement(models.Model):
 
 
 class ReservationStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    COMMITTED = "committed", "Committed"
-    RELEASED = "released", "Released"
-    EXPIRED = "expired", "Expired"
+    ACTIVE = "active", _("Active")
+    COMMITTED = "committed", _("Committed")
+    RELEASED = "released", _("Released")
+    EXPIRED = "expired", _("Expired")
 
 
 class Reservation(models.Model):
     """Units of a SKU held at a location for an order or a cart, until committed or released."""
 
     position = models.ForeignKey(
-        StockPosition, on_delete=models.PROTECT, related_name="reservations"
+        StockPosition,
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        verbose_name=_("position"),
     )
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
-    quantity = models.PositiveIntegerField()
-    committed_quantity = models.PositiveIntegerField(default=0)
-    released_quantity = models.PositiveIntegerField(default=0)
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="+", verbose_name=_("location")
+    )
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
+    committed_quantity = models.PositiveIntegerField(
+        default=0, verbose_name=_("committed quantity")
+    )
+    released_quantity = models.PositiveIntegerField(default=0, verbose_name=_("released quantity"))
     status = models.CharField(
-        max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.ACTIVE
+        max_length=10,
+        choices=ReservationStatus.choices,
+        default=ReservationStatus.ACTIVE,
+        verbose_name=_("status"),
     )
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices)
-    reference = models.CharField(max_length=120, blank=True, help_text="Order or cart reference.")
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, verbose_name=_("channel")
+    )
+    reference = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text=_("Order or cart reference."),
+        verbose_name=_("reference"),
+    )
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text="Empty: held until released."
+        null=True,
+        blank=True,
+        help_text=_("Empty: held until released."),
+        verbose_name=_("expires at"),
     )
-    created_by_key = models.CharField(max_length=255, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_by_key = models.CharField(max_length=255, unique=True, verbose_name=_("created by key"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
@@ -298,27 +381,39 @@ class Reservation(models.Model):
 
 
 class TransferStatus(models.TextChoices):
-    REQUESTED = "requested", "Requested"
-    SHIPPED = "shipped", "Shipped"
-    PARTIALLY_RECEIVED = "partially_received", "Partially received"
-    RECEIVED = "received", "Received"
-    CANCELLED = "cancelled", "Cancelled"
+    REQUESTED = "requested", _("Requested")
+    SHIPPED = "shipped", _("Shipped")
+    PARTIALLY_RECEIVED = "partially_received", _("Partially received")
+    RECEIVED = "received", _("Received")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class Transfer(models.Model):
-    source = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_out")
-    destination = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_in")
-    status = models.CharField(
-        max_length=20, choices=TransferStatus.choices, default=TransferStatus.REQUESTED
+    source = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="transfers_out", verbose_name=_("source")
     )
-    reference = models.CharField(max_length=120, blank=True)
-    requested_by = models.CharField(max_length=150, blank=True)
-    created_by_key = models.CharField(max_length=255, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    shipped_at = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField(null=True, blank=True)
+    destination = models.ForeignKey(
+        Location,
+        on_delete=models.PROTECT,
+        related_name="transfers_in",
+        verbose_name=_("destination"),
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=TransferStatus.choices,
+        default=TransferStatus.REQUESTED,
+        verbose_name=_("status"),
+    )
+    reference = models.CharField(max_length=120, blank=True, verbose_name=_("reference"))
+    requested_by = models.CharField(max_length=150, blank=True, verbose_name=_("requested by"))
+    created_by_key = models.CharField(max_length=255, unique=True, verbose_name=_("created by key"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    shipped_at = models.DateTimeField(null=True, blank=True, verbose_name=_("shipped at"))
+    received_at = models.DateTimeField(null=True, blank=True, verbose_name=_("received at"))
 
     class Meta:
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
@@ -331,17 +426,22 @@ class Transfer(models.Model):
 
 
 class TransferLine(models.Model):
-    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="lines")
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    quantity_requested = models.PositiveIntegerField()
-    quantity_shipped = models.PositiveIntegerField(default=0)
-    quantity_received = models.PositiveIntegerField(default=0)
+    transfer = models.ForeignKey(
+        Transfer, on_delete=models.CASCADE, related_name="lines", verbose_name=_("transfer")
+    )
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    quantity_requested = models.PositiveIntegerField(verbose_name=_("quantity requested"))
+    quantity_shipped = models.PositiveIntegerField(default=0, verbose_name=_("quantity shipped"))
+    quantity_received = models.PositiveIntegerField(default=0, verbose_name=_("quantity received"))
     discrepancy = models.IntegerField(
         default=0,
-        help_text="received − shipped once the transfer is closed (negative: missing units).",
+        help_text=_("received − shipped once the transfer is closed (negative: missing units)."),
+        verbose_name=_("discrepancy"),
     )
 
     class Meta:
+        verbose_name = _("transfer line")
+        verbose_name_plural = _("transfer lines")
         constraints = [
             models.UniqueConstraint(fields=["transfer", "sku"], name="uniq_transfer_line_sku")
         ]
@@ -357,17 +457,22 @@ class TillDiscrepancy(models.Model):
     """
 
     movement = models.OneToOneField(
-        StockMovement, on_delete=models.PROTECT, related_name="discrepancy"
+        StockMovement,
+        on_delete=models.PROTECT,
+        related_name="discrepancy",
+        verbose_name=_("movement"),
     )
-    on_hand_after = models.IntegerField()
+    on_hand_after = models.IntegerField(verbose_name=_("on hand after"))
     sellable_after = models.IntegerField(
-        help_text="on_hand − reserved − unsellable after the sale."
+        help_text=_("on_hand − reserved − unsellable after the sale."),
+        verbose_name=_("sellable after"),
     )
-    resolved = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    resolved = models.BooleanField(default=False, verbose_name=_("resolved"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name_plural = "till discrepancies"
+        verbose_name = _("till discrepancy")
+        verbose_name_plural = _("till discrepancies")
 
     def __str__(self) -> str:
         return f"Discrepancy on movement {self.movement_id}"
@@ -376,14 +481,23 @@ class TillDiscrepancy(models.Model):
 class StockCount(models.Model):
     """A physical count of some SKUs at a location; each difference became an adjustment."""
 
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stock_counts")
-    operation = models.OneToOneField(
-        StockOperation, on_delete=models.PROTECT, related_name="stock_count"
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="stock_counts", verbose_name=_("location")
     )
-    counted_at = models.DateTimeField(help_text="When the shelf was counted.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    operation = models.OneToOneField(
+        StockOperation,
+        on_delete=models.PROTECT,
+        related_name="stock_count",
+        verbose_name=_("operation"),
+    )
+    counted_at = models.DateTimeField(
+        help_text=_("When the shelf was counted."), verbose_name=_("counted at")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("stock count")
+        verbose_name_plural = _("stock counts")
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -391,11 +505,20 @@ class StockCount(models.Model):
 
 
 class StockCountLine(models.Model):
-    count = models.ForeignKey(StockCount, on_delete=models.CASCADE, related_name="lines")
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    expected = models.IntegerField(help_text="On hand according to the ledger at the count's time.")
-    counted = models.PositiveIntegerField()
-    difference = models.IntegerField()
+    count = models.ForeignKey(
+        StockCount, on_delete=models.CASCADE, related_name="lines", verbose_name=_("count")
+    )
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    expected = models.IntegerField(
+        help_text=_("On hand according to the ledger at the count's time."),
+        verbose_name=_("expected"),
+    )
+    counted = models.PositiveIntegerField(verbose_name=_("counted"))
+    difference = models.IntegerField(verbose_name=_("difference"))
+
+    class Meta:
+        verbose_name = _("stock count line")
+        verbose_name_plural = _("stock count lines")
 
     def __str__(self) -> str:
         return f"{self.sku_id}: {self.expected} → {self.counted}"

@@ -8,6 +8,7 @@ operations, codes and redemptions — points change only through the services.
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy
 
 from common.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, run_admin_service
 from loyalty import coupons
@@ -110,7 +111,7 @@ class LoyaltyAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = ["balances"]
     inlines = [LotInline, TierChangeInline]
 
-    @admin.display(description="Points now")
+    @admin.display(description=gettext_lazy("Points now"))
     def balances(self, obj):
         summary = points_summary(account=obj)
         return ", ".join(f"{name}: {value}" for name, value in summary.items())
@@ -171,7 +172,8 @@ class PointsOperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.action(
-    description="Issue codes to the targeted customers (who consented)", permissions=["change"]
+    description=gettext_lazy("Issue codes to the targeted customers (who consented)"),
+    permissions=["change"],
 )
 def issue_codes(modeladmin, request, queryset):
     for campaign in queryset.order_by("pk"):
@@ -190,7 +192,8 @@ def issue_codes(modeladmin, request, queryset):
 
 
 @admin.action(
-    description="Download the report of the selected campaigns (CSV)", permissions=["view"]
+    description=gettext_lazy("Download the report of the selected campaigns (CSV)"),
+    permissions=["view"],
 )
 def report_as_csv(modeladmin, request, queryset):
     reports = [coupons.campaign_report(campaign=c) for c in queryset.order_by("pk")]
@@ -207,11 +210,11 @@ class CampaignAdmin(admin.ModelAdmin):
     actions = [issue_codes, report_as_csv]
     readonly_fields = ["report"]
 
-    @admin.display(description="Codes")
+    @admin.display(description=gettext_lazy("Codes"))
     def issued(self, obj):
         return obj.coupons.count()
 
-    @admin.display(description="Report")
+    @admin.display(description=gettext_lazy("Report"))
     def report(self, obj):
         if obj.pk is None:
             return "—"
@@ -231,7 +234,7 @@ class CouponAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     exclude = ["code"]
     readonly_fields = ["masked_code"]
 
-    @admin.display(description="Code")
+    @admin.display(description=gettext_lazy("Code"))
     def masked_code(self, obj):
         # The code is the customer's: staff see enough to tell it apart, not enough to use it.
         return f"{obj.code[:4]}••••••••"

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
-    verbose_name = "Orders and click & collect"
+    verbose_name = gettext_lazy("Orders and click & collect")
 
     def ready(self):
         from django.db import transaction

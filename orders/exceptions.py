@@ -1,52 +1,63 @@
+from django.utils.translation import gettext, gettext_lazy
+
 from common.exceptions import Conflict, DomainError, InvalidInput, NotFound
 
 
 class OrderNotFound(NotFound):
     code = "order_not_found"
-    default_message = "No such order."
+    default_message = gettext_lazy("No such order.")
+
+    @classmethod
+    def of_reference(cls, reference: str) -> "OrderNotFound":
+        return cls(
+            gettext("No order %(reference)s.") % {"reference": repr(reference[:40])},
+            details={"reference": [reference[:40]]},
+        )
 
 
 class OutOfStock(Conflict):
     """No location (nor combination of locations) can serve these lines: nothing was reserved."""
 
     code = "out_of_stock"
-    default_message = "Some lines cannot be served: nothing was reserved."
+    default_message = gettext_lazy("Some lines cannot be served: nothing was reserved.")
 
 
 class PickupNotOffered(InvalidInput):
     code = "pickup_not_offered"
-    default_message = "This store does not offer click & collect."
+    default_message = gettext_lazy("This store does not offer click & collect.")
 
 
 class StoreInactive(Conflict):
     code = "store_inactive"
-    default_message = "This store is inactive."
+    default_message = gettext_lazy("This store is inactive.")
 
 
 class StoreClosed(Conflict):
     code = "store_closed"
-    default_message = "This store has no opening in the coming weeks: no pickup can be promised."
+    default_message = gettext_lazy(
+        "This store has no opening in the coming weeks: no pickup can be promised."
+    )
 
 
 class StoreAtCapacity(Conflict):
     code = "store_at_capacity"
-    default_message = "This store has reached the number of orders it prepares today."
+    default_message = gettext_lazy("This store has reached the number of orders it prepares today.")
 
 
 class WrongPickupCode(InvalidInput):
     code = "wrong_pickup_code"
-    default_message = "The pickup code does not match this order."
+    default_message = gettext_lazy("The pickup code does not match this order.")
 
 
 class PickupCodeLocked(DomainError):
     code = "pickup_code_locked"
     http_status = 429
-    default_message = "Too many wrong pickup codes for this order; try again later."
+    default_message = gettext_lazy("Too many wrong pickup codes for this order; try again later.")
 
 
 class WaitingForTransfer(Conflict):
     code = "waiting_for_transfer"
-    default_message = "Some lines have not arrived at the pickup store yet."
+    default_message = gettext_lazy("Some lines have not arrived at the pickup store yet.")
 
 
 class LineRefundExceedsQuantity(Conflict):
@@ -54,7 +65,7 @@ class LineRefundExceedsQuantity(Conflict):
     refunds and returns counted): nothing was refunded."""
 
     code = "refund_exceeds_line"
-    default_message = "This line has fewer units left to refund."
+    default_message = gettext_lazy("This line has fewer units left to refund.")
 
 
 class PaymentDue(Conflict):
@@ -62,4 +73,6 @@ class PaymentDue(Conflict):
     payment at the till with the hand-over, or collect fewer units)."""
 
     code = "payment_due"
-    default_message = "Money is still due on this order: take the payment with the hand-over."
+    default_message = gettext_lazy(
+        "Money is still due on this order: take the payment with the hand-over."
+    )

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from common.channels import SalesChannel
 from inventory.models import Reservation, Sku, Transfer
@@ -18,15 +19,15 @@ from stores.models import Location
 
 
 class OrderStatus(models.TextChoices):
-    PLACED = "placed", "Placed"
-    ALLOCATED = "allocated", "Allocated (stock reserved)"
-    PICKING = "picking", "Being picked"
-    READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"
-    COLLECTED = "collected", "Collected"
-    SHIPPED = "shipped", "Shipped"
-    DELIVERED = "delivered", "Delivered"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired (not collected)"
+    PLACED = "placed", _("Placed")
+    ALLOCATED = "allocated", _("Allocated (stock reserved)")
+    PICKING = "picking", _("Being picked")
+    READY_FOR_PICKUP = "ready_for_pickup", _("Ready for pickup")
+    COLLECTED = "collected", _("Collected")
+    SHIPPED = "shipped", _("Shipped")
+    DELIVERED = "delivered", _("Delivered")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired (not collected)")
 
 
 OPEN_STATUSES = frozenset(
@@ -41,70 +42,114 @@ OPEN_STATUSES = frozenset(
 
 
 class FulfilmentType(models.TextChoices):
-    PICKUP = "pickup", "Click & collect"
-    DELIVERY = "delivery", "Home delivery"
+    PICKUP = "pickup", _("Click & collect")
+    DELIVERY = "delivery", _("Home delivery")
 
 
 class Order(models.Model):
-    reference = models.CharField(max_length=20, unique=True, editable=False)
+    reference = models.CharField(
+        max_length=20, unique=True, editable=False, verbose_name=_("reference")
+    )
     created_by_key = models.CharField(
-        max_length=255, unique=True, editable=False, help_text="The placing request's key."
+        max_length=255,
+        unique=True,
+        editable=False,
+        help_text=_("The placing request's key."),
+        verbose_name=_("created by key"),
     )
     request_hash = models.CharField(
         max_length=64,
         blank=True,
         editable=False,
-        help_text="SHA-256 of what was ordered: a retry with the same key must match it.",
+        help_text=_("SHA-256 of what was ordered: a retry with the same key must match it."),
+        verbose_name=_("request hash"),
     )
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices)
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, verbose_name=_("channel")
+    )
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="orders"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("customer"),
     )
-    language = models.CharField(max_length=2, default="fr", help_text="Of the notifications.")
-    contact_email = models.EmailField(blank=True)
-    contact_phone = models.CharField(max_length=20, blank=True)
-    currency = models.CharField(max_length=3)
-    total_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    language = models.CharField(
+        max_length=2, default="fr", help_text=_("Of the notifications."), verbose_name=_("language")
+    )
+    contact_email = models.EmailField(blank=True, verbose_name=_("contact email"))
+    contact_phone = models.CharField(max_length=20, blank=True, verbose_name=_("contact phone"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    total_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("total amount")
+    )
     status = models.CharField(
-        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED, db_index=True
+        max_length=20,
+        choices=OrderStatus.choices,
+        default=OrderStatus.PLACED,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    fulfilment = models.CharField(max_length=10, choices=FulfilmentType.choices)
+    fulfilment = models.CharField(
+        max_length=10, choices=FulfilmentType.choices, verbose_name=_("fulfilment")
+    )
     pickup_location = models.ForeignKey(
-        Location, null=True, blank=True, on_delete=models.PROTECT, related_name="pickup_orders"
+        Location,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="pickup_orders",
+        verbose_name=_("pickup location"),
     )
-    ship_name = models.CharField(max_length=200, blank=True)
-    ship_address = models.CharField(max_length=300, blank=True)
-    ship_postcode = models.CharField(max_length=12, blank=True)
-    ship_city = models.CharField(max_length=80, blank=True)
-    ship_country = models.CharField(max_length=2, blank=True)
-    ship_latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    ship_longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    ship_name = models.CharField(max_length=200, blank=True, verbose_name=_("ship name"))
+    ship_address = models.CharField(max_length=300, blank=True, verbose_name=_("ship address"))
+    ship_postcode = models.CharField(max_length=12, blank=True, verbose_name=_("ship postcode"))
+    ship_city = models.CharField(max_length=80, blank=True, verbose_name=_("ship city"))
+    ship_country = models.CharField(max_length=2, blank=True, verbose_name=_("ship country"))
+    ship_latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, verbose_name=_("ship latitude")
+    )
+    ship_longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, verbose_name=_("ship longitude")
+    )
     # The pickup code itself is never stored: it is an HMAC of this nonce with SECRET_KEY, so
     # neither a database dump nor the admin reveals it (see orders.pickup).
-    pickup_nonce = models.CharField(max_length=32, blank=True, editable=False)
+    pickup_nonce = models.CharField(
+        max_length=32, blank=True, editable=False, verbose_name=_("pickup nonce")
+    )
     ready_by = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Promised readiness: for pickup in the store, for delivery to be shipped.",
+        help_text=_("Promised readiness: for pickup in the store, for delivery to be shipped."),
+        verbose_name=_("ready by"),
     )
     delivery_expected_on = models.DateField(
-        null=True, blank=True, help_text="Home delivery: the day the parcel should arrive."
+        null=True,
+        blank=True,
+        help_text=_("Home delivery: the day the parcel should arrive."),
+        verbose_name=_("delivery expected on"),
     )
-    ready_at = models.DateTimeField(null=True, blank=True)
-    pickup_deadline = models.DateTimeField(null=True, blank=True)
-    reminder_sent_at = models.DateTimeField(null=True, blank=True)
-    placed_at = models.DateTimeField()
+    ready_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ready at"))
+    pickup_deadline = models.DateTimeField(null=True, blank=True, verbose_name=_("pickup deadline"))
+    reminder_sent_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("reminder sent at")
+    )
+    placed_at = models.DateTimeField(verbose_name=_("placed at"))
     capacity_slots = models.JSONField(
         default=list,
         blank=True,
         editable=False,
-        help_text="[[location id, local day], …] this order counts in (daily capacity); given "
-        "back when it is cancelled before preparation starts.",
+        help_text=_(
+            "[[location id, local day], …] this order counts in (daily capacity); given "
+            "back when it is cancelled before preparation starts."
+        ),
+        verbose_name=_("capacity slots"),
     )
-    closed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-placed_at", "-id"]
         permissions = [
             ("prepare_order", "Can start picking, mark ready and ship orders"),
@@ -136,25 +181,31 @@ class Order(models.Model):
 
 
 class LineStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    UNAVAILABLE = "unavailable", "Unavailable (nothing left to route to)"
-    CANCELLED = "cancelled", "Cancelled"
-    FULFILLED = "fulfilled", "Fulfilled (handed over or delivered)"
+    OPEN = "open", _("Open")
+    UNAVAILABLE = "unavailable", _("Unavailable (nothing left to route to)")
+    CANCELLED = "cancelled", _("Cancelled")
+    FULFILLED = "fulfilled", _("Fulfilled (handed over or delivered)")
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    line_no = models.PositiveSmallIntegerField()
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
-    quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    status = models.CharField(max_length=12, choices=LineStatus.choices, default=LineStatus.OPEN)
-    quantity_returned = models.PositiveIntegerField(default=0)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order")
+    )
+    line_no = models.PositiveSmallIntegerField(verbose_name=_("line no"))
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("sku"))
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("unit price"))
+    status = models.CharField(
+        max_length=12, choices=LineStatus.choices, default=LineStatus.OPEN, verbose_name=_("status")
+    )
+    quantity_returned = models.PositiveIntegerField(default=0, verbose_name=_("quantity returned"))
     # Units whose price was given back, by a return or a per-line refund (a unit kept by the
     # shopper but refunded, e.g. damaged in transit): never more than `quantity`.
-    quantity_refunded = models.PositiveIntegerField(default=0)
+    quantity_refunded = models.PositiveIntegerField(default=0, verbose_name=_("quantity refunded"))
 
     class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
         ordering = ["order", "line_no"]
         constraints = [
             models.UniqueConstraint(fields=["order", "line_no"], name="uniq_order_line_no"),
@@ -170,39 +221,55 @@ class OrderLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_id}#{self.line_no} {self.quantity} × {self.sku_id}"
+        return f"line {self.line_no}: {self.quantity} unit(s)"
 
 
 class AllocationKind(models.TextChoices):
-    PICKUP_LOCAL = "pickup_local", "Prepared at the pickup store"
-    TRANSFER = "transfer", "Sent to the pickup store by transfer"
-    SHIP = "ship", "Shipped to the customer"
+    PICKUP_LOCAL = "pickup_local", _("Prepared at the pickup store")
+    TRANSFER = "transfer", _("Sent to the pickup store by transfer")
+    SHIP = "ship", _("Shipped to the customer")
 
 
 class AllocationStatus(models.TextChoices):
-    RESERVED = "reserved", "Reserved"
-    IN_TRANSIT = "in_transit", "Transfer shipped"
-    RECEIVED = "received", "Received at the pickup store"
-    FULFILLED = "fulfilled", "Collected or shipped"
-    RELEASED = "released", "Released"
+    RESERVED = "reserved", _("Reserved")
+    IN_TRANSIT = "in_transit", _("Transfer shipped")
+    RECEIVED = "received", _("Received at the pickup store")
+    FULFILLED = "fulfilled", _("Collected or shipped")
+    RELEASED = "released", _("Released")
 
 
 class Allocation(models.Model):
     """A group of an order's lines served from one location (one shipment or one transfer)."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="allocations")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="allocations")
-    kind = models.CharField(max_length=12, choices=AllocationKind.choices)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="allocations", verbose_name=_("order")
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="allocations", verbose_name=_("location")
+    )
+    kind = models.CharField(max_length=12, choices=AllocationKind.choices, verbose_name=_("kind"))
     status = models.CharField(
-        max_length=12, choices=AllocationStatus.choices, default=AllocationStatus.RESERVED
+        max_length=12,
+        choices=AllocationStatus.choices,
+        default=AllocationStatus.RESERVED,
+        verbose_name=_("status"),
     )
     transfer = models.ForeignKey(
-        Transfer, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Transfer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("transfer"),
     )
-    expected_at = models.DateTimeField(null=True, blank=True, help_text="Transfer arrival.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    expected_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Transfer arrival."), verbose_name=_("expected at")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("allocation")
+        verbose_name_plural = _("allocations")
         ordering = ["order", "id"]
         indexes = [models.Index(fields=["location", "status"])]
 
@@ -211,13 +278,26 @@ class Allocation(models.Model):
 
 
 class AllocationLine(models.Model):
-    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="lines")
-    order_line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="allocated")
-    quantity = models.PositiveIntegerField()
-    reservation = models.ForeignKey(
-        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    allocation = models.ForeignKey(
+        Allocation, on_delete=models.CASCADE, related_name="lines", verbose_name=_("allocation")
     )
-    is_active = models.BooleanField(default=True)
+    order_line = models.ForeignKey(
+        OrderLine, on_delete=models.CASCADE, related_name="allocated", verbose_name=_("order line")
+    )
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
+    reservation = models.ForeignKey(
+        Reservation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("reservation"),
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+
+    class Meta:
+        verbose_name = _("allocation line")
+        verbose_name_plural = _("allocation lines")
 
     def __str__(self) -> str:
         return f"{self.quantity} of line {self.order_line_id} (reservation {self.reservation_id})"
@@ -227,17 +307,27 @@ class RoutingDecision(models.Model):
     """Why an order's lines went where they went: the candidates considered, the rules that ranked
     them (with each candidate's scores), the choice and why the others were rejected."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="routing_decisions")
-    trigger = models.CharField(max_length=20, help_text="placement, rejection, transfer_short…")
-    rules = models.JSONField(default=list)
-    candidates = models.JSONField(default=list)
-    chosen = models.JSONField(default=list)
-    outcome = models.CharField(max_length=20)
-    note = models.CharField(max_length=255, blank=True)
-    duration_ms = models.DecimalField(max_digits=9, decimal_places=3, default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="routing_decisions", verbose_name=_("order")
+    )
+    trigger = models.CharField(
+        max_length=20,
+        help_text=_("placement, rejection, transfer_short…"),
+        verbose_name=_("trigger"),
+    )
+    rules = models.JSONField(default=list, verbose_name=_("rules"))
+    candidates = models.JSONField(default=list, verbose_name=_("candidates"))
+    chosen = models.JSONField(default=list, verbose_name=_("chosen"))
+    outcome = models.CharField(max_length=20, verbose_name=_("outcome"))
+    note = models.CharField(max_length=255, blank=True, verbose_name=_("note"))
+    duration_ms = models.DecimalField(
+        max_digits=9, decimal_places=3, default=0, verbose_name=_("duration ms")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("routing decision")
+        verbose_name_plural = _("routing decisions")
         ordering = ["order", "id"]
 
     def __str__(self) -> str:
@@ -247,19 +337,30 @@ class RoutingDecision(models.Model):
 class OrderEvent(models.Model):
     """The journal of an order: every transition and notable action, never updated."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=30)
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20, blank=True)
-    actor = models.CharField(max_length=150)
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices)
-    data = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(
-        max_length=255, null=True, blank=True, unique=True, help_text="Of the request that did it."
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("order")
     )
-    occurred_at = models.DateTimeField()
+    kind = models.CharField(max_length=30, verbose_name=_("kind"))
+    from_status = models.CharField(max_length=20, blank=True, verbose_name=_("from status"))
+    to_status = models.CharField(max_length=20, blank=True, verbose_name=_("to status"))
+    actor = models.CharField(max_length=150, verbose_name=_("actor"))
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, verbose_name=_("channel")
+    )
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
+    idempotency_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("Of the request that did it."),
+        verbose_name=_("idempotency key"),
+    )
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
 
     class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
         ordering = ["order", "id"]
         indexes = [models.Index(fields=["kind", "-occurred_at"])]
 
@@ -276,15 +377,19 @@ class PendingNotification(models.Model):
 
     MAX_ATTEMPTS = 8
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=40)
-    extra = models.JSONField(default=dict, blank=True)
-    due_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="+", verbose_name=_("order")
+    )
+    kind = models.CharField(max_length=40, verbose_name=_("kind"))
+    extra = models.JSONField(default=dict, blank=True, verbose_name=_("extra"))
+    due_at = models.DateTimeField(default=timezone.now, verbose_name=_("due at"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=200, blank=True, verbose_name=_("last error"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("pending notification")
+        verbose_name_plural = _("pending notifications")
         ordering = ["id"]
         indexes = [models.Index(fields=["due_at"], name="pending_notification_due")]
 
@@ -293,11 +398,11 @@ class PendingNotification(models.Model):
 
 
 class RoutingRuleName(models.TextChoices):
-    DISTANCE = "distance", "Nearest to the customer (or to the pickup store)"
-    PRIORITY = "priority", "Location routing priority (lower first)"
-    PROTECT_LAST_UNITS = "protect_last_units", "Keep a store's last units for walk-in shoppers"
-    STOCK_DEPTH = "stock_depth", "Deepest stock first"
-    WAREHOUSE_FIRST = "warehouse_first", "Warehouses before stores"
+    DISTANCE = "distance", _("Nearest to the customer (or to the pickup store)")
+    PRIORITY = "priority", _("Location routing priority (lower first)")
+    PROTECT_LAST_UNITS = "protect_last_units", _("Keep a store's last units for walk-in shoppers")
+    STOCK_DEPTH = "stock_depth", _("Deepest stock first")
+    WAREHOUSE_FIRST = "warehouse_first", _("Warehouses before stores")
 
 
 DEFAULT_RULES = [
@@ -321,22 +426,34 @@ def validate_rule_names(value) -> None:
 class RoutingRule(models.Model):
     """How the router ranks candidate locations for one sales channel (set by an operator)."""
 
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices, unique=True)
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, unique=True, verbose_name=_("channel")
+    )
     rules = models.JSONField(
         default=list,
         validators=[validate_rule_names],
         help_text="Ordered rule names: the first decides, the next ones break ties. Known: "
         + ", ".join(RoutingRuleName.values),
+        verbose_name=_("rules"),
     )
     protect_last_units = models.PositiveSmallIntegerField(
-        default=2, help_text="protect_last_units: a store keeps at least this many units."
+        default=2,
+        help_text=_("protect_last_units: a store keeps at least this many units."),
+        verbose_name=_("protect last units"),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("updated by"),
     )
 
     class Meta:
+        verbose_name = _("routing rule")
+        verbose_name_plural = _("routing rules")
         ordering = ["channel"]
 
     def __str__(self) -> str:
@@ -346,11 +463,15 @@ class RoutingRule(models.Model):
 class LocationDayLoad(models.Model):
     """Online orders a capped location prepares on one local day (a counter under its cap)."""
 
-    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    orders = models.PositiveIntegerField(default=0)
+    location = models.ForeignKey(
+        Location, on_delete=models.CASCADE, related_name="+", verbose_name=_("location")
+    )
+    day = models.DateField(verbose_name=_("day"))
+    orders = models.PositiveIntegerField(default=0, verbose_name=_("orders"))
 
     class Meta:
+        verbose_name = _("location day load")
+        verbose_name_plural = _("location day loads")
         constraints = [
             models.UniqueConstraint(fields=["location", "day"], name="uniq_location_day_load")
         ]
@@ -362,19 +483,34 @@ class LocationDayLoad(models.Model):
 class Return(models.Model):
     """Units of an order brought back to a location (any store, not only the one that served)."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
-    customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="order_returns"
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="returns", verbose_name=_("order")
     )
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
-    refund_amount = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3)
-    actor = models.CharField(max_length=150)
-    channel = models.CharField(max_length=20, choices=SalesChannel.choices)
-    idempotency_key = models.CharField(max_length=255, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="order_returns",
+        verbose_name=_("customer"),
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="+", verbose_name=_("location")
+    )
+    refund_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("refund amount")
+    )
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    actor = models.CharField(max_length=150, verbose_name=_("actor"))
+    channel = models.CharField(
+        max_length=20, choices=SalesChannel.choices, verbose_name=_("channel")
+    )
+    idempotency_key = models.CharField(
+        max_length=255, unique=True, verbose_name=_("idempotency key")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("return")
+        verbose_name_plural = _("returns")
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -382,12 +518,22 @@ class Return(models.Model):
 
 
 class ReturnLine(models.Model):
-    order_return = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
-    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="+")
-    quantity = models.PositiveIntegerField()
-    unsellable = models.BooleanField(default=False)
-    reason = models.CharField(max_length=120, blank=True)
-    refund_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    order_return = models.ForeignKey(
+        Return, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order return")
+    )
+    order_line = models.ForeignKey(
+        OrderLine, on_delete=models.PROTECT, related_name="+", verbose_name=_("order line")
+    )
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
+    unsellable = models.BooleanField(default=False, verbose_name=_("unsellable"))
+    reason = models.CharField(max_length=120, blank=True, verbose_name=_("reason"))
+    refund_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("refund amount")
+    )
+
+    class Meta:
+        verbose_name = _("return line")
+        verbose_name_plural = _("return lines")
 
     def __str__(self) -> str:
         return f"{self.quantity} of line {self.order_line_id}"

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import time
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 
 from django.core.cache import cache, caches
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.channels import is_online
 from inventory.exceptions import UnknownLocation
 from inventory.models import StockPosition
-from orders import routing
+from orders import pickup, routing
 from orders.exceptions import OrderNotFound, PickupNotOffered, StoreClosed, StoreInactive
 from orders.models import (
     DEFAULT_RULES,
@@ -381,7 +384,7 @@ def order_get(*, reference: str, channel: str | None = None) -> Order:
     )
     order = queryset.filter(reference=reference).first()
     if order is None:
-        raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
+        raise OrderNotFound.of_reference(reference)
     return order
 
 
@@ -392,9 +395,29 @@ BOARD_COLUMNS = {
 }
 
 
-def pickup_board(*, location_id: int, now: datetime | None = None) -> dict[str, list[Order]]:
-    """A store's click & collect orders by column; `overdue` are ready ones past their deadline."""
+BOARD_VIEWS = ("today", "overdue", "all")
+
+
+def pickup_board(
+    *, location_id: int, now: datetime | None = None, show: str = "all"
+) -> dict[str, list[Order]]:
+    """A store's click & collect orders by column, for one of the BOARD_VIEWS:
+
+    - `today`: what is due by tonight on the store's clock (late ones included), and every ready
+      order (its customer may come at any time);
+    - `overdue`: orders not ready by their promised time, and ready ones past their deadline;
+    - `all`.
+
+    The `overdue` column holds ready orders past their deadline (the expiry job cancels them).
+    Each card is flagged `is_late` (not ready by its ready-by). `board["counts"]` gives the
+    number of orders each view shows, for the filter tabs."""
     now = now or timezone.now()
+    store_zone = zoneinfo.ZoneInfo(
+        Location.objects.filter(pk=location_id).values_list("timezone", flat=True).get()
+    )
+    tonight = datetime.combine(
+        now.astimezone(store_zone).date() + timedelta(days=1), clock_time.min, tzinfo=store_zone
+    )
     orders = list(
         Order.objects.filter(
             pickup_location_id=location_id,
@@ -412,20 +435,28 @@ def pickup_board(*, location_id: int, now: datetime | None = None) -> dict[str, 
         )
         .order_by("ready_by", "pk")
     )
+    views: dict[str, list[Order]] = {name: [] for name in BOARD_VIEWS}
     for order in orders:
         _board_card(order)
-    board: dict[str, list[Order]] = {name: [] for name in [*BOARD_COLUMNS, "overdue"]}
-    for order in orders:
-        if (
-            order.status == OrderStatus.READY_FOR_PICKUP
-            and order.pickup_deadline
-            and (order.pickup_deadline < now)
-        ):
+        ready = order.status == OrderStatus.READY_FOR_PICKUP
+        order.is_late = not ready and order.ready_by is not None and order.ready_by < now
+        order.is_past_deadline = (
+            ready and order.pickup_deadline is not None and (order.pickup_deadline < now)
+        )
+        views["all"].append(order)
+        if ready or order.ready_by is None or order.ready_by < tonight:
+            views["today"].append(order)
+        if order.is_late or order.is_past_deadline:
+            views["overdue"].append(order)
+    board: dict = {name: [] for name in [*BOARD_COLUMNS, "overdue"]}
+    for order in views[show if show in views else "all"]:
+        if order.is_past_deadline:
             board["overdue"].append(order)
             continue
         for name, statuses in BOARD_COLUMNS.items():
             if order.status in statuses:
                 board[name].append(order)
+    board["counts"] = {name: len(shown) for name, shown in views.items()}
     return board
 
 
@@ -446,7 +477,10 @@ def _board_card(order: Order) -> None:
         for line in allocation.lines.all():
             where = allocation.location.code
             sources.setdefault(line.order_line_id, []).append(
-                f"{line.quantity} by transfer from {where}" if waiting else f"{line.quantity} here"
+                _("%(quantity)s by transfer from %(location)s")
+                % {"quantity": line.quantity, "location": where}
+                if waiting
+                else _("%(quantity)s here") % {"quantity": line.quantity}
             )
     order.card_lines = [
         {
@@ -461,6 +495,25 @@ def _board_card(order: Order) -> None:
         if line.status == LineStatus.OPEN
     ]
     order.can_start_picking = order.status == OrderStatus.ALLOCATED and not order.awaited_transfers
+
+
+def order_for_return(text: str) -> Order | None:
+    """The order a return is for, from what staff type or scan: its reference, or the pickup
+    QR payload (OMNISTOCK-PICKUP:<reference>:<code>) a handheld scanner types."""
+    text = (text or "").strip()
+    if text.upper().startswith(pickup.QR_PREFIX + ":"):
+        text = text.split(":")[1] if text.count(":") == 2 else ""
+    if not text:
+        return None
+    return Order.objects.filter(reference__iexact=text[:20]).first()
+
+
+def returnable_lines(order: Order) -> list[OrderLine]:
+    """The order's lines with units handed over and not returned yet (`returnable`)."""
+    lines = list(order.lines.select_related("sku").order_by("line_no"))
+    for line in lines:
+        line.returnable = line.quantity - line.quantity_returned
+    return [line for line in lines if line.returnable > 0]
 
 
 def orders_for_locations(location_ids: Iterable[int]) -> QuerySet[Order]:

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy
 
 from common.admin_utils import (
     ReadOnlyAdminMixin,
@@ -41,13 +42,17 @@ class _KeyedForm(forms.Form):
 
 
 class IssueForm(_KeyedForm):
-    amount = forms.CharField(max_length=20, help_text="e.g. 25.00")
+    amount = forms.CharField(max_length=20, help_text=gettext_lazy("e.g. 25.00"))
     currency = forms.ChoiceField(choices=_CURRENCIES, initial="EUR")
     source = forms.ChoiceField(
         choices=[(GiftCardSource.GOODWILL, "Goodwill gesture"), (GiftCardSource.SOLD, "Sold")]
     )
-    expires_at = forms.DateTimeField(required=False, help_text="Leave empty: no expiry.")
-    reference = forms.CharField(max_length=120, required=False, help_text="Sale or case number.")
+    expires_at = forms.DateTimeField(
+        required=False, help_text=gettext_lazy("Leave empty: no expiry.")
+    )
+    reference = forms.CharField(
+        max_length=120, required=False, help_text=gettext_lazy("Sale or case number.")
+    )
     reason = forms.CharField(max_length=255, required=False)
 
 
@@ -56,7 +61,9 @@ class ReasonForm(_KeyedForm):
 
 
 class AdjustForm(_KeyedForm):
-    amount = forms.CharField(max_length=20, help_text="Signed: 5.00 adds, -5.00 removes.")
+    amount = forms.CharField(
+        max_length=20, help_text=gettext_lazy("Signed: 5.00 adds, -5.00 removes.")
+    )
     reason = forms.CharField(max_length=255)
 
 
@@ -192,7 +199,7 @@ class GiftCardAdmin(admin.ModelAdmin):
     inlines = [GiftCardEntryInline, GiftCardHoldInline]
     actions = [block_cards, unblock_cards, adjust_balances]
 
-    @admin.display(description="code")
+    @admin.display(description=gettext_lazy("code"))
     def masked_code(self, card):
         return f"XXXX-XXXX-XXXX-{card.code_last4}"
 

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class PaymentsConfig(AppConfig):
     name = "payments"
-    verbose_name = "Payments, gift cards and store credit"
+    verbose_name = gettext_lazy("Payments, gift cards and store credit")
 
     def ready(self):
         from customers import registry as rcu

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.channels import SalesChannel
 from common.exceptions import InvalidInput
@@ -112,7 +113,8 @@ def transfer_ship(
         transfer = Transfer.objects.select_for_update(no_key=True).get(pk=transfer_id)
         if transfer.status != TransferStatus.REQUESTED:
             raise TransferStateError(
-                f"Transfer {transfer_id} is {transfer.status}; only a requested transfer can ship."
+                _("Transfer %(id)s is %(status)s; only a requested transfer can ship.")
+                % {"id": transfer_id, "status": transfer.get_status_display()}
             )
         lines = list(transfer.lines.all())
         if set(shipped or {}) - {line.sku_id for line in lines}:
@@ -179,7 +181,8 @@ def transfer_receive(
         transfer = Transfer.objects.select_for_update(no_key=True).get(pk=transfer_id)
         if transfer.status not in (TransferStatus.SHIPPED, TransferStatus.PARTIALLY_RECEIVED):
             raise TransferStateError(
-                f"Transfer {transfer_id} is {transfer.status}; it cannot be received."
+                _("Transfer %(id)s is %(status)s; it cannot be received.")
+                % {"id": transfer_id, "status": transfer.get_status_display()}
             )
         lines = {line.sku_id: line for line in transfer.lines.all()}
         if set(received) - set(lines):
@@ -268,7 +271,7 @@ def transfer_cancel(*, transfer_id: int, actor: str = "") -> Transfer:
         if transfer.status == TransferStatus.CANCELLED:
             return transfer
         if transfer.status != TransferStatus.REQUESTED:
-            raise TransferStateError("Only a transfer that has not shipped can be cancelled.")
+            raise TransferStateError(_("Only a transfer that has not shipped can be cancelled."))
         transfer.status = TransferStatus.CANCELLED
         transfer.save(update_fields=["status"])
     return transfer
@@ -330,8 +333,11 @@ def transfer_cancel_with_owner(*, transfer_id: int, actor: str = "") -> Transfer
     owned = transfer_owner(transfer_id)
     if owned is not None:
         raise TransferOwnedElsewhere(
-            f"Transfer {transfer_id} brings the goods of {owned[1]}: cancel or re-route the "
-            "order instead.",
+            _(
+                "Transfer %(id)s brings the goods of %(owner)s: cancel or re-route the order "
+                "instead."
+            )
+            % {"id": transfer_id, "owner": owned[1]},
             details={"owner": [owned[1]]},
         )
     return transfer_cancel(transfer_id=transfer_id, actor=actor)

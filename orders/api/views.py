@@ -75,7 +75,7 @@ def _order_for(request, reference: str, *, action: str = "view", staff_action: b
                 f"({access.ACTION_PERMISSIONS.get(action, 'no such action')})."
             )
     if hidden:
-        raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
+        raise OrderNotFound.of_reference(reference)
     return order
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.channels import SalesChannel
 from common.exceptions import IllegalTransition, InvalidInput
@@ -83,7 +84,7 @@ def order_mark_ready(*, order_id: int, actor: str, channel: str, idempotency_key
         order = order_lock(order_id)
         if order.fulfilment != FulfilmentType.PICKUP:
             raise IllegalTransition(
-                "Only a click & collect order becomes ready for pickup.",
+                _("Only a click & collect order becomes ready for pickup."),
                 details={"fulfilment": [order.fulfilment]},
             )
         waiting = [
@@ -94,7 +95,8 @@ def order_mark_ready(*, order_id: int, actor: str, channel: str, idempotency_key
         ]
         if waiting and order.status == OrderStatus.PICKING:
             raise WaitingForTransfer(
-                f"Lines from {', '.join(sorted(set(waiting)))} have not arrived yet.",
+                _("Lines from %(locations)s have not arrived yet.")
+                % {"locations": ", ".join(sorted(set(waiting)))},
                 details={"from": sorted(set(waiting))},
             )
         now = timezone.now()
@@ -212,8 +214,11 @@ def _nothing_due_check(order: Order) -> None:
     due = order_payment_summary(order_reference=order.reference).due
     if due > 0:
         raise PaymentDue(
-            f"{due} {order.currency} is still due on order {order.reference}: take it at the "
-            "till with the hand-over (paid_at_till), then hand the order over.",
+            _(
+                "%(amount)s %(currency)s is still due on order %(reference)s: take it at the "
+                "till with the hand-over (paid at the till), then hand the order over."
+            )
+            % {"amount": due, "currency": order.currency, "reference": order.reference},
             details={"due": str(due), "currency": order.currency},
         )
 
@@ -233,7 +238,9 @@ def _commit_taken(order: Order, taken: dict[int, int], *, actor: str) -> dict:
     for line_no, units in taken.items():
         if line_no not in lines:
             raise InvalidInput(
-                f"Order {order.reference} has no open line {line_no}.", details={"lines": [line_no]}
+                _("Order %(reference)s has no open line %(line)s.")
+                % {"reference": order.reference, "line": line_no},
+                details={"lines": [line_no]},
             )
         if (
             isinstance(units, bool)
@@ -242,11 +249,14 @@ def _commit_taken(order: Order, taken: dict[int, int], *, actor: str) -> dict:
             or units > lines[line_no].quantity
         ):
             raise InvalidInput(
-                f"Line {line_no}: 0 to {lines[line_no].quantity} units.",
+                _("Line %(line)s: 0 to %(most)s units.")
+                % {"line": line_no, "most": lines[line_no].quantity},
                 details={"lines": [line_no]},
             )
     if not any(taken.values()):
-        raise InvalidInput("Nothing taken: cancel the order instead.", details={"lines": ["none"]})
+        raise InvalidInput(
+            _("Nothing taken: cancel the order instead."), details={"lines": ["none"]}
+        )
     left = {line_no: taken.get(line_no, 0) for line_no in lines}
     allocations = set()
     for allocation_line in open_lines(order):

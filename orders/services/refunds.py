@@ -39,7 +39,7 @@ def order_lines_refund(
     idempotency_key_check(idempotency_key)
     order_id = Order.objects.filter(reference=reference).values_list("pk", flat=True).first()
     if order_id is None:
-        raise OrderNotFound(f"No order {reference!r}.", details={"reference": [reference[:40]]})
+        raise OrderNotFound.of_reference(reference)
     asked = _requested(lines)
     recorded: list[tenders.RecordedRefund] = []
 

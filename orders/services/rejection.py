@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.exceptions import IllegalTransition, InvalidInput
 from common.money import Money
@@ -144,13 +145,18 @@ def _line_held_at(
     """The order line and what `location_id` holds of it, or why it cannot be rejected there."""
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
         raise IllegalTransition(
-            f"Order {order.reference} is {order.status}: lines are rejected while it is "
-            "allocated or being picked.",
+            _(
+                "Order %(reference)s is %(status)s: lines are rejected while it is allocated or "
+                "being picked."
+            )
+            % {"reference": order.reference, "status": order.get_status_display()},
             details={"status": [order.status]},
         )
     order_line = order.lines.filter(line_no=line_no).select_related("sku").first()
     if order_line is None:
-        raise InvalidInput(f"No line {line_no} on this order.", details={"line": [line_no]})
+        raise InvalidInput(
+            _("No line %(line)s on this order.") % {"line": line_no}, details={"line": [line_no]}
+        )
     held = [
         line
         for line in open_lines(order, location_id=location_id)
@@ -159,7 +165,7 @@ def _line_held_at(
     ]
     if not held:
         raise InvalidInput(
-            "This line is not held at this location.",
+            _("This line is not held at this location."),
             details={"line": [line_no], "location": [location_id]},
         )
     return order_line, held

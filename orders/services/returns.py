@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from common.exceptions import DomainError, IllegalTransition, InvalidInput
 from common.idempotency import run_once
@@ -56,13 +57,13 @@ def order_return(
     """Units of a collected or delivered order come back at any active location: into its
     sellable stock, or unsellable with a reason. The refund owed is recorded."""
     if not lines:
-        raise InvalidInput("A return needs at least one line.", details={"lines": ["empty"]})
+        raise InvalidInput(_("A return needs at least one line."), details={"lines": ["empty"]})
 
     def perform() -> Return:
         order = order_lock(order_id)
         if order.status not in (OrderStatus.COLLECTED, OrderStatus.DELIVERED):
             raise IllegalTransition(
-                "Only a collected or delivered order can be returned.",
+                _("Only a collected or delivered order can be returned."),
                 details={"status": [order.status]},
             )
         location = _return_location(location_id)
@@ -108,7 +109,10 @@ def _return_location(location_id: int) -> Location:
     if location is None:
         raise UnknownLocation(details={"location": [str(location_id)]})
     if not location.is_active:
-        raise InvalidInput(f"{location.code} is inactive.", details={"location": ["inactive"]})
+        raise InvalidInput(
+            _("%(location)s is inactive.") % {"location": location.code},
+            details={"location": ["inactive"]},
+        )
     return location
 
 
@@ -123,20 +127,21 @@ def _return_lines(
         line = by_no.get(request.line_no)
         if line is None or request.line_no in seen:
             raise InvalidInput(
-                f"Line {request.line_no} is not on the order (or is given twice).",
+                _("Line %(line)s is not on the order (or is given twice).")
+                % {"line": request.line_no},
                 details={"lines": [request.line_no]},
             )
         seen.add(request.line_no)
         validate_quantity(request.quantity, field_name=f"line {request.line_no} quantity")
         if line.quantity_returned + request.quantity > line.quantity:
             raise InvalidInput(
-                f"Line {request.line_no}: at most {line.quantity - line.quantity_returned} "
-                "more units can be returned.",
+                _("Line %(line)s: at most %(most)s more units can be returned.")
+                % {"line": request.line_no, "most": line.quantity - line.quantity_returned},
                 details={"lines": [request.line_no]},
             )
         if request.unsellable and not request.reason:
             raise InvalidInput(
-                "An unsellable return needs a reason.", details={"reason": ["required"]}
+                _("An unsellable return needs a reason."), details={"reason": ["required"]}
             )
         # Units already refunded without coming back (a per-line refund) are not paid twice.
         units_owed = min(request.quantity, line.quantity - line.quantity_refunded)

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db import OperationalError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.exceptions import DomainError, IllegalTransition
 from common.outbox import events_record
@@ -79,7 +80,7 @@ def retry_on_deadlock(service):
 def order_lock(order_id: int) -> Order:
     order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
     if order is None:
-        raise OrderNotFound(f"No order with id {order_id}.")
+        raise OrderNotFound(_("No order with id %(id)s.") % {"id": order_id})
     return order
 
 
@@ -156,7 +157,12 @@ def order_status_move(
     allowed = TRANSITIONS.get(order.status, frozenset())
     if to not in allowed:
         raise IllegalTransition(
-            f"Order {order.reference} is {order.status}; it cannot become {to}.",
+            _("Order %(reference)s is %(status)s; it cannot become %(to)s.")
+            % {
+                "reference": order.reference,
+                "status": order.get_status_display(),
+                "to": OrderStatus(to).label,
+            },
             details={"status": [order.status], "to": [to], "allowed": sorted(allowed)},
         )
     from_status, order.status = order.status, to

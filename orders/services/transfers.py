@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from common.channels import SalesChannel
 from common.exceptions import IllegalTransition, InvalidInput
@@ -29,7 +30,7 @@ def allocation_of(order: Order, allocation_id: int) -> Allocation:
     allocation = order.allocations.filter(pk=allocation_id).select_related("transfer").first()
     if allocation is None or allocation.kind != AllocationKind.TRANSFER:
         raise InvalidInput(
-            "No transfer allocation with this id on the order.",
+            _("No transfer allocation with this id on the order."),
             details={"allocation": [str(allocation_id)]},
         )
     return allocation
@@ -47,12 +48,14 @@ def order_transfer_ship(
         order = order_lock(order_id)
         if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PICKING):
             raise IllegalTransition(
-                f"Order {order.reference} is {order.status}.", details={"status": [order.status]}
+                _("Order %(reference)s is %(status)s.")
+                % {"reference": order.reference, "status": order.get_status_display()},
+                details={"status": [order.status]},
             )
         allocation = allocation_of(order, allocation_id)
         if allocation.status != AllocationStatus.RESERVED:
             raise IllegalTransition(
-                f"This transfer is {allocation.status}.",
+                _("This transfer is %(status)s.") % {"status": allocation.get_status_display()},
                 details={"allocation": [allocation.status]},
             )
         for line in allocation.lines.filter(is_active=True).order_by("pk"):
@@ -99,7 +102,8 @@ def order_transfer_receive(
         allocation = allocation_of(order, allocation_id)
         if allocation.status != AllocationStatus.IN_TRANSIT:
             raise IllegalTransition(
-                f"This transfer is {allocation.status}; only a shipped one is received.",
+                _("This transfer is %(status)s; only a shipped one is received.")
+                % {"status": allocation.get_status_display()},
                 details={"allocation": [allocation.status]},
             )
         transfer_lines = {line.sku_id: line for line in allocation.transfer.lines.all()}

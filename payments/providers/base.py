@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils.translation import gettext_lazy
+
 from common.exceptions import DomainError
 
 
@@ -34,7 +36,7 @@ class ProviderError(DomainError):
 
     code = "payment_refused_by_provider"
     http_status = 422
-    default_message = "The payment provider refused the request; nothing was charged."
+    default_message = gettext_lazy("The payment provider refused the request; nothing was charged.")
 
 
 # Normalised event types every provider's webhooks are parsed into.

@@ -76,7 +76,11 @@ def staff_groups_restore() -> None:
     from django.contrib.auth.models import Group, Permission
 
     grants = {}
-    for module in ("0003_staff_groups", "0010_staff_groups_stock_and_returns"):
+    for module in (
+        "0003_staff_groups",
+        "0010_staff_groups_stock_and_returns",
+        "0012_staff_groups_see_counts_and_returns",
+    ):
         migration = import_module(f"orders.migrations.{module}")
         for name, dotted in getattr(migration, "GROUPS", getattr(migration, "GRANTS", {})).items():
             grants.setdefault(name, []).extend(dotted)
@@ -89,3 +93,21 @@ def staff_groups_restore() -> None:
             ).first()
             if permission is not None:
                 group.permissions.add(permission)
+
+
+@pytest.fixture
+def demo_served(live_server):
+    """`make run`'s demo data behind pytest-django's live server."""
+    from django.core.management import call_command
+
+    staff_groups_restore()
+    call_command("load_demo", verbosity=0)
+    return live_server.url
+
+
+def log_in(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools, .errornote")

@@ -4,11 +4,10 @@ store's board, each card says what to pick, an order waiting for its transfer ca
 she starts picking and marks the order ready in two taps, and nothing is wider than the screen."""
 
 import pytest
-from django.core.management import call_command
 
 from demo import data as demo
 from orders.models import Order, OrderStatus
-from tests.browser.conftest import no_horizontal_scroll, staff_groups_restore, tappable
+from tests.browser.conftest import log_in, no_horizontal_scroll, tappable
 
 # serialized_rollback: the staff groups and their permissions come from data migrations, which
 # the flush after a transactional test would otherwise wipe for the next one.
@@ -20,18 +19,8 @@ pytestmark = [
 ASSOCIATE = demo.store_staff_username(demo.DEMO_BOARD_STORE, "associate")
 
 
-@pytest.fixture
-def demo_served(live_server):
-    staff_groups_restore()
-    call_command("load_demo", verbosity=0)
-    return live_server.url
-
-
 def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", ASSOCIATE)
-    page.fill("#id_password", demo.DEMO_STORE_PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, base, ASSOCIATE, demo.DEMO_STORE_PASSWORD)
 
 
 def test_an_associate_lands_on_her_board_and_prepares_an_order_on_a_tablet(tablet, demo_served):
@@ -44,11 +33,16 @@ def test_an_associate_lands_on_her_board_and_prepares_an_order_on_a_tablet(table
     assert page.locator("a.board-link").count() == 1
     assert page.locator("h1").count() == 1  # the title once
 
+    # Every order of the store (the default view is today's: what is due by tonight).
+    page.click("nav.board-views a:has-text('All')")
+    page.wait_for_selector("nav.board-views a.selected:has-text('All')")
     # Each card says what to pick: SKU, product, size, quantity and where it comes from.
     to_prepare = page.locator("section.board-column").first
     cards = to_prepare.locator("article.board-card")
-    assert cards.count() == 3
-    first = cards.first
+    assert cards.count() == 4  # two to prepare, one waiting for its transfer, one late
+    late = to_prepare.locator("article.board-late")
+    assert late.count() == 1 and "Late" in late.inner_text()
+    first = cards.nth(1)  # the late one comes first (earliest ready-by)
     assert "1 ×" in first.inner_text() and "(size " in first.inner_text()
     assert "here" in first.inner_text()
 
@@ -65,6 +59,7 @@ def test_an_associate_lands_on_her_board_and_prepares_an_order_on_a_tablet(table
     assert tappable(page, start)
     start.click()
     page.wait_for_selector(f"article[data-order='{reference}'] button:has-text('Mark ready')")
+    assert "show=all" in page.url  # the action brought her back to the view she was on
     assert "is being picked" in page.inner_text(".messagelist")
     page.click(f"article[data-order='{reference}'] button:has-text('Mark ready')")
     page.wait_for_selector(f"article[data-order='{reference}'] input[name=code]")
