@@ -30,6 +30,7 @@ class Scope(models.TextChoices):
     CAMPAIGNS_WRITE = "campaigns:write", _("Create campaigns and issue their coupons")
     POS_EVENTS = "pos:events", _("Post POS events")
     WEBHOOKS_MANAGE = "webhooks:manage", _("Manage outbound webhook endpoints and their deliveries")
+    REPORTS_READ = "reports:read", _("Read the omnichannel KPIs (reports, CSV)")
 
 
 def hash_api_key(raw_key: str) -> str:

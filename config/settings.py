@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "notifications",
     "payments",
     "loyalty",
+    "analytics",
     "demo",
 ]
 
@@ -275,6 +276,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "common.tasks.scheduler_heartbeat_task",
         "schedule": timedelta(seconds=15),
     },
+    "stock-day-rollup": {  # yesterday's stock per location and for the chain (analytics)
+        "task": "analytics.tasks.stock_day_rollup_task",
+        "schedule": crontab(hour=0, minute=20),
+    },
 }
 # A task a commit owes is published by the commit; the QueuedTask sweep publishes it after this
 # many seconds if that publish failed (the broker was down).
@@ -349,6 +354,8 @@ LANGUAGES = [("en", "English"), ("fr", "Français")]
 # The back office speaks French and English (docs/i18n.md); the catalogues are committed,
 # compiled (.mo) as well, so a checkout serves French without gettext installed.
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The clock the KPIs cut days, weeks and months on (analytics, docs/analytics.md).
+REPORTS_TIME_ZONE = os.environ.get("REPORTS_TIME_ZONE", "Europe/Paris")
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

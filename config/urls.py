@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("integrations.api.urls")),
     path("", include("payments.api.urls")),
     path("", include("loyalty.api.urls")),
+    path("", include("analytics.api.urls")),
 ]
 
 urlpatterns = [

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from analytics.services import stock_day_take
 from common.channels import SalesChannel
 from common.models import ApiKey, Scope
 from customers.services import customer_identify_or_create
@@ -252,6 +253,8 @@ def load(*, seed: int = 7) -> bool:
         stock.safety_stock_set(location_id=store.pk, quantity=1)
     _store_staff(stores)
     _board_orders()
+    # today's stock rollup, so the KPI dashboard's stock charts have a day to show at once
+    stock_day_take(day=timezone.localdate())
     return True
 
 
