@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
+	$(PY) manage.py load_demo --history-weeks 6
 
 # gunicorn (threads) for HTTP, and a Celery worker with its beat on kombu's filesystem broker
 # (var/broker) for the schedule: expiries, reminders, webhooks run with nothing installed.

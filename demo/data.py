@@ -4,10 +4,12 @@ stock spread unevenly (some stores out of some SKUs), API keys and a staff login
 Everything goes through the services, so the demo ledger is as consistent as a real one.
 """
 
+import contextlib
 import random
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -214,11 +216,20 @@ README_SHELF = {
 FRENCH_HOLIDAYS_2026_27 = [date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 1)]
 
 
-def load(*, seed: int = 7) -> bool:
-    """Load the demo once. Returns False when it is already there."""
+def load(*, seed: int = 7, stocked_at: datetime | None = None) -> bool:
+    """Load the demo once. Returns False when it is already there. `stocked_at` dates the
+    locations and the first deliveries in the past (the history's orders come after them)."""
     if Location.objects.filter(code=WAREHOUSE[0]).exists():
         return False
-    rng = random.Random(seed)
+    with time_machine.travel(stocked_at, tick=True) if stocked_at else contextlib.nullcontext():
+        _catalogue_and_stock(random.Random(seed))
+    _board_orders()
+    # today's stock rollup, so the KPI dashboard's stock charts have a day to show at once
+    stock_day_take(day=timezone.localdate())
+    return True
+
+
+def _catalogue_and_stock(rng: random.Random) -> None:
     with transaction.atomic():
         warehouse = _location(WAREHOUSE, kind=LocationKind.WAREHOUSE)
         stores = [_location(row[:7], sunday=row[7]) for row in STORES]
@@ -252,10 +263,6 @@ def load(*, seed: int = 7) -> bool:
     for store in stores:
         stock.safety_stock_set(location_id=store.pk, quantity=1)
     _store_staff(stores)
-    _board_orders()
-    # today's stock rollup, so the KPI dashboard's stock charts have a day to show at once
-    stock_day_take(day=timezone.localdate())
-    return True
 
 
 # Every store has a manager and an associate (group, store assignment), so a newcomer can walk

@@ -85,8 +85,8 @@ def sales(period: Period) -> Table:
             round(line["revenue"] / line["orders"], 2) if line["orders"] else None
         )
         line["refund_rate"] = share(line["refunded"], line["revenue"])
-        line["revenue"] = str(line["revenue"])
-        line["refunded"] = str(line["refunded"])
+        line["revenue"] = f"{line['revenue']:.2f}"
+        line["refunded"] = f"{line['refunded']:.2f}"
         line["average_basket"] = (
             None if line["average_basket"] is None else str(line["average_basket"])
         )

@@ -77,11 +77,12 @@ def staff_groups_restore() -> None:
 
     grants = {}
     for module in (
-        "0003_staff_groups",
-        "0010_staff_groups_stock_and_returns",
-        "0012_staff_groups_see_counts_and_returns",
+        "orders.migrations.0003_staff_groups",
+        "orders.migrations.0010_staff_groups_stock_and_returns",
+        "orders.migrations.0012_staff_groups_see_counts_and_returns",
+        "analytics.migrations.0002_store_managers_see_kpis",
     ):
-        migration = import_module(f"orders.migrations.{module}")
+        migration = import_module(module)
         for name, dotted in getattr(migration, "GROUPS", getattr(migration, "GRANTS", {})).items():
             grants.setdefault(name, []).extend(dotted)
     for name, dotted_names in grants.items():
