@@ -7,15 +7,14 @@ from __future__ import annotations
 from django.db.models import Avg, Count, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
+from analytics.kpis.sales import NOT_SOLD
 from analytics.kpis.scope import orders_placed
 from analytics.kpis.table import Table
 from analytics.periods import Period
 from analytics.stats import share
 from common.channels import SalesChannel
 from integrations.models import PosEventType, StoreReceipt
-from orders.models import Order, OrderStatus
-
-NOT_SOLD = [OrderStatus.CANCELLED, OrderStatus.EXPIRED]
+from orders.models import Order
 
 
 def customers(period: Period) -> Table:
@@ -28,14 +27,9 @@ def customers(period: Period) -> Table:
         )
         if period.location_ids is not None:
             receipts = receipts.filter(location_id__in=period.location_ids)
-        per_channel[SalesChannel.STORE] = (
-            Order.objects.none().count()
-            + receipts.exclude(customer__in=active.filter(channel=SalesChannel.STORE))
-            .values("customer")
-            .distinct()
-            .count()
-            + per_channel.get(SalesChannel.STORE, 0)
-        )
+        per_channel[SalesChannel.STORE] = receipts.exclude(
+            customer__in=active.filter(channel=SalesChannel.STORE)
+        ).values("customer").distinct().count() + per_channel.get(SalesChannel.STORE, 0)
     # Every sold order of the period's active customers, whatever its date: lifetime value.
     history = (
         Order.objects.filter(customer__in=active)
