@@ -9,6 +9,8 @@ from datetime import timedelta
 from django.db.models import Count, ExpressionWrapper, F, IntegerField, QuerySet, Value, Window
 from django.db.models.functions import Ceil, RowNumber
 
+from common.money import Money
+
 
 def percentiles(
     queryset: QuerySet, *, value: str, group_by: Sequence[str], fractions: Sequence[float]
@@ -40,3 +42,8 @@ def share(part: int | float | None, whole: int | float | None) -> float | None:
     if not whole:
         return None
     return round(float(part or 0) / float(whole), 4)
+
+
+def amount_text(value, currency: str) -> str:
+    """A sum of money as text with its currency's decimals ("30.00", not SQLite's "30")."""
+    return str(Money(value or 0, currency).rounded().amount)

@@ -345,6 +345,11 @@ class StoreReceipt(models.Model):
     currency = models.CharField(max_length=3, verbose_name=_("currency"))
     total = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("total"))
     lines = models.JSONField(help_text=_("[{sku, quantity, unit_price}]"), verbose_name=_("lines"))
+    # The lines' quantities summed when the receipt is written: the sales KPI adds up units
+    # with one SUM instead of opening every receipt's JSON.
+    units = models.PositiveIntegerField(
+        default=0, help_text=_("Units on the receipt's lines."), verbose_name=_("units")
+    )
     tenders = models.JSONField(default=list, blank=True, verbose_name=_("tenders"))
     order_reference = models.CharField(
         max_length=40,

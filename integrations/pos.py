@@ -796,6 +796,7 @@ def _receipt_row(
         customer=customer,
         currency=data["currency"],
         total=_total(data),
+        units=sum(line["quantity"] for line in data["lines"]),
         lines=[
             {
                 "sku": line["sku"],

@@ -272,7 +272,11 @@ def customers_consenting(*, customer_ids: Iterable[int], issue_channel: str) -> 
 
 
 def store_visits_annotate(
-    customers: QuerySet[Customer], *, since: str, days: int
+    customers: QuerySet[Customer],
+    *,
+    since: str,
+    days: int,
+    store_ids: Sequence[int] | None = None,
 ) -> QuerySet[Customer]:
     """THE definition of a store visit, for the O2O count and the recipients list alike: a
     purchase in a store by the customer within `days` days after the datetime annotation
@@ -282,7 +286,8 @@ def store_visits_annotate(
     links a till redemption to the receipt of the same sale, so a sale that did both counts
     twice in `store_visits` (never in the number of visitors).
 
-    Adds `store_visits` (how many) and `first_store_visit_at` (None without one)."""
+    Adds `store_visits` (how many) and `first_store_visit_at` (None without one); with
+    `store_ids`, only visits to those stores count (a store manager's view)."""
     customers = customers.annotate(
         o2o_until=ExpressionWrapper(F(since) + timedelta(days=days), output_field=DateTimeField())
     )
@@ -299,6 +304,9 @@ def store_visits_annotate(
         redeemed_at__gte=OuterRef(since),
         redeemed_at__lte=OuterRef("o2o_until"),
     )
+    if store_ids is not None:
+        receipts = receipts.filter(store_id__in=store_ids)
+        at_till = at_till.filter(store_id__in=store_ids)
     first_receipt = Subquery(receipts.order_by("earned_at").values("earned_at")[:1])
     first_at_till = Subquery(at_till.order_by("redeemed_at").values("redeemed_at")[:1])
     return customers.annotate(
@@ -310,19 +318,31 @@ def store_visits_annotate(
     )
 
 
-def _campaign_customers(campaign: Campaign) -> QuerySet[Customer]:
-    """The campaign's recipients (customers holding one of its codes), with `first_issued_at`:
-    the issue of their first code, where the O2O window starts."""
-    codes = Coupon.objects.filter(campaign=campaign, customer_id=OuterRef("pk"))
-    return Customer.objects.filter(
-        pk__in=Coupon.objects.filter(campaign=campaign).values("customer_id")
-    ).annotate(first_issued_at=Subquery(codes.order_by("issued_at").values("issued_at")[:1]))
+def _campaign_customers(
+    campaign: Campaign, issued: QuerySet[Coupon] | None = None
+) -> QuerySet[Customer]:
+    """The campaign's recipients (customers holding one of its codes, or of the `issued` ones),
+    with `first_issued_at`: the issue of their first code, where the O2O window starts."""
+    issued = Coupon.objects.filter(campaign=campaign) if issued is None else issued
+    codes = issued.filter(customer_id=OuterRef("pk"))
+    return Customer.objects.filter(pk__in=issued.values("customer_id")).annotate(
+        first_issued_at=Subquery(codes.order_by("issued_at").values("issued_at")[:1])
+    )
 
 
-def campaign_store_visitors(*, campaign: Campaign) -> QuerySet[Customer]:
-    """Recipients who visited a store in the O2O window after their first code's issue."""
+def campaign_store_visitors(
+    *,
+    campaign: Campaign,
+    issued: QuerySet[Coupon] | None = None,
+    store_ids: Sequence[int] | None = None,
+) -> QuerySet[Customer]:
+    """Recipients who visited a store in the O2O window after their first code's issue. The
+    KPI dashboard narrows it to the codes `issued` in its period and to a manager's stores."""
     return store_visits_annotate(
-        _campaign_customers(campaign), since="first_issued_at", days=campaign.o2o_days
+        _campaign_customers(campaign, issued),
+        since="first_issued_at",
+        days=campaign.o2o_days,
+        store_ids=store_ids,
     ).filter(store_visits__gt=0)
 
 

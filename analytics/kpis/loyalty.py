@@ -1,21 +1,20 @@
 """Loyalty and personal offers across channels: points earned and spent per channel, campaign
-redemptions online versus in store, and the O2O conversion — recipients of an offer who bought
-in a store within the campaign's window after receiving it."""
+redemptions online versus in store, and the O2O conversion — recipients of an offer who then
+visited a store within the campaign's window (loyalty's own definition of a store visit, so the
+dashboard and the campaign report agree)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from analytics.kpis.table import Table
 from analytics.periods import Period
 from analytics.stats import share
 from common.channels import ONLINE_CHANNELS, SalesChannel
-from integrations.models import PosEventType, StoreReceipt
 from loyalty.models import Campaign, Coupon, CouponRedemption, LotKind, PointsLot, PointsSpend
-from orders.models import Order
+from loyalty.selectors import campaign_store_visitors
+from orders.selectors import orders_for_locations
 
 
 def points(period: Period) -> Table:
@@ -24,6 +23,7 @@ def points(period: Period) -> Table:
     if period.channel:
         earned, spent = earned.filter(channel=period.channel), spent.filter(channel=period.channel)
     if period.location_ids is not None:
+        earned = earned.filter(store_id__in=period.location_ids)
         spent = spent.filter(store_id__in=period.location_ids)
     by_channel: dict[str, dict] = {}
     for channel, amount in earned.values_list("channel").annotate(points=Sum("amount")):
@@ -47,46 +47,39 @@ def points(period: Period) -> Table:
 
 def campaigns(period: Period) -> Table:
     """Per campaign issuing codes in the period: codes sent, redemptions online and in store,
-    and the O2O conversion (recipients who then bought in a store within its O2O window)."""
+    and the O2O conversion (recipients who then visited a store within its O2O window). A
+    manager sees the redemptions at her stores (online ones: of orders her stores serve) and
+    the visits to her stores."""
+    stores = period.location_ids
     rows = []
-    running = Campaign.objects.filter(coupons__issued_at__gte=period.start,
-                                      coupons__issued_at__lt=period.end).distinct()  # fmt: skip
-    for campaign in running.order_by("pk"):  # a handful of campaigns, one query each
-        window = timedelta(days=campaign.o2o_days or 30)
+    running = Campaign.objects.filter(
+        coupons__issued_at__gte=period.start, coupons__issued_at__lt=period.end
+    ).distinct()
+    for campaign in running.order_by("pk"):  # a handful of campaigns, a few queries each
         issued = Coupon.objects.filter(campaign=campaign, **period.within("issued_at"))
-        bought_in_store = Exists(
-            Order.objects.filter(
-                customer=OuterRef("customer"),
-                channel=SalesChannel.STORE,
-                placed_at__gte=OuterRef("issued_at"),
-                placed_at__lt=OuterRef("issued_at") + window,
-            )
-        ) | Exists(
-            StoreReceipt.objects.filter(
-                customer=OuterRef("customer"),
-                kind=PosEventType.SALE,
-                occurred_at__gte=OuterRef("issued_at"),
-                occurred_at__lt=OuterRef("issued_at") + window,
-            )
+        redemptions = CouponRedemption.objects.filter(coupon__in=issued)
+        online, in_store = Q(channel__in=ONLINE_CHANNELS), Q(channel=SalesChannel.STORE)
+        if stores is not None:
+            served = orders_for_locations(stores).values("reference")
+            online &= Q(order_ref__in=served)
+            in_store &= Q(store_id__in=stores)
+        redeemed = redemptions.aggregate(
+            online=Count("pk", filter=online), in_store=Count("pk", filter=in_store)
         )
-        counts = issued.aggregate(
-            recipients=Count("customer", distinct=True),
-            converted=Count("customer", distinct=True, filter=Q(bought_in_store)),
-        )
-        redeemed = CouponRedemption.objects.filter(coupon__in=issued).aggregate(
-            online=Count("pk", filter=Q(channel__in=ONLINE_CHANNELS)),
-            in_store=Count("pk", filter=Q(channel=SalesChannel.STORE)),
-        )
+        recipients = issued.values("customer_id").distinct().count()
+        visitors = campaign_store_visitors(
+            campaign=campaign, issued=issued, store_ids=stores
+        ).count()
         rows.append(
             {
                 "campaign": campaign.name,
                 "codes": issued.count(),
                 "redeemed_online": redeemed["online"],
                 "redeemed_in_store": redeemed["in_store"],
-                "recipients": counts["recipients"],
-                "bought_in_store": counts["converted"],
-                "o2o_days": window.days,
-                "o2o_conversion": share(counts["converted"], counts["recipients"]),
+                "recipients": recipients,
+                "bought_in_store": visitors,
+                "o2o_days": campaign.o2o_days,
+                "o2o_conversion": share(visitors, recipients),
             }
         )
     return Table(
@@ -105,7 +98,8 @@ def campaigns(period: Period) -> Table:
         rows=rows,
         notes=_(
             "O2O: of the customers who received a code in the period, the share who bought in "
-            "a store (a till receipt or an order placed at a till) within the campaign's "
-            "window after receiving it, whether or not they used the code."
+            "a store (an identified till receipt, or a code redeemed at a till) within the "
+            "campaign's window after their first code, whether or not they used it. An online "
+            "order collected in a store is not a visit."
         ),
     )

@@ -8,14 +8,18 @@ from django.utils.translation import gettext_lazy as _
 
 from analytics.kpis.table import Table
 from analytics.periods import Period
-from analytics.stats import share
-from payments.models import GiftCardEntry, Tender, WalletEntry
+from analytics.stats import amount_text, share
+from orders.selectors import orders_for_locations
+from payments.models import GiftCard, StoreCreditWallet, Tender
 
 
 def tender_mix(period: Period) -> Table:
     tenders = Tender.objects.filter(amount_captured__gt=0, **period.within("created_at"))
     if period.channel:
         tenders = tenders.filter(channel=period.channel)
+    if period.location_ids is not None:  # a manager: the orders her stores serve
+        served = orders_for_locations(period.location_ids).values("reference")
+        tenders = tenders.filter(order_reference__in=served)
     found = list(
         tenders.values("channel", "kind", "currency")
         .annotate(tenders=Count("pk"), captured=Sum("amount_captured"))
@@ -28,7 +32,7 @@ def tender_mix(period: Period) -> Table:
     rows = [
         {
             **row,
-            "captured": str(row["captured"]),
+            "captured": amount_text(row["captured"], row["currency"]),
             "share_of_channel": share(row["captured"], totals[(row["channel"], row["currency"])]),
         }
         for row in found
@@ -45,34 +49,51 @@ def tender_mix(period: Period) -> Table:
             ("share_of_channel", _("share of the channel")),
         ],
         rows=rows,
-        notes=_("Captured amounts of the tenders created in the period."),
+        notes=_(
+            "Captured amounts of the tenders of orders created in the period (paid online, or "
+            "at the till when the order is collected). A till's own sales are in the sales "
+            "table: their tenders stay on the receipt."
+        ),
     )
 
 
 def liabilities(period: Period) -> Table:
-    """What customers can still spend, now (not a period figure): the balances' sum."""
+    """What customers can still spend, now (not a period figure): the balances' sum. A
+    chain-wide figure — gift cards and store credit are spent in any store — so a store
+    manager's view has no rows."""
     rows = []
-    for kind, entries in (("gift_card", GiftCardEntry), ("store_credit", WalletEntry)):
-        for row in entries.objects.values("account__currency").annotate(
-            outstanding=Sum("amount"), accounts=Count("account", distinct=True)
+    if period.location_ids is not None:
+        return _liabilities_table(rows)
+    # The accounts' balances are the ledger's cache, kept by its one writer (and reconciled
+    # nightly): one pass over the accounts instead of summing every entry ever written.
+    for kind, accounts in (("gift_card", GiftCard), ("store_credit", StoreCreditWallet)):
+        for row in (
+            accounts.objects.filter(balance__gt=0)
+            .values("currency")
+            .annotate(outstanding=Sum("balance"), accounts=Count("pk"))
+            .order_by("currency")
         ):
             rows.append(
                 {
                     "kind": kind,
-                    "currency": row["account__currency"],
+                    "currency": row["currency"],
                     "accounts": row["accounts"],
-                    "outstanding": str(row["outstanding"]),
+                    "outstanding": amount_text(row["outstanding"], row["currency"]),
                 }
             )
+    return _liabilities_table(rows)
+
+
+def _liabilities_table(rows: list[dict]) -> Table:
     return Table(
         name="liabilities",
         title=_("Gift card and store credit outstanding"),
         columns=[
             ("kind", _("kind")),
             ("currency", _("currency")),
-            ("accounts", _("accounts")),
+            ("accounts", _("accounts with a balance")),
             ("outstanding", _("outstanding")),
         ],
         rows=rows,
-        notes=_("Balances today, whatever the period."),
+        notes=_("Balances today, whatever the period; for the whole chain (head office)."),
     )

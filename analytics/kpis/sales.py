@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from analytics.kpis.scope import orders_placed
 from analytics.kpis.table import Table
 from analytics.periods import Period
-from analytics.stats import share
+from analytics.stats import amount_text, share
 from common.channels import SalesChannel
 from integrations.models import PosEventType, StoreReceipt
 from orders.models import OrderLine, OrderStatus, Return
@@ -76,20 +76,17 @@ def sales(period: Period) -> Table:
             line = row(found["bucket"], SalesChannel.STORE, found["currency"])
             line["placed"] += found["sales"]
             line["orders"] += found["sales"]
+            line["units"] += found["units"] or 0
             line["revenue"] += found["revenue"] or 0
             line["returns"] += found["returns"]
             line["refunded"] += found["refunded"] or 0
 
     for line in rows.values():
-        line["average_basket"] = (
-            round(line["revenue"] / line["orders"], 2) if line["orders"] else None
-        )
+        basket = line["revenue"] / line["orders"] if line["orders"] else None
+        line["average_basket"] = None if basket is None else amount_text(basket, line["currency"])
         line["refund_rate"] = share(line["refunded"], line["revenue"])
-        line["revenue"] = f"{line['revenue']:.2f}"
-        line["refunded"] = f"{line['refunded']:.2f}"
-        line["average_basket"] = (
-            None if line["average_basket"] is None else str(line["average_basket"])
-        )
+        line["revenue"] = amount_text(line["revenue"], line["currency"])
+        line["refunded"] = amount_text(line["refunded"], line["currency"])
     return Table(
         name="sales",
         title=_("Sales per channel"),
@@ -126,6 +123,7 @@ def _till_receipts(period: Period):
         .values("bucket", "currency")
         .annotate(
             sales=Count("pk", filter=sale),
+            units=Sum("units", filter=sale),
             revenue=Sum("total", filter=sale),
             returns=Count("pk", filter=back),
             refunded=Sum("total", filter=back),

@@ -14,7 +14,7 @@ from analytics.services import stock_day_take
 from orders import pickup, services
 from orders.services.returns import ReturnLineRequest
 from tests.customers.factories import CustomerFactory
-from tests.factories import LocationFactory, SkuFactory
+from tests.factories import LocationFactory, SkuFactory, WarehouseFactory
 from tests.orders.conftest import act, committed, hand_over, key, line, place_pickup, receive
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +128,28 @@ def test_customers_across_channels(week):
     assert values["active_web"] == 1 and values["active_customers"] == 1
     assert values["multichannel_share"] == 0.0 and values["repeat_rate"] == 0.0
     assert values["clv_single_channel"] == "40.00" and values["clv_multichannel"] is None
+
+
+def test_a_rejected_line_counts_against_its_store_with_its_reason(db):
+    """PARIS-1 is given a line it cannot find on the shelf (Wednesday 10:00): the line is
+    routed again and comes from the warehouse by transfer. PARIS-1: 1 line given, 1 rejected
+    (not on the shelf); WH-1: 1 line given (the transfer), none rejected, its order one routed
+    again."""
+    store, other = LocationFactory(code="PARIS-1"), WarehouseFactory(code="WH-1")
+    sku = SkuFactory()
+    with at(1, 9):
+        receive(store, sku, 1)
+        receive(other, sku, 3)
+    with at(4, 10):
+        order = place_pickup(CustomerFactory(), store, [line(sku, 1, price="20.00")])
+        act(services.order_line_reject, order_id=order.pk, line_no=1, location_id=store.pk,
+            reason="not_on_shelf", found_quantity=0, idempotency_key=key(),
+            **STAFF)  # fmt: skip
+
+    rows = {row["location"]: row for row in table("stores").rows}
+    paris, warehouse = rows["PARIS-1"], rows["WH-1"]
+    assert (paris["lines_given"], paris["lines_rejected"], paris["not_on_shelf"]) == (1, 1, 1)
+    assert paris["rejection_rate"] == 1.0 and paris["damaged"] == 0
+    assert (warehouse["lines_given"], warehouse["lines_rejected"]) == (1, 0)
+    assert warehouse["rejection_rate"] == 0.0
+    assert warehouse["orders_rerouted"] == 1 and warehouse["reroute_rate"] == 1.0
