@@ -260,6 +260,7 @@ class PointsLot(models.Model):
         indexes = [
             models.Index(fields=["account", "expires_at", "id"]),
             models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="lot_open_exp"),
+            models.Index(fields=["earned_at"], name="lot_earned_at"),  # the points KPI
         ]
 
     def __str__(self) -> str:
@@ -376,7 +377,10 @@ class PointsSpend(models.Model):
                 name="spend_refunded_lte_captured",
             ),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["created_at"], name="spend_created_at"),  # the points KPI
+        ]
 
     def __str__(self) -> str:
         return f"Spend {self.pk}: {self.points} pts ({self.status})"
@@ -630,6 +634,7 @@ class Coupon(models.Model):
         indexes = [
             models.Index(fields=["customer", "status"]),
             models.Index(fields=["status", "held_until"]),
+            models.Index(fields=["campaign", "issued_at"], name="coupon_campaign_issued"),  # KPI
         ]
 
     def __str__(self) -> str:

@@ -163,6 +163,9 @@ class Order(models.Model):
             models.Index(fields=["customer", "-placed_at", "-id"]),
             models.Index(fields=["status", "pickup_deadline"]),
             models.Index(fields=["pickup_location", "status"]),
+            # the KPI tables read the orders of a period (analytics.kpis.scope.orders_placed)
+            models.Index(fields=["placed_at"], name="order_placed_at"),
+            models.Index(fields=["pickup_location", "placed_at"], name="order_pickup_placed_at"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -271,7 +274,12 @@ class Allocation(models.Model):
         verbose_name = _("allocation")
         verbose_name_plural = _("allocations")
         ordering = ["order", "id"]
-        indexes = [models.Index(fields=["location", "status"])]
+        indexes = [
+            models.Index(fields=["location", "status"]),
+            # a period's allocations (the stores KPI), and a store's (a manager's KPIs)
+            models.Index(fields=["created_at"], name="allocation_created_at"),
+            models.Index(fields=["location", "created_at"], name="allocation_location_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}@{self.location_id} ({self.kind}, {self.status})"
@@ -512,6 +520,7 @@ class Return(models.Model):
         verbose_name = _("return")
         verbose_name_plural = _("returns")
         ordering = ["-id"]
+        indexes = [models.Index(fields=["created_at"], name="return_created_at")]  # KPIs
 
     def __str__(self) -> str:
         return f"Return {self.pk} of {self.order_id} at {self.location_id}"

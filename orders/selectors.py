@@ -516,11 +516,19 @@ def returnable_lines(order: Order) -> list[OrderLine]:
     return [line for line in lines if line.returnable > 0]
 
 
-def orders_for_locations(location_ids: Iterable[int]) -> QuerySet[Order]:
-    """Orders a store's staff may see: picked up there, or with an allocation there."""
+def orders_for_locations(
+    location_ids: Iterable[int], *, placed_since: datetime | None = None
+) -> QuerySet[Order]:
+    """Orders a store's staff may see: picked up there, or with an allocation there.
+    `placed_since` (the KPIs' periods) keeps those placed since then — and reads only the
+    allocations made since, as none predates its order's placement."""
     ids = list(location_ids)
-    served = Allocation.objects.filter(location_id__in=ids).values("order_id")
-    return Order.objects.filter(Q(pickup_location_id__in=ids) | Q(pk__in=served))
+    served = Allocation.objects.filter(location_id__in=ids)
+    orders = Order.objects.all()
+    if placed_since is not None:
+        served = served.filter(created_at__gte=placed_since)
+        orders = orders.filter(placed_at__gte=placed_since)
+    return orders.filter(Q(pickup_location_id__in=ids) | Q(pk__in=served.values("order_id")))
 
 
 def orders_list(

@@ -441,6 +441,7 @@ class Tender(models.Model):
                 name="uniq_tender_provider_reference",
             ),
         ]
+        indexes = [models.Index(fields=["created_at"], name="tender_created_at")]  # tender mix
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} for {self.order_reference}"

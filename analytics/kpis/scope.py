@@ -15,5 +15,6 @@ def orders_placed(period: Period) -> QuerySet[Order]:
     if period.channel:
         orders = orders.filter(channel=period.channel)
     if period.location_ids is not None:
-        orders = orders.filter(pk__in=orders_for_locations(period.location_ids).values("pk"))
+        mine = orders_for_locations(period.location_ids, placed_since=period.start)
+        orders = orders.filter(pk__in=mine.values("pk"))
     return orders
