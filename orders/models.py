@@ -337,6 +337,12 @@ class RoutingDecision(models.Model):
         verbose_name = _("routing decision")
         verbose_name_plural = _("routing decisions")
         ordering = ["order", "id"]
+        # the re-routings of a period (the stores KPI); placements are most rows, left out
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=~Q(trigger="placement"), name="routing_again_at"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.trigger}: {self.outcome}"

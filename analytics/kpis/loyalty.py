@@ -60,7 +60,8 @@ def campaigns(period: Period) -> Table:
         redemptions = CouponRedemption.objects.filter(coupon__in=issued)
         online, in_store = Q(channel__in=ONLINE_CHANNELS), Q(channel=SalesChannel.STORE)
         if stores is not None:
-            served = orders_for_locations(stores).values("reference")
+            # a code is used after its issue, in the period: so is its order placed
+            served = orders_for_locations(stores, placed_since=period.start).values("reference")
             online &= Q(order_ref__in=served)
             in_store &= Q(store_id__in=stores)
         redeemed = redemptions.aggregate(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
-from analytics.kpis.scope import orders_placed
+from analytics.kpis.scope import orders_placed, placed_in
 from analytics.kpis.table import Table
 from analytics.periods import Period
 from analytics.stats import amount_text, share
@@ -56,7 +56,9 @@ def sales(period: Period) -> Table:
         line["orders"] += found["orders"]
         line["revenue"] += found["revenue"] or 0
 
-    sold_lines = OrderLine.objects.filter(order__in=orders.exclude(status__in=NOT_SOLD))
+    sold_lines = OrderLine.objects.filter(placed_in(period, via="order__")).exclude(
+        order__status__in=NOT_SOLD
+    )
     for found in (
         sold_lines.annotate(bucket=period.bucket("order__placed_at"))
         .values("bucket", "order__channel", "order__currency")

@@ -41,15 +41,17 @@ def stores(period: Period) -> Table:
     locations = Location.objects.filter(is_active=True).order_by("kind", "code")
     if period.location_ids is not None:
         locations = locations.filter(pk__in=period.location_ids)
-    allocations = Allocation.objects.filter(**period.within("created_at"))
+    every_allocation = Allocation.objects.filter(**period.within("created_at"))
+    lines = AllocationLine.objects.filter(**period.within("allocation__created_at"))
     if period.channel:
-        allocations = allocations.filter(order__channel=period.channel)
+        every_allocation = every_allocation.filter(order__channel=period.channel)
+        lines = lines.filter(allocation__order__channel=period.channel)
+    allocations = every_allocation  # the locations shown: a manager's, or all
+    if period.location_ids is not None:
+        allocations = allocations.filter(location_id__in=period.location_ids)
+        lines = lines.filter(allocation__location_id__in=period.location_ids)
 
-    lines_given = dict(
-        AllocationLine.objects.filter(allocation__in=allocations)
-        .values_list("allocation__location")
-        .annotate(n=Count("pk"))
-    )
+    lines_given = dict(lines.values_list("allocation__location").annotate(n=Count("pk")))
     rejections = {
         row["location"]: row
         for row in OrderEvent.objects.filter(kind="line_rejected", **period.within("occurred_at"))
@@ -63,7 +65,12 @@ def stores(period: Period) -> Table:
         )
     }
     served = dict(allocations.values_list("location").annotate(n=Count("order", distinct=True)))
-    rerouted_orders = RoutingDecision.objects.exclude(trigger="placement").values("order")
+    # routed again: a decision after placement, never older than the allocation it made
+    rerouted_orders = (
+        RoutingDecision.objects.filter(created_at__gte=period.start)
+        .exclude(trigger="placement")
+        .values("order")
+    )
     rerouted = dict(
         allocations.filter(order__in=rerouted_orders)
         .values_list("location")
@@ -82,7 +89,7 @@ def stores(period: Period) -> Table:
     }
     shipped = allocations.filter(kind=AllocationKind.SHIP)
     shipped_by = dict(shipped.values_list("location").annotate(n=Count("pk")))
-    all_shipped = shipped.count()
+    all_shipped = every_allocation.filter(kind=AllocationKind.SHIP).count()  # the chain's
 
     rows = []
     for location in locations:
