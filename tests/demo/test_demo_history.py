@@ -8,16 +8,14 @@ from django.core.management import call_command
 
 from analytics.kpis import TABLES
 from analytics.periods import period_parse
-from tests.browser.conftest import staff_groups_restore
 
-# Real commits, as under `make run`: captures and other after-commit work run (a gift card
-# held online is captured at pickup). serialized_rollback puts the migrations' rows back.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db
 
 
-def test_the_demo_history_fills_every_kpi_of_the_dashboard():
-    staff_groups_restore()  # an earlier transactional test may have flushed them
-    call_command("load_demo", "--history-weeks", "2", verbosity=0)
+def test_the_demo_history_fills_every_kpi_of_the_dashboard(django_capture_on_commit_callbacks):
+    # after-commit work runs as under `make run` (a gift card held online is captured at pickup)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("load_demo", "--history-weeks", "2", verbosity=0)
     period = period_parse(first_day=None, last_day=None, granularity="week")
     tables = {name: TABLES[name](period).rows for name in TABLES}
 
