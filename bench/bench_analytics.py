@@ -1460,7 +1460,7 @@ def server_version() -> str:
         return cursor.fetchone()[0]
 
 
-def report(args, loader, vacuum_s, periods, samples, rows, load_avg) -> tuple[str, list]:
+def report(args, revision, loader, vacuum_s, periods, samples, rows, load_avg) -> tuple[str, list]:
     command = "BENCH=analytics bash bench/run.sh" + (" --quick" if args.quick else "")
     defaults = {"orders": 1_000_000, "locations": 200, "days": 365, "customers": 200_000,
                 "skus": 2_000, "repeat": 20, "seed": 16}  # fmt: skip
@@ -1540,7 +1540,6 @@ def report(args, loader, vacuum_s, periods, samples, rows, load_avg) -> tuple[st
         )
     else:
         lines[-1] += f" (worst: {worst[0]}, {worst[1]}, p95 {worst[3]:,.0f} ms)."
-    revision = git_revision()
     if revision:
         lines += ["", f"Code revision: {revision}."]
     return "\n".join(lines) + "\n", misses
@@ -1552,6 +1551,7 @@ def main() -> None:
         raise SystemExit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://…")
     if Order.objects.exists() or Location.objects.exists():
         raise SystemExit("Expects an empty, migrated database (bench/run.sh makes one).")
+    revision = git_revision()  # the code imported and migrated now, whatever is committed later
     rng = random.Random(args.seed)
     loader = Loader()
     started = time.perf_counter()
@@ -1572,7 +1572,7 @@ def main() -> None:
     samples, rows = measure(periods, args.repeat)
     load_after = os.getloadavg()[0]
     section, misses = report(
-        args, loader, vacuum_s, periods, samples, rows, (load_before, load_after)
+        args, revision, loader, vacuum_s, periods, samples, rows, (load_before, load_after)
     )
     write_section("analytics", section)
     by_scope = {label: period for label, _short, period in periods}
